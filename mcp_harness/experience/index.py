@@ -1,0 +1,260 @@
+"""In-memory retrieval index over the query column: built once, updated incrementally.
+
+Rows are stored in *slots*. A forward index (slot -> keyword ids, CSR) is the source of truth;
+an inverted index (keyword id -> slots, CSR) is rebuilt from it in bulk, and postings added since
+the last rebuild wait in a small delta map. Patching a row retires its slot and takes a new one;
+deleting rows retires slots and renumbers rows. So a query touches only the postings of its own
+keywords, never every row and never a file.
+
+Scores (each multiplied by the row weight):
+- `jaccard`: |Q ∩ R| / |Q ∪ R| over keyword sets (the seed's default, on normalised keywords).
+- `bm25`: Okapi BM25 (k1=1.2, b=0.75) with the row's keywords as its terms.
+Ties are broken by row index, ascending, so results are deterministic. Rows scoring 0 are not
+returned. Exploration noise (`noise > 0`) needs an explicit seed: every live row gets
+`noise * U[0, 1)` added from `numpy.random.default_rng(seed)`, so a rerun with the same seed gives
+the same rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mcp_harness.errors import HarnessError
+
+METHODS = ("jaccard", "bm25")
+_BM25_K1 = 1.2
+_BM25_B = 0.75
+
+
+class _Growable:
+    """A numpy array with amortised O(1) append."""
+
+    def __init__(self, dtype: type, fill: float | int = 0) -> None:
+        self._buf = np.full(16, fill, dtype=dtype)
+        self._fill = fill
+        self.size = 0
+
+    def extend(self, values: np.ndarray | Sequence[float]) -> None:
+        values = np.asarray(values, dtype=self._buf.dtype)
+        need = self.size + len(values)
+        if need > len(self._buf):
+            grown = np.full(max(need, 2 * len(self._buf)), self._fill, dtype=self._buf.dtype)
+            grown[: self.size] = self._buf[: self.size]
+            self._buf = grown
+        self._buf[self.size : need] = values
+        self.size = need
+
+    @property
+    def view(self) -> np.ndarray:
+        return self._buf[: self.size]
+
+    def nbytes(self) -> int:
+        return self._buf.nbytes
+
+
+@dataclass(frozen=True)
+class Match:
+    row: int
+    score: float
+
+
+class RetrievalIndex:
+    """Keyword index over rows `0..n-1`; see the module docstring for scoring."""
+
+    def __init__(self) -> None:
+        self._vocab: dict[str, int] = {}
+        self._fwd_terms = _Growable(np.int32)
+        self._fwd_ptr = _Growable(np.int64)
+        self._fwd_ptr.extend([0])
+        self._doc_len = _Growable(np.float32)
+        self._weight = _Growable(np.float32)
+        self._alive = _Growable(np.bool_)
+        self._slot_row = _Growable(np.int64, fill=-1)
+        self._row_slot = np.zeros(0, dtype=np.int64)
+        self._inv_ptr = np.zeros(1, dtype=np.int64)
+        self._inv_slots = np.zeros(0, dtype=np.int32)
+        self._delta: dict[int, list[int]] = {}
+        self._delta_count = 0
+        self._live_terms = 0.0
+
+    # ---- updates --------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._row_slot)
+
+    def append(self, keyword_lists: Iterable[Sequence[str]], weights: Sequence[float]) -> None:
+        """Add rows at the end, in order."""
+        slots = self._new_slots(list(keyword_lists), weights)
+        first_row = len(self._row_slot)
+        self._row_slot = np.concatenate([self._row_slot, slots])
+        self._slot_row.view[slots] = np.arange(first_row, len(self._row_slot))
+
+    def replace(self, row: int, keywords: Sequence[str], weight: float) -> None:
+        """Re-index one row after its query text or weight changed."""
+        self._retire(int(self._row_slot[row]))
+        slot = int(self._new_slots([keywords], [weight])[0])
+        self._row_slot[row] = slot
+        self._slot_row.view[slot] = row
+
+    def set_weight(self, row: int, weight: float) -> None:
+        self._weight.view[self._row_slot[row]] = weight
+
+    def delete(self, rows: Iterable[int]) -> None:
+        """Remove rows; later rows move up, as in `del list[i]`."""
+        doomed = sorted(set(rows))
+        for row in doomed:
+            self._retire(int(self._row_slot[row]))
+        self._row_slot = np.delete(self._row_slot, doomed)
+        self._slot_row.view[self._row_slot] = np.arange(len(self._row_slot))
+
+    def _new_slots(self, keyword_lists: list[Sequence[str]], weights: Sequence[float]) -> np.ndarray:
+        if len(keyword_lists) != len(weights):
+            raise ValueError("one weight per row")
+        vocab = self._vocab
+        ids: list[int] = []
+        lengths: list[int] = []
+        for words in keyword_lists:
+            row_ids = [vocab.setdefault(w, len(vocab)) for w in dict.fromkeys(words)]
+            ids.extend(row_ids)
+            lengths.append(len(row_ids))
+        first = self._alive.size
+        count = len(keyword_lists)
+        slots = np.arange(first, first + count, dtype=np.int64)
+        self._fwd_terms.extend(ids)
+        self._fwd_ptr.extend(self._fwd_terms.size - len(ids) + np.cumsum(lengths, dtype=np.int64))
+        self._doc_len.extend(lengths)
+        self._weight.extend(weights)
+        self._alive.extend(np.ones(count, dtype=np.bool_))
+        self._slot_row.extend(np.full(count, -1))
+        self._live_terms += len(ids)
+        if self._delta_count + len(ids) > max(4096, len(self._inv_slots) // 4):
+            self.rebuild()
+        else:
+            position = 0
+            for slot, length in zip(slots.tolist(), lengths, strict=True):
+                for term in ids[position : position + length]:
+                    self._delta.setdefault(term, []).append(slot)
+                position += length
+            self._delta_count += len(ids)
+        return slots
+
+    def _retire(self, slot: int) -> None:
+        if self._alive.view[slot]:
+            self._alive.view[slot] = False
+            self._slot_row.view[slot] = -1
+            self._live_terms -= float(self._doc_len.view[slot])
+
+    def rebuild(self) -> None:
+        """Fold the delta into the CSR inverted index, dropping retired slots."""
+        ptr = self._fwd_ptr.view
+        counts = np.diff(ptr)
+        slots = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+        terms = self._fwd_terms.view
+        keep = self._alive.view[slots]
+        slots, terms = slots[keep], terms[keep]
+        order = np.argsort(terms, kind="stable")
+        self._inv_slots = slots[order]
+        self._inv_ptr = np.zeros(len(self._vocab) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(terms, minlength=len(self._vocab)), out=self._inv_ptr[1:])
+        self._delta = {}
+        self._delta_count = 0
+
+    # ---- queries --------------------------------------------------------------------------
+    def postings(self, term: int) -> np.ndarray:
+        base = (
+            self._inv_slots[self._inv_ptr[term] : self._inv_ptr[term + 1]]
+            if term + 1 < len(self._inv_ptr)
+            else self._inv_slots[:0]
+        )
+        extra = self._delta.get(term)
+        return np.concatenate([base, np.asarray(extra, dtype=np.int32)]) if extra else base
+
+    def search(
+        self,
+        keywords: Sequence[str],
+        k: int = 16,
+        method: str = "jaccard",
+        noise: float = 0.0,
+        seed: int | None = None,
+    ) -> list[Match]:
+        """Top-`k` rows for the query keywords; [] when nothing matches or the index is empty."""
+        if method not in METHODS:
+            raise HarnessError(
+                f"unknown retrieval method {method!r}", f"use one of: {', '.join(METHODS)}"
+            )
+        if k < 1:
+            raise HarnessError(f"k must be at least 1, got {k}", "ask for k >= 1 rows")
+        if noise and seed is None:
+            raise HarnessError(
+                "exploration noise needs an explicit seed", "pass seed=<int> with noise"
+            )
+        if len(self) == 0:
+            return []
+        query = list(dict.fromkeys(keywords))
+        term_ids = [self._vocab[w] for w in query if w in self._vocab]
+        lists = [self.postings(t) for t in term_ids]
+        n_slots = self._alive.size
+        if method == "jaccard":
+            scores = self._jaccard(lists, len(query), n_slots)
+        else:
+            scores = self._bm25(lists, n_slots)
+        scores *= self._weight.view
+        scores[~self._alive.view] = 0.0
+        if noise:
+            rng = np.random.default_rng(seed)
+            scores += noise * rng.random(n_slots, dtype=np.float32) * self._alive.view
+        return self._top_k(scores, k)
+
+    def _jaccard(self, lists: list[np.ndarray], q_len: int, n_slots: int) -> np.ndarray:
+        scores = np.zeros(n_slots, dtype=np.float32)
+        if not lists:
+            return scores
+        hits = np.concatenate(lists)
+        slots, inter = np.unique(hits, return_counts=True)
+        union = q_len + self._doc_len.view[slots] - inter
+        scores[slots] = inter / union
+        return scores
+
+    def _bm25(self, lists: list[np.ndarray], n_slots: int) -> np.ndarray:
+        scores = np.zeros(n_slots, dtype=np.float32)
+        if not lists:
+            return scores
+        n_live = max(int(self._alive.view.sum()), 1)
+        avg_len = max(self._live_terms / n_live, 1e-9)
+        live = [p[self._alive.view[p]] for p in lists]
+        df = np.array([len(p) for p in live], dtype=np.float64)
+        idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
+        hits = np.concatenate(live)
+        slots, idx = np.unique(hits, return_inverse=True)
+        idf_sum = np.bincount(idx, weights=np.repeat(idf, [len(p) for p in live]))
+        doc_len = self._doc_len.view[slots]
+        norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * doc_len / avg_len))
+        scores[slots] = idf_sum * norm
+        return scores
+
+    def _top_k(self, scores: np.ndarray, k: int) -> list[Match]:
+        candidates = np.flatnonzero(scores > 0)
+        if len(candidates) == 0:
+            return []
+        values = scores[candidates]
+        if len(candidates) > k:
+            threshold = np.partition(values, len(values) - k)[len(values) - k]
+            keep = values >= threshold
+            candidates, values = candidates[keep], values[keep]
+        rows = self._slot_row.view[candidates]
+        order = np.lexsort((rows, -values))[:k]
+        return [Match(int(rows[i]), float(values[i])) for i in order]
+
+    def vocabulary_size(self) -> int:
+        return len(self._vocab)
+
+    def memory_bytes(self) -> int:
+        """Approximate resident size of the index, for the benchmark's per-row budget."""
+        arrays = (self._fwd_terms, self._fwd_ptr, self._doc_len, self._weight, self._alive)
+        total = sum(a.nbytes() for a in arrays) + self._slot_row.nbytes()
+        total += self._row_slot.nbytes + self._inv_ptr.nbytes + self._inv_slots.nbytes
+        total += sum(len(w) + 100 for w in self._vocab)  # str object + dict entry, roughly
+        total += sum(56 + 8 * len(v) for v in self._delta.values())
+        return total

@@ -1,0 +1,49 @@
+"""Keyword extraction for the query column, without an LLM.
+
+Text is split into tokens that keep shell-shaped words whole: identifiers (`snake_case`,
+`os.path`), paths (`/etc/hosts`, `./src/main.py`, `~/.bashrc`), flags (`--force`, `-la`), command
+names and CJK runs. Tokens are lowercased, stripped of sentence punctuation, de-duplicated in order
+of first appearance, and English stop-words are dropped. The same function runs on stored rows and
+on search queries, so both sides always agree.
+"""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN = re.compile(
+    r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+"  # CJK runs
+    r"|[$~./]*[\w$@%+=:,.\-/~]*\w[\w$@%+=:,.\-/~]*"  # words, paths, flags, identifiers
+)
+_EDGE_PUNCT = ".,:;=!?"
+
+STOP_WORDS = frozenset(
+    """a about above after again against all am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each few for from
+    further had has have having he her here hers herself him himself his how i if in into is it
+    its itself just let me more most my myself no nor not now of off on once only or other our
+    ours ourselves out over own same she should so some such than that the their theirs them
+    themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+    please also want""".split()
+)
+
+
+def extract_keywords(text: str) -> list[str]:
+    """Retrieval keywords of `text`, in order of first appearance."""
+    seen: dict[str, None] = {}
+    for match in _TOKEN.finditer(text):
+        token = match.group(0).lower().rstrip(_EDGE_PUNCT)
+        if token.startswith(("'", '"')):
+            token = token.strip("'\"")
+        if not token or token in STOP_WORDS or token in seen:
+            continue
+        if len(token) == 1 and not token.isalnum():
+            continue
+        seen[token] = None
+    return list(seen)
+
+
+def keywords_text(text: str) -> str:
+    """The query-column form: one keyword per line."""
+    return "\n".join(extract_keywords(text))

@@ -1,0 +1,389 @@
+"""Experience tensors: `[N, 3]` (query, key, value) rows in the seed layout, plus provenance.
+
+The directory is a symbolic tensor (`shape`, `storage/…/data`) with sidecars the seed ignores:
+`rows.jsonl` (one line per row: weight `w`, `source`, `ts` and free-form fields), `.lock` (a file
+lock serialising writers across processes) and `.txn/` (the journal of an unfinished commit).
+Every change is one journaled transaction (see `storage.transaction`), so a crash leaves the old
+rows or the new ones. Appends write their provenance lines before the commit; lines past the
+committed row count are leftovers of an interrupted append and are dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
+
+from mcp_harness.errors import CorruptTensorError, HarnessError
+from mcp_harness.experience.index import RetrievalIndex
+from mcp_harness.experience.keywords import extract_keywords
+from mcp_harness.redaction import redact
+from mcp_harness.storage import layout
+from mcp_harness.storage.atomic import append_lines
+from mcp_harness.storage.transaction import TXN_DIR, Transaction, recover
+
+ROWS_FILE = "rows.jsonl"
+LOCK_FILE = ".lock"
+COLUMNS = ("query", "key", "value")
+
+
+@dataclass
+class Row:
+    """One experience row as given by a caller; provenance fields are free-form."""
+
+    query: str
+    key: str
+    value: str
+    weight: float = 1.0
+    source: str = "manual"
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_list(cls, cells: Sequence[Any], **meta: Any) -> Row:
+        if not isinstance(cells, (list, tuple)) or len(cells) != 3:
+            width = len(cells) if isinstance(cells, (list, tuple)) else type(cells).__name__
+            raise HarnessError(
+                f"an experience row needs 3 cells (query, key, value), got {width}",
+                "give [query, key, value]; use '' for an empty cell",
+            )
+        for name, cell in zip(COLUMNS, cells, strict=True):
+            if not isinstance(cell, str):
+                raise HarnessError(
+                    f"row cell {name!r} must be text, got {type(cell).__name__}",
+                    "quote the value as a string",
+                )
+        return cls(cells[0], cells[1], cells[2], **meta)
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """A row as stored, with its index and provenance."""
+
+    index: int
+    query: str
+    key: str
+    value: str
+    weight: float
+    provenance: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "row": self.index,
+            "query": self.query,
+            "key": self.key,
+            "value": self.value,
+            "weight": self.weight,
+            "provenance": self.provenance,
+        }
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A search result: the row and its score (similarity x row weight)."""
+
+    score: float
+    row: StoredRow
+
+    def to_json(self) -> dict[str, Any]:
+        return {"score": round(self.score, 6), **self.row.to_json()}
+
+
+class Experience:
+    """An experience tensor on disk with its retrieval index in memory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = FileLock(str(path / LOCK_FILE))
+        self._meta: list[dict[str, Any]] = []
+        self._index = RetrievalIndex()
+        self._sidecar_end = 0
+        self._stamp: tuple[int, ...] = ()
+
+    # ---- opening ----------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: Path | str) -> Experience:
+        """A new, empty `[0, 3]` experience at `path` (cold start)."""
+        path = Path(path).absolute()
+        if (path / layout.SHAPE_FILE).exists():
+            raise HarnessError(
+                f"{path}: an experience already exists here",
+                "open it instead, or choose another name",
+            )
+        if path.exists() and any(path.iterdir()):
+            raise HarnessError(
+                f"{path}: directory is not empty", "choose a new or empty directory"
+            )
+        path.mkdir(parents=True, exist_ok=True)
+        layout.write_shape(path, (0, 3))
+        return cls.open(path)
+
+    @classmethod
+    def open(cls, path: Path | str) -> Experience:
+        """Load rows and build the index; finishes a commit a crash interrupted."""
+        path = Path(path).absolute()
+        if not (path / layout.SHAPE_FILE).exists() and not path.is_dir():
+            raise HarnessError(
+                f"{path}: no experience here",
+                f"create it with `mcp-harness experience new {path}`",
+            )
+        experience = cls(path)
+        with experience._lock:
+            experience._load()
+        return experience
+
+    def _load(self) -> None:
+        recover(self.path)
+        shape = layout.read_shape(self.path)
+        if len(shape) != 2 or shape[1] != 3:
+            raise CorruptTensorError(
+                f"{self.path}: an experience tensor has shape [N, 3], found {list(shape)}",
+                "point at an experience directory (made by `mcp-harness experience new`)",
+            )
+        count = shape[0]
+        self._meta, self._sidecar_end = _read_sidecar(self.path / ROWS_FILE, count)
+        queries = [layout.read_element(self.path, 3 * row) or "" for row in range(count)]
+        self._index = RetrievalIndex()
+        self._index.append(
+            (extract_keywords(q) for q in queries), [m.get("w", 1.0) for m in self._meta]
+        )
+        self._stamp = _stamp(self.path)
+
+    def _refresh_if_changed(self) -> None:
+        """Under the lock: reload if another process committed since we loaded.
+
+        Every commit rewrites or appends `rows.jsonl`, so its stat is the version stamp.
+        """
+        if (self.path / TXN_DIR).exists() or _stamp(self.path) != self._stamp:
+            self._load()
+
+    # ---- reading ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._meta)
+
+    def row(self, index: int) -> StoredRow:
+        if not 0 <= index < len(self):
+            raise HarnessError(
+                f"row {index} does not exist in {self.path} ({len(self)} rows)",
+                f"use a row index from 0 to {len(self) - 1}" if len(self) else "add rows first",
+            )
+        cells = [layout.read_element(self.path, 3 * index + c) or "" for c in range(3)]
+        meta = dict(self._meta[index])
+        weight = float(meta.pop("w", 1.0))
+        return StoredRow(index, cells[0], cells[1], cells[2], weight, meta)
+
+    def rows(self, start: int = 0, stop: int | None = None) -> Iterator[StoredRow]:
+        for index in range(start, min(stop if stop is not None else len(self), len(self))):
+            yield self.row(index)
+
+    def search(
+        self,
+        text: str,
+        k: int = 16,
+        method: str = "jaccard",
+        noise: float = 0.0,
+        seed: int | None = None,
+    ) -> list[Hit]:
+        """Top-k rows for `text`; an empty list when the experience is empty or nothing matches."""
+        if _stamp(self.path) != self._stamp:
+            with self._lock:
+                self._refresh_if_changed()
+        matches = self._index.search(extract_keywords(text), k, method, noise, seed)
+        return [Hit(m.score, self.row(m.row)) for m in matches]
+
+    def weights(self) -> list[float]:
+        return [float(m.get("w", 1.0)) for m in self._meta]
+
+    def stats(self) -> dict[str, Any]:
+        sources: dict[str, int] = {}
+        for meta in self._meta:
+            source = str(meta.get("source", "unknown"))
+            sources[source] = sources.get(source, 0) + 1
+        weights = self.weights()
+        return {
+            "path": str(self.path),
+            "rows": len(self),
+            "sources": dict(sorted(sources.items())),
+            "weight_mean": sum(weights) / len(weights) if weights else None,
+            "vocabulary": self._index.vocabulary_size(),
+        }
+
+    # ---- writing ----------------------------------------------------------------------------
+    def append(self, rows: Iterable[Row]) -> range:
+        """Append rows (secrets redacted first) in one commit; returns their indices."""
+        prepared = [_clean(row) for row in rows]
+        with self._lock:
+            self._refresh_if_changed()
+            start = len(self)
+            if not prepared:
+                return range(start, start)
+            sidecar = self.path / ROWS_FILE
+            if sidecar.exists() and sidecar.stat().st_size != self._sidecar_end:
+                os.truncate(sidecar, self._sidecar_end)
+            txn = Transaction(self.path)
+            metas = []
+            for offset, row in enumerate(prepared):
+                flat = 3 * (start + offset)
+                for column, text in enumerate((row.query, row.key, row.value)):
+                    txn.write(layout.element_relpath(flat + column), text)
+                metas.append(_meta_for(row))
+            lines = [json.dumps(m, ensure_ascii=False) for m in metas]
+            append_lines(sidecar, lines)
+            txn.write(layout.SHAPE_FILE, json.dumps([start + len(prepared), 3]))
+            txn.commit()
+            self._sidecar_end += sum(len(line.encode("utf-8")) + 1 for line in lines)
+            self._stamp = _stamp(self.path)
+            self._meta.extend(metas)
+            self._index.append(
+                (extract_keywords(row.query) for row in prepared), [row.weight for row in prepared]
+            )
+            return range(start, start + len(prepared))
+
+    def patch(
+        self,
+        index: int,
+        *,
+        query: str | None = None,
+        key: str | None = None,
+        value: str | None = None,
+        weight: float | None = None,
+        fields: dict[str, Any] | None = None,
+    ) -> StoredRow:
+        """Change cells, weight or provenance fields of one row in one commit."""
+        with self._lock:
+            self._refresh_if_changed()
+            self.row(index)  # validates the index
+            txn = Transaction(self.path)
+            for column, text in enumerate((query, key, value)):
+                if text is not None:
+                    txn.write(layout.element_relpath(3 * index + column), redact(text))
+            meta = dict(self._meta[index])
+            if weight is not None:
+                meta["w"] = _check_weight(weight)
+            if fields:
+                meta.update(fields)
+            metas = [*self._meta[:index], meta, *self._meta[index + 1 :]]
+            self._stage_sidecar(txn, metas)
+            txn.commit()
+            self._stamp = _stamp(self.path)
+            self._meta = metas
+            if query is not None:
+                self._index.replace(index, extract_keywords(redact(query)), meta.get("w", 1.0))
+            else:
+                self._index.set_weight(index, meta.get("w", 1.0))
+            return self.row(index)
+
+    def set_weights(self, weights: Sequence[float]) -> None:
+        """Replace every row weight at once (the optimizer's numeric step)."""
+        with self._lock:
+            self._refresh_if_changed()
+            if len(weights) != len(self):
+                raise HarnessError(
+                    f"{len(weights)} weights for {len(self)} rows in {self.path}",
+                    "give one weight per row",
+                )
+            metas = [{**m, "w": _check_weight(w)} for m, w in zip(self._meta, weights, strict=True)]
+            txn = Transaction(self.path)
+            self._stage_sidecar(txn, metas)
+            txn.commit()
+            self._stamp = _stamp(self.path)
+            self._meta = metas
+            for row, w in enumerate(weights):
+                self._index.set_weight(row, w)
+
+    def delete(self, indices: Iterable[int]) -> int:
+        """Delete rows; later rows move up. Returns how many were deleted."""
+        with self._lock:
+            self._refresh_if_changed()
+            doomed = sorted(set(indices))
+            for index in doomed:
+                self.row(index)
+            if not doomed:
+                return 0
+            keep = [i for i in range(doomed[0], len(self)) if i not in set(doomed)]
+            txn = Transaction(self.path)
+            for new_row, old_row in enumerate(keep, start=doomed[0]):
+                for column in range(3):
+                    text = layout.read_element(self.path, 3 * old_row + column)
+                    relpath = layout.element_relpath(3 * new_row + column)
+                    if text is None:
+                        txn.remove(relpath)
+                    else:
+                        txn.write(relpath, text)
+            new_count = len(self) - len(doomed)
+            for flat in range(3 * new_count, 3 * len(self)):
+                txn.remove(layout.element_relpath(flat))
+            metas = [m for i, m in enumerate(self._meta) if i not in set(doomed)]
+            self._stage_sidecar(txn, metas)
+            txn.write(layout.SHAPE_FILE, json.dumps([new_count, 3]))
+            txn.commit()
+            self._stamp = _stamp(self.path)
+            self._meta = metas
+            self._index.delete(doomed)
+            return len(doomed)
+
+    def _stage_sidecar(self, txn: Transaction, metas: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in metas)
+        txn.write(ROWS_FILE, text)
+        self._sidecar_end = len(text.encode("utf-8"))
+
+
+def _clean(row: Row) -> Row:
+    if not isinstance(row, Row):
+        raise HarnessError(f"expected a Row, got {type(row).__name__}", "build rows with Row(...)")
+    _check_weight(row.weight)
+    return Row(
+        redact(row.query), redact(row.key), redact(row.value), row.weight, row.source,
+        json.loads(redact(json.dumps(row.fields, ensure_ascii=False))),
+    )
+
+
+def _check_weight(weight: float) -> float:
+    if not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 1e6:
+        raise HarnessError(f"row weight must be a number >= 0, got {weight!r}", "use e.g. 1.0")
+    return float(weight)
+
+
+def _meta_for(row: Row) -> dict[str, Any]:
+    stamp = datetime.now(UTC).isoformat(timespec="seconds")
+    return {"w": row.weight, "source": row.source, "ts": stamp, **row.fields}
+
+
+def _stamp(path: Path) -> tuple[int, ...]:
+    try:
+        st = (path / ROWS_FILE).stat()
+    except FileNotFoundError:
+        return ()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _read_sidecar(path: Path, count: int) -> tuple[list[dict[str, Any]], int]:
+    """Provenance for `count` rows and the byte offset where committed lines end.
+
+    Rows without a line (a tensor written by hand or by the seed) get default provenance.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return [{"w": 1.0, "source": "unknown"} for _ in range(count)], 0
+    metas: list[dict[str, Any]] = []
+    end = 0
+    for number, line in enumerate(raw.split(b"\n")[:-1][:count], start=1):
+        try:
+            meta = json.loads(line)
+        except json.JSONDecodeError:
+            meta = None
+        if not isinstance(meta, dict):
+            raise CorruptTensorError(
+                f"{path}:{number}: provenance line is not a JSON object",
+                f"repair or delete line {number} of {path.name}",
+            )
+        metas.append(meta)
+        end += len(line) + 1
+    metas.extend({"w": 1.0, "source": "unknown"} for _ in range(count - len(metas)))
+    return metas, end

@@ -1,0 +1,1 @@
+"""On-disk storage: the seed's tensor layout, atomic writes and journaled transactions."""

@@ -1,0 +1,88 @@
+"""Crash-safe file primitives: a reader sees the old bytes or the new bytes, never a mix."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def fsync_dir(directory: Path) -> None:
+    """Persist a rename or create in `directory` (a no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None:
+    """Write `data` to `path` via a temp file and rename.
+
+    A symlink at `path` is written through (its target is replaced), so views stay views.
+    `durable=False` skips fsync for bulk writes whose commit point is fsynced elsewhere.
+    """
+    target = Path(os.path.realpath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(raw)
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if durable:
+        fsync_dir(target.parent)
+
+
+def atomic_write_json(path: Path, value: Any) -> None:
+    """Atomically write `value` as JSON."""
+    atomic_write(path, json.dumps(value, ensure_ascii=False))
+
+
+def append_lines(path: Path, lines: list[str]) -> None:
+    """Append whole lines with one write and one fsync; a crash can only truncate the tail."""
+    if any("\n" in line for line in lines):
+        raise ValueError("append_lines takes lines without newlines")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    raw = "".join(line + "\n" for line in lines).encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = 0
+        while written < len(raw):
+            written += os.write(fd, raw[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Yield the complete JSON lines of `path`; a truncated last line (crash mid-append) is skipped."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return
+    lines = raw.split(b"\n")
+    complete, tail = lines[:-1], lines[-1]
+    for number, line in enumerate(complete, start=1):
+        if line.strip():
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    if tail.strip():
+        with contextlib.suppress(json.JSONDecodeError):
+            yield json.loads(tail)

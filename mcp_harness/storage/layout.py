@@ -1,0 +1,158 @@
+"""The seed's tensor directory layout, read and written exactly.
+
+`<root>/<uid>/shape` holds a JSON list; element `i` (row-major flat index) lives at
+`<root>/<uid>/storage/<decimal digits of i, one directory each>/data`, so 12 -> `storage/1/2/data`.
+A missing element file means the element is absent. Anything else in the directory is a sidecar
+that the layout ignores.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+from mcp_harness.errors import CorruptTensorError, HarnessError
+from mcp_harness.storage.atomic import atomic_write
+
+SHAPE_FILE = "shape"
+STORAGE_DIR = "storage"
+DATA_FILE = "data"
+
+
+def element_relpath(flat_index: int) -> str:
+    """`storage/1/2/data` for flat index 12."""
+    if flat_index < 0:
+        raise ValueError(f"flat index must be >= 0, got {flat_index}")
+    return "/".join((STORAGE_DIR, *str(flat_index), DATA_FILE))
+
+
+def element_path(tensor_dir: Path, flat_index: int) -> Path:
+    return tensor_dir / element_relpath(flat_index)
+
+
+def numel(shape: tuple[int, ...] | list[int]) -> int:
+    return math.prod(shape)
+
+
+def flat_index(shape: tuple[int, ...], coords: tuple[int, ...]) -> int:
+    """Row-major flat index of `coords` (the only way flat indices are computed)."""
+    if len(coords) != len(shape):
+        raise HarnessError(
+            f"coordinates {list(coords)} have {len(coords)} dims but the tensor has shape "
+            f"{list(shape)}",
+            "give one index per dimension",
+        )
+    index = 0
+    for size, coord in zip(shape, coords, strict=True):
+        if not 0 <= coord < size:
+            raise HarnessError(
+                f"coordinates {list(coords)} are out of range for shape {list(shape)}",
+                "use indices 0 <= i < size in each dimension",
+            )
+        index = index * size + coord
+    return index
+
+
+def read_shape(tensor_dir: Path) -> tuple[int, ...]:
+    """Read and validate `<dir>/shape`."""
+    path = tensor_dir / SHAPE_FILE
+    if not tensor_dir.is_dir():
+        raise HarnessError(
+            f"{tensor_dir}: no such tensor directory",
+            "check the path; a tensor directory holds a 'shape' file and a 'storage/' folder",
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CorruptTensorError(
+            f"{tensor_dir}: missing shape file {path.name!r}",
+            "this is not a tensor directory, or it was damaged; restore the shape file "
+            "(a JSON list such as [2, 3])",
+        ) from None
+    except UnicodeDecodeError:
+        raise CorruptTensorError(f"{path}: shape file is not UTF-8 text", "write a JSON list") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CorruptTensorError(
+            f"{path}: shape is not valid JSON ({exc.msg})", "write a JSON list such as [2, 3]"
+        ) from None
+    if not isinstance(value, list) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value
+    ):
+        raise CorruptTensorError(
+            f"{path}: shape must be a JSON list of non-negative integers, got {text.strip()!r}",
+            "write a JSON list such as [2, 3]",
+        )
+    return tuple(value)
+
+
+def write_shape(tensor_dir: Path, shape: tuple[int, ...], *, durable: bool = True) -> None:
+    atomic_write(tensor_dir / SHAPE_FILE, json.dumps(list(shape)), durable=durable)
+
+
+def _flat_from_parts(parts: tuple[str, ...]) -> int | None:
+    """Digits path -> flat index, or None if the path is not canonical (e.g. leading zero)."""
+    if not parts or not all(len(p) == 1 and p.isdigit() for p in parts):
+        return None
+    if len(parts) > 1 and parts[0] == "0":
+        return None
+    return int("".join(parts))
+
+
+def scan_elements(tensor_dir: Path, shape: tuple[int, ...]) -> set[int]:
+    """Flat indices whose element file exists; rejects storage that disagrees with the shape."""
+    storage = tensor_dir / STORAGE_DIR
+    present: set[int] = set()
+    if not storage.exists():
+        return present
+    size = numel(shape)
+    for current, dirs, files in os.walk(storage, followlinks=False):
+        rel = Path(current).relative_to(storage).parts
+        if DATA_FILE not in files:
+            continue
+        index = _flat_from_parts(rel)
+        if index is None:
+            raise CorruptTensorError(
+                f"{storage / Path(*rel) / DATA_FILE}: element path is not a canonical flat index",
+                "element files live at storage/<decimal digits>/data without leading zeros",
+            )
+        if index >= size:
+            raise CorruptTensorError(
+                f"{tensor_dir}: shape {list(shape)} has {size} elements but storage holds "
+                f"element {index} ({element_relpath(index)})",
+                "fix the shape file or remove the extra element files",
+            )
+        if os.path.exists(os.path.join(current, DATA_FILE)):
+            present.add(index)
+    return present
+
+
+def read_element(tensor_dir: Path, flat: int) -> str | None:
+    """The element's text, or None when absent (a dangling view link counts as absent)."""
+    path = element_path(tensor_dir, flat)
+    try:
+        raw = path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptTensorError(
+            f"{path}: element {flat} is not UTF-8 text (byte {exc.start})",
+            "tensor elements are UTF-8 text files; re-encode or remove the file",
+        ) from None
+
+
+def write_element(tensor_dir: Path, flat: int, content: str, *, durable: bool = True) -> None:
+    atomic_write(element_path(tensor_dir, flat), content, durable=durable)
+
+
+def remove_element(tensor_dir: Path, flat: int) -> None:
+    path = element_path(tensor_dir, flat)
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
