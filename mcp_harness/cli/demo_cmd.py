@@ -23,8 +23,12 @@ DEMO_QUERIES = (
 
 def register(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser("demo", help="build experience from a bundled sample and query it")
-    demo.add_argument("--keep", type=Path, default=None,
-                      help="write the experience here and keep it (default: a temp dir)")
+    demo.add_argument(
+        "--keep",
+        type=Path,
+        default=None,
+        help="write the experience here and keep it (default: a temp dir)",
+    )
     demo.add_argument("-k", type=int, default=3, help="rows per query (default 3)")
     demo.set_defaults(run=_run)
 
@@ -47,8 +51,10 @@ def _demo(target: Path, k: int) -> int:
     experience = Experience.create(target)
     experience.append(rows)
     built = time.perf_counter() - started
-    print(f"Built experience tensor [{len(experience)}, 3] at {experience.path} "
-          f"in {built * 1000:.0f} ms (query | key | value files in the seed layout)\n")
+    print(
+        f"Built experience tensor [{len(experience)}, 3] at {experience.path} "
+        f"in {built * 1000:.0f} ms (query | key | value files in the seed layout)\n"
+    )
     for text in DEMO_QUERIES:
         print(f"? {text}")
         for method in ("jaccard", "bm25"):

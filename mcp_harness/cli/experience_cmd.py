@@ -27,8 +27,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     add.add_argument("--query", help="retrieval keywords, one per line (default: from the key)")
     add.add_argument("--weight", type=float, default=1.0, help="row weight (default 1.0)")
     add.add_argument("--source", default="manual", help="provenance source (default manual)")
-    add.add_argument("--field", action="append", default=[], metavar="NAME=VALUE",
-                     help="extra provenance field; repeatable")
+    add.add_argument(
+        "--field",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra provenance field; repeatable",
+    )
     _json_flag(add)
     add.set_defaults(run=_add)
 
@@ -124,8 +129,12 @@ def _import(args: argparse.Namespace) -> int:
     rows = read_rows_jsonl(args.file, source=args.source or args.file.name)
     added = experience.append(rows)
     summary = {"added": len(added), "first_row": added.start, "rows": len(experience)}
-    _emit(args, summary, f"imported {len(added)} rows from {args.file} into {experience.path} "
-          f"({len(experience)} rows now)")
+    _emit(
+        args,
+        summary,
+        f"imported {len(added)} rows from {args.file} into {experience.path} "
+        f"({len(experience)} rows now)",
+    )
     return 0
 
 
@@ -133,8 +142,13 @@ def _search(args: argparse.Namespace) -> int:
     experience = _open(args.experience)
     hits = experience.search(args.text, args.k, args.method, args.noise, args.seed)
     if args.json:
-        print(json.dumps({"query": args.text, "empty": not hits,
-                          "hits": [h.to_json() for h in hits]}, ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {"query": args.text, "empty": not hits, "hits": [h.to_json() for h in hits]},
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return 0
     if not hits:
         reason = "the experience is empty" if len(experience) == 0 else "no row matches"
@@ -177,8 +191,9 @@ def _edit(args: argparse.Namespace) -> int:
     if all(v is None for v in (args.query, args.key, args.value, args.weight)):
         raise HarnessError("nothing to change", "give --query, --key, --value or --weight")
     experience = _open(args.experience)
-    row = experience.patch(args.row, query=args.query, key=args.key, value=args.value,
-                           weight=args.weight)
+    row = experience.patch(
+        args.row, query=args.query, key=args.key, value=args.value, weight=args.weight
+    )
     _emit(args, row.to_json(), f"updated row {row.index} of {experience.path}")
     return 0
 

@@ -59,7 +59,9 @@ def read_rows_jsonl(path: Path, source: str) -> list[Row]:
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise HarnessError(f"{path}:{number}: not valid JSON ({exc.msg})", FORMAT_HINT) from None
+            raise HarnessError(
+                f"{path}:{number}: not valid JSON ({exc.msg})", FORMAT_HINT
+            ) from None
         try:
             rows.append(row_from_json(item, source))
         except HarnessError as exc:

@@ -109,7 +109,9 @@ class RetrievalIndex:
         self._row_slot = np.delete(self._row_slot, doomed)
         self._slot_row.view[self._row_slot] = np.arange(len(self._row_slot))
 
-    def _new_slots(self, keyword_lists: list[Sequence[str]], weights: Sequence[float]) -> np.ndarray:
+    def _new_slots(
+        self, keyword_lists: list[Sequence[str]], weights: Sequence[float]
+    ) -> np.ndarray:
         if len(keyword_lists) != len(weights):
             raise ValueError("one weight per row")
         vocab = self._vocab

@@ -116,9 +116,7 @@ class Experience:
                 "open it instead, or choose another name",
             )
         if path.exists() and any(path.iterdir()):
-            raise HarnessError(
-                f"{path}: directory is not empty", "choose a new or empty directory"
-            )
+            raise HarnessError(f"{path}: directory is not empty", "choose a new or empty directory")
         path.mkdir(parents=True, exist_ok=True)
         layout.write_shape(path, (0, 3))
         return cls.open(path)
@@ -338,7 +336,11 @@ def _clean(row: Row) -> Row:
         raise HarnessError(f"expected a Row, got {type(row).__name__}", "build rows with Row(...)")
     _check_weight(row.weight)
     return Row(
-        redact(row.query), redact(row.key), redact(row.value), row.weight, row.source,
+        redact(row.query),
+        redact(row.key),
+        redact(row.value),
+        row.weight,
+        row.source,
         json.loads(redact(json.dumps(row.fields, ensure_ascii=False))),
     )
 

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -67,22 +66,3 @@ def append_lines(path: Path, lines: list[str]) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Yield the complete JSON lines of `path`; a truncated last line (crash mid-append) is skipped."""
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return
-    lines = raw.split(b"\n")
-    complete, tail = lines[:-1], lines[-1]
-    for number, line in enumerate(complete, start=1):
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-    if tail.strip():
-        with contextlib.suppress(json.JSONDecodeError):
-            yield json.loads(tail)

@@ -8,6 +8,7 @@ that the layout ignores.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -72,7 +73,9 @@ def read_shape(tensor_dir: Path) -> tuple[int, ...]:
             "(a JSON list such as [2, 3])",
         ) from None
     except UnicodeDecodeError:
-        raise CorruptTensorError(f"{path}: shape file is not UTF-8 text", "write a JSON list") from None
+        raise CorruptTensorError(
+            f"{path}: shape file is not UTF-8 text", "write a JSON list"
+        ) from None
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -109,7 +112,7 @@ def scan_elements(tensor_dir: Path, shape: tuple[int, ...]) -> set[int]:
     if not storage.exists():
         return present
     size = numel(shape)
-    for current, dirs, files in os.walk(storage, followlinks=False):
+    for current, _dirs, files in os.walk(storage, followlinks=False):
         rel = Path(current).relative_to(storage).parts
         if DATA_FILE not in files:
             continue
@@ -151,8 +154,5 @@ def write_element(tensor_dir: Path, flat: int, content: str, *, durable: bool = 
 
 
 def remove_element(tensor_dir: Path, flat: int) -> None:
-    path = element_path(tensor_dir, flat)
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(element_path(tensor_dir, flat))

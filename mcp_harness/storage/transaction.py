@@ -8,6 +8,7 @@ one that a crash left behind and discards staged files that never got a journal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -67,10 +68,8 @@ def _apply(tensor_dir: Path, ops: dict[str, str | None]) -> None:
     for relpath, staged in ops.items():
         target = tensor_dir / relpath
         if staged is None:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.unlink(target)
-            except FileNotFoundError:
-                pass
             continue
         source = staging / staged
         if not source.exists():

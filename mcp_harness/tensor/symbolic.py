@@ -52,10 +52,14 @@ class SymbolicTensor:
         """Build from nested lists of str (content), Path (copied, or linked) and None (absent)."""
         shape = _infer_shape(nested)
         leaves = list(_flatten(nested, shape))
+        for flat, leaf in enumerate(leaves):
+            if leaf is not None and not isinstance(leaf, (str, Path)):
+                raise HarnessError(
+                    f"element {flat} is a {type(leaf).__name__}; elements are str, Path or None",
+                    "convert the value to text before building the tensor",
+                )
         tensor = cls._allocate(Path(root), shape, uid)
         for flat, leaf in enumerate(leaves):
-            if leaf is None:
-                continue
             if isinstance(leaf, Path):
                 if not leaf.is_file():
                     continue
@@ -66,15 +70,14 @@ class SymbolicTensor:
             elif isinstance(leaf, str):
                 tensor._write(flat, leaf)
             else:
-                raise HarnessError(
-                    f"element {flat} is a {type(leaf).__name__}; elements must be str, Path or None",
-                    "convert the value to text before building the tensor",
-                )
+                continue
             tensor.coef.view(-1)[flat] = 1.0
         return tensor
 
     @classmethod
-    def none(cls, shape: Sequence[int], root: Path | str, *, uid: str | None = None) -> SymbolicTensor:
+    def none(
+        cls, shape: Sequence[int], root: Path | str, *, uid: str | None = None
+    ) -> SymbolicTensor:
         """All elements absent (coefficient 0)."""
         return cls._allocate(Path(root), tuple(shape), uid)
 
@@ -124,7 +127,9 @@ class SymbolicTensor:
         """The element's text, or None when absent."""
         return layout.read_element(self.path, layout.flat_index(self.shape, tuple(coords)))
 
-    def set(self, coords: Sequence[int], content: str | None, coefficient: float | None = None) -> None:
+    def set(
+        self, coords: Sequence[int], content: str | None, coefficient: float | None = None
+    ) -> None:
         """Write one element atomically (None removes it); coefficient defaults to presence."""
         flat = layout.flat_index(self.shape, tuple(coords))
         if content is None:
@@ -293,7 +298,9 @@ def _read_source(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
-        raise HarnessError(f"{path}: not UTF-8 text", "tensor elements must be UTF-8 text") from None
+        raise HarnessError(
+            f"{path}: not UTF-8 text", "tensor elements must be UTF-8 text"
+        ) from None
 
 
 def _read_coefficients(sidecar: Path, size: int) -> torch.Tensor:

@@ -1,0 +1,315 @@
+"""Experience tensors: rows, provenance, retrieval, persistence, crash safety, concurrency."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from mcp_harness.errors import CorruptTensorError, HarnessError
+from mcp_harness.experience.index import RetrievalIndex
+from mcp_harness.experience.keywords import extract_keywords, keywords_text
+from mcp_harness.experience.store import Experience, Row
+from mcp_harness.storage import layout
+from mcp_harness.storage.transaction import Transaction
+from mcp_harness.tensor import SymbolicTensor
+
+
+def row(key: str, value: str, **meta) -> Row:
+    return Row(keywords_text(key), key, value, **meta)
+
+
+SHELL = [
+    row("show git status of the repo", "git status"),
+    row("list files with sizes", "ls -la"),
+    row("commit staged changes in git", "git commit -m msg"),
+    row("run python tests", "python -m pytest -q"),
+    row("show disk usage", "df -h"),
+]
+
+
+@pytest.fixture
+def exp(tmp_path: Path) -> Experience:
+    experience = Experience.create(tmp_path / "exp")
+    experience.append(SHELL)
+    return experience
+
+
+def test_new_experience_is_an_empty_seed_tensor(tmp_path: Path) -> None:
+    experience = Experience.create(tmp_path / "e")
+    assert len(experience) == 0
+    assert (tmp_path / "e" / "shape").read_text() == "[0, 3]"
+    assert experience.search("anything") == []  # explicit empty, never random rows
+    assert SymbolicTensor.load(tmp_path / "e").shape == (0, 3)
+
+
+def test_rows_are_seed_layout_with_provenance(exp: Experience) -> None:
+    tensor = SymbolicTensor.load(exp.path)
+    assert tensor.shape == (5, 3)
+    assert tensor.get((1, 1)) == "list files with sizes"
+    assert tensor.get((1, 2)) == "ls -la"
+    assert tensor.get((1, 0)) == "list\nfiles\nsizes"
+    stored = exp.row(1)
+    assert stored.weight == 1.0
+    assert stored.provenance["source"] == "manual"
+    assert "ts" in stored.provenance
+
+
+def test_provenance_fields_are_kept(tmp_path: Path) -> None:
+    experience = Experience.create(tmp_path / "e")
+    experience.append(
+        [row("build it", "make", source="harvest", fields={"session_id": "s1", "exit_code": 0})]
+    )
+    reopened = Experience.open(tmp_path / "e")
+    meta = reopened.row(0).provenance
+    assert (meta["source"], meta["session_id"], meta["exit_code"]) == ("harvest", "s1", 0)
+
+
+def test_search_ranks_by_jaccard_and_bm25(exp: Experience) -> None:
+    jaccard = exp.search("git status", k=3)
+    assert [h.row.value for h in jaccard] == ["git status", "git commit -m msg"]
+    assert jaccard[0].score == pytest.approx(2 / 4)  # {git, status} vs {show, git, status, repo}
+    bm25 = exp.search("git status", k=3, method="bm25")
+    assert bm25[0].row.value == "git status"
+    assert exp.search("zebra crossing") == []
+
+
+def test_ties_break_by_row_index(tmp_path: Path) -> None:
+    experience = Experience.create(tmp_path / "e")
+    experience.append([row("alpha beta", f"v{i}") for i in range(6)])
+    assert [h.row.index for h in experience.search("alpha beta", k=4)] == [0, 1, 2, 3]
+    experience.patch(4, weight=2.0)
+    assert [h.row.index for h in experience.search("alpha", k=2)] == [4, 0]
+
+
+def test_weight_scales_and_zero_weight_hides(exp: Experience) -> None:
+    exp.patch(0, weight=0.0)
+    assert [h.row.index for h in exp.search("git status")] == [2]
+
+
+def test_noise_needs_a_seed_and_is_reproducible(exp: Experience) -> None:
+    with pytest.raises(HarnessError, match="needs an explicit seed"):
+        exp.search("git", noise=0.5)
+    first = [h.row.index for h in exp.search("git", k=5, noise=1.0, seed=7)]
+    again = [h.row.index for h in exp.search("git", k=5, noise=1.0, seed=7)]
+    assert first == again and len(first) == 5  # noise lets every row be explored
+
+
+def test_bad_arguments_are_named(exp: Experience) -> None:
+    with pytest.raises(HarnessError, match="unknown retrieval method 'cosine'"):
+        exp.search("git", method="cosine")
+    with pytest.raises(HarnessError, match="k must be at least 1"):
+        exp.search("git", k=0)
+    with pytest.raises(HarnessError, match=r"row 9 does not exist .* \(5 rows\)"):
+        exp.row(9)
+
+
+def test_wrong_width_row_is_rejected() -> None:
+    with pytest.raises(HarnessError, match=r"needs 3 cells \(query, key, value\), got 2"):
+        Row.from_list(["a", "b"])
+    with pytest.raises(HarnessError, match="must be text"):
+        Row.from_list(["a", "b", 3])
+
+
+def test_unknown_experience_path(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="no experience here") as info:
+        Experience.open(tmp_path / "nope")
+    assert "mcp-harness experience new" in str(info.value)
+
+
+def test_not_an_experience_shape(tmp_path: Path) -> None:
+    SymbolicTensor.make([["a", "b"]], tmp_path, uid="t")
+    with pytest.raises(CorruptTensorError, match=r"shape \[N, 3\], found \[1, 2\]"):
+        Experience.open(tmp_path / "t")
+
+
+def test_patch_reindexes_and_persists(exp: Experience) -> None:
+    exp.patch(1, query="docker\ncontainers", value="docker ps")
+    assert [h.row.value for h in exp.search("docker containers")] == ["docker ps"]
+    assert exp.search("list files sizes") == []
+    reopened = Experience.open(exp.path)
+    assert reopened.row(1).value == "docker ps"
+    assert [h.row.index for h in reopened.search("docker")] == [1]
+
+
+def test_delete_shifts_rows_and_keeps_provenance(exp: Experience) -> None:
+    exp.patch(3, fields={"note": "kept"})
+    assert exp.delete([0, 2]) == 2
+    assert [r.value for r in exp.rows()] == ["ls -la", "python -m pytest -q", "df -h"]
+    assert exp.row(1).provenance["note"] == "kept"
+    reopened = Experience.open(exp.path)
+    assert len(reopened) == 3
+    assert reopened.row(1).provenance["note"] == "kept"
+    assert not layout.element_path(exp.path, 9).exists()  # old row 3 files removed
+    assert [h.row.index for h in reopened.search("disk usage")] == [2]
+    SymbolicTensor.load(exp.path)  # storage agrees with the shape
+
+
+def test_secrets_are_redacted_before_writing(tmp_path: Path) -> None:
+    experience = Experience.create(tmp_path / "e")
+    key = "sk-ant-api03-" + "A1b2C3d4" * 10
+    experience.append(
+        [
+            row(
+                "call the api",
+                f"ANTHROPIC_API_KEY={key} claude -p hi",
+                fields={"env": f"token={key}"},
+            )
+        ]
+    )
+    on_disk = b"".join(p.read_bytes() for p in (tmp_path / "e").rglob("*") if p.is_file())
+    assert key.encode() not in on_disk
+    assert "[REDACTED]" in experience.row(0).value
+
+
+def test_other_process_changes_are_seen(exp: Experience) -> None:
+    other = Experience.open(exp.path)
+    other.append([row("restart nginx server", "systemctl restart nginx")])
+    other.patch(0, value="git status -sb")
+    assert [h.row.value for h in exp.search("restart nginx")] == ["systemctl restart nginx"]
+    assert exp.row(0).value == "git status -sb"
+
+
+def test_incremental_index_matches_a_fresh_build(tmp_path: Path) -> None:
+    """Random appends, patches, deletes and weights; the live index equals one built from disk."""
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(40)]
+    experience = Experience.create(tmp_path / "e")
+    for _ in range(60):
+        op = rng.random()
+        if op < 0.5 or len(experience) < 3:
+            experience.append(
+                [
+                    Row("\n".join(rng.sample(words, rng.randint(1, 6))), "k", "v")
+                    for _ in range(rng.randint(1, 4))
+                ]
+            )
+        elif op < 0.7:
+            experience.patch(rng.randrange(len(experience)), query="\n".join(rng.sample(words, 3)))
+        elif op < 0.85:
+            experience.patch(rng.randrange(len(experience)), weight=rng.choice([0.0, 0.5, 2.0]))
+        else:
+            experience.delete(rng.sample(range(len(experience)), 2))
+    fresh = Experience.open(experience.path)
+    for _ in range(30):
+        query = " ".join(rng.sample(words, 3))
+        for method in ("jaccard", "bm25"):
+            live = [(h.row.index, round(h.score, 5)) for h in experience.search(query, 8, method)]
+            built = [(h.row.index, round(h.score, 5)) for h in fresh.search(query, 8, method)]
+            assert live == built
+
+
+def test_index_rebuild_keeps_results() -> None:
+    index = RetrievalIndex()
+    index.append([["a", "b"], ["b", "c"], ["c"]], [1.0, 1.0, 1.0])
+    before = index.search(["b", "c"], k=3, method="bm25")
+    index.rebuild()
+    assert index.search(["b", "c"], k=3, method="bm25") == before
+
+
+def test_committed_journal_is_replayed_on_open(exp: Experience) -> None:
+    txn = Transaction(exp.path)
+    txn.write(layout.element_relpath(2), "new value")
+    txn.write(layout.element_relpath(5), "second")
+    # Simulate a crash right after the commit point: journal written, nothing applied.
+    txn._staging.mkdir(exist_ok=True)
+    (txn._staging / "journal.json").write_text(json.dumps(txn._ops))
+    reopened = Experience.open(exp.path)
+    assert (reopened.row(0).value, reopened.row(1).value) == ("new value", "second")
+    assert not (exp.path / ".txn").exists()
+
+
+def test_uncommitted_staging_is_discarded(exp: Experience) -> None:
+    txn = Transaction(exp.path)
+    txn.write(layout.element_relpath(2), "never committed")
+    reopened = Experience.open(exp.path)
+    assert reopened.row(0).value == "git status"
+    assert not (exp.path / ".txn").exists()
+
+
+def test_corrupt_provenance_is_named(exp: Experience) -> None:
+    sidecar = exp.path / "rows.jsonl"
+    lines = sidecar.read_text().splitlines()
+    lines[2] = "{not json"
+    sidecar.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CorruptTensorError, match=r"rows.jsonl:3: provenance line"):
+        Experience.open(exp.path)
+
+
+def test_seed_written_experience_without_sidecar_loads(tmp_path: Path) -> None:
+    SymbolicTensor.make([["echo\nhello", "say hello", "echo hello"]], tmp_path, uid="seed")
+    experience = Experience.open(tmp_path / "seed")
+    assert experience.row(0).provenance == {"source": "unknown"}
+    assert [h.row.value for h in experience.search("echo")] == ["echo hello"]
+
+
+_WRITER = textwrap.dedent("""
+    import sys
+    from mcp_harness.experience.store import Experience, Row
+    experience = Experience.open(sys.argv[1])
+    tag, batches = sys.argv[2], int(sys.argv[3])
+    for b in range(batches):
+        experience.append([Row(f"{tag}\\nb{b}", f"{tag}-{b}-{i}", f"{tag}-{b}-{i}")
+                           for i in range(20)])
+        print(b, flush=True)
+""")
+
+
+def test_concurrent_writers_never_lose_rows(tmp_path: Path) -> None:
+    experience = Experience.create(tmp_path / "e")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, str(experience.path), f"p{n}", "10"],
+            stdout=subprocess.DEVNULL,
+        )
+        for n in range(4)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
+    final = Experience.open(experience.path)
+    assert len(final) == 4 * 10 * 20
+    keys = {r.key for r in final.rows()}
+    assert keys == {f"p{n}-{b}-{i}" for n in range(4) for b in range(10) for i in range(20)}
+    assert all(r.key == r.value for r in final.rows())
+    SymbolicTensor.load(experience.path)
+
+
+def test_kill_9_mid_append_leaves_whole_batches(tmp_path: Path) -> None:
+    experience = Experience.create(tmp_path / "e")
+    writer = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(experience.path), "k", "1000"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert writer.stdout is not None
+    for _ in range(3):  # wait for real progress (an event), then kill mid-stream
+        writer.stdout.readline()
+    writer.kill()
+    writer.wait(timeout=30)
+    final = Experience.open(experience.path)
+    assert len(final) % 20 == 0 and len(final) >= 60
+    for stored in final.rows():
+        assert stored.key == stored.value and stored.key.startswith("k-")
+        assert stored.provenance["source"] == "manual"
+    SymbolicTensor.load(experience.path)
+    final.append([row("after crash", "ok")])
+    assert Experience.open(experience.path).row(len(final) - 1).value == "ok"
+
+
+def test_keywords_keep_shell_words() -> None:
+    assert extract_keywords(
+        "Please run `git status --short` in /var/log, then ls -la ~/.bashrc"
+    ) == ["run", "git", "status", "--short", "/var/log", "ls", "-la", "~/.bashrc"]
+    assert extract_keywords("pytest tests/test_x.py::test_a -k foo") == [
+        "pytest",
+        "tests/test_x.py::test_a",
+        "-k",
+        "foo",
+    ]
+    assert extract_keywords("The THE the") == []
+    assert extract_keywords("提示符后面没有其他文字") == ["提示符后面没有其他文字"]
+    assert keywords_text("make -j4 && make install") == "make\n-j4\ninstall"

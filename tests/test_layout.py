@@ -1,0 +1,136 @@
+"""The seed layout in both directions, with hand-built fixtures, and corrupt directories."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mcp_harness.errors import CorruptTensorError, HarnessError
+from mcp_harness.storage.layout import element_relpath
+from mcp_harness.tensor import SymbolicTensor
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    """Every file under root (relative path -> bytes)."""
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.mark.parametrize(
+    ("index", "relpath"),
+    [
+        (0, "storage/0/data"),
+        (1, "storage/1/data"),
+        (9, "storage/9/data"),
+        (10, "storage/1/0/data"),
+        (12, "storage/1/2/data"),
+        (123456, "storage/1/2/3/4/5/6/data"),
+    ],
+)
+def test_element_relpath(index: int, relpath: str) -> None:
+    assert element_relpath(index) == relpath
+
+
+def test_hand_written_directory_loads_unchanged(tmp_path: Path) -> None:
+    tensor_dir = tmp_path / "abc"
+    # A [2, 6] tensor written by hand from the rules: elements 0, 1, 10 and 11 present.
+    files = {
+        "shape": b"[2, 6]",
+        "storage/0/data": b"zero",
+        "storage/1/data": b"one\n",
+        "storage/1/0/data": "ten ✓".encode(),
+        "storage/1/1/data": b"",
+    }
+    for rel, raw in files.items():
+        (tensor_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tensor_dir / rel).write_bytes(raw)
+    before = tree(tensor_dir)
+
+    tensor = SymbolicTensor.load(tensor_dir)
+
+    assert tensor.shape == (2, 6)
+    assert tensor.tolist() == [
+        ["zero", "one\n", None, None, None, None],
+        [None, None, None, None, "ten ✓", ""],
+    ]
+    assert tensor.coef.tolist() == [[1, 1, 0, 0, 0, 0], [0, 0, 0, 0, 1, 1]]
+    assert tree(tensor_dir) == before  # loading wrote nothing
+
+
+def test_written_directory_follows_the_rules_exactly(tmp_path: Path) -> None:
+    nested = [[f"e{r}{c}" if (r + c) % 3 else None for c in range(4)] for r in range(4)]
+    tensor = SymbolicTensor.make(nested, tmp_path, uid="t1")
+    tensor.save()
+
+    expected = {"shape": b"[4, 4]"}
+    for r in range(4):
+        for c in range(4):
+            if nested[r][c] is not None:
+                expected["storage/" + "/".join(str(4 * r + c)) + "/data"] = nested[r][c].encode()
+    assert tree(tmp_path / "t1") == expected
+    assert json.loads((tmp_path / "t1" / "shape").read_text()) == [4, 4]
+
+
+def test_scalar_tensor_uses_storage_0(tmp_path: Path) -> None:
+    SymbolicTensor.make("only", tmp_path, uid="s")
+    assert tree(tmp_path / "s") == {"shape": b"[]", "storage/0/data": b"only"}
+    assert SymbolicTensor.load(tmp_path / "s").get(()) == "only"
+
+
+def _write(tensor_dir: Path, files: dict[str, bytes]) -> None:
+    for rel, raw in files.items():
+        (tensor_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tensor_dir / rel).write_bytes(raw)
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({"storage/0/data": b"x"}, "missing shape file"),
+        ({"shape": b"[2"}, "shape is not valid JSON"),
+        ({"shape": b'{"a": 1}'}, "shape must be a JSON list"),
+        ({"shape": b"[2, -1]"}, "shape must be a JSON list of non-negative integers"),
+        (
+            {"shape": b"[2]", "storage/5/data": b"x"},
+            "shape [2] has 2 elements but storage holds element 5",
+        ),
+        ({"shape": b"[20]", "storage/0/1/data": b"x"}, "not a canonical flat index"),
+    ],
+)
+def test_corrupt_directory_is_named(tmp_path: Path, files: dict[str, bytes], message: str) -> None:
+    tensor_dir = tmp_path / "bad"
+    _write(tensor_dir, files)
+    before = tree(tensor_dir)
+    with pytest.raises(CorruptTensorError) as info:
+        SymbolicTensor.load(tensor_dir)
+    assert message in str(info.value)
+    assert str(tensor_dir) in str(info.value)
+    assert info.value.fix
+    assert tree(tensor_dir) == before
+
+
+def test_non_utf8_element_is_named(tmp_path: Path) -> None:
+    tensor_dir = tmp_path / "bad"
+    _write(tensor_dir, {"shape": b"[2]", "storage/1/data": b"ok \xff\xfe"})
+    tensor = SymbolicTensor.load(tensor_dir)
+    with pytest.raises(CorruptTensorError, match=r"storage/1/data: element 1 is not UTF-8"):
+        tensor.get((1,))
+
+
+def test_missing_directory_is_named(tmp_path: Path) -> None:
+    with pytest.raises(HarnessError, match="no such tensor directory"):
+        SymbolicTensor.load(tmp_path / "nope")
+
+
+def test_dangling_view_link_counts_as_absent(tmp_path: Path) -> None:
+    tensor_dir = tmp_path / "v"
+    _write(tensor_dir, {"shape": b"[1]"})
+    (tensor_dir / "storage/0").mkdir(parents=True)
+    os.symlink("../../../gone/storage/0/data", tensor_dir / "storage/0/data")
+    tensor = SymbolicTensor.load(tensor_dir)
+    assert tensor.coef.tolist() == [0.0]
+    assert tensor.get((0,)) is None
