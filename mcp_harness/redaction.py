@@ -67,7 +67,6 @@ _SHAPED = [
 ]
 
 _SEPARATORS = ("\r\n", "\n", "\\r\\n", "\\n", " ")
-_VALUE_GROUPS = ("v", "v1", "v2", "v3", "v4")
 _IDENT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
 
 
@@ -94,8 +93,8 @@ def _is_shell_pwd(m: re.Match[str], value: str) -> bool:
 
 
 def _value(m: re.Match[str]) -> str:
-    group = next(g for g in _VALUE_GROUPS if g in m.re.groupindex and m.group(g) is not None)
-    if "kw" in m.re.groupindex and m.group("kw") and _is_shell_pwd(m, m.group(group)):
+    group = m.lastgroup or "v"  # the value group always closes last
+    if m.re is _ASSIGN and m.group("kw") and _is_shell_pwd(m, m.group(group)):
         return m.group(0)
     text, (v_start, v_end) = m.string, m.span(group)
     return text[m.start() : v_start] + REDACTED + text[v_end : m.end()]

@@ -1,0 +1,189 @@
+"""The CLI as users run it: the installed `mcp-harness` script in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = shutil.which("mcp-harness", path=str(Path(sys.executable).parent)) or "mcp-harness"
+
+
+def cli(*args: str, home: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "MCP_HARNESS_HOME": str(home)}
+    env.pop("MCP_HARNESS_DEBUG", None)
+    done = subprocess.run([SCRIPT, *args], env=env, capture_output=True, text=True, timeout=60)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{args} failed ({done.returncode}): {done.stderr}")
+    return done
+
+
+def test_help_does_not_import_torch(harness_home: Path) -> None:
+    probe = (
+        "import sys; from mcp_harness.cli.main import main\n"
+        "for argv in (['--help'], ['experience', 'stats', 'x', '--help']):\n"
+        "    try: main(argv)\n"
+        "    except SystemExit: pass\n"
+        "main(['paths']); main(['experience', 'new', 'fast'])\n"
+        "main(['experience', 'search', 'fast', 'git'])\n"
+        "print('torch' in sys.modules)"
+    )
+    env = {**os.environ, "MCP_HARNESS_HOME": str(harness_home)}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_paths_follow_mcp_harness_home(harness_home: Path) -> None:
+    paths = json.loads(cli("paths", "--json", home=harness_home).stdout)
+    assert paths["home"] == str(harness_home)
+    assert paths["experience"] == str(harness_home / "experience")
+
+
+def test_paths_default_to_xdg(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MCP_HARNESS_HOME"}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    out = subprocess.run([SCRIPT, "paths", "--json"], env=env, capture_output=True, text=True)
+    assert json.loads(out.stdout)["home"] == str(tmp_path / "xdg" / "mcp-harness")
+
+
+def test_experience_workflow(harness_home: Path, tmp_path: Path) -> None:
+    cli("experience", "new", "shell", home=harness_home)
+    assert (harness_home / "experience" / "shell" / "shape").read_text() == "[0, 3]"
+    empty = json.loads(
+        cli("experience", "search", "shell", "git", "--json", home=harness_home).stdout
+    )
+    assert empty == {"query": "git", "empty": True, "hits": []}
+    assert (
+        "the experience is empty"
+        in cli("experience", "search", "shell", "git", home=harness_home).stdout
+    )
+
+    added = json.loads(
+        cli(
+            "experience",
+            "add",
+            "shell",
+            "list all files with sizes",
+            "ls -la",
+            "--field",
+            "exit_code=0",
+            "--json",
+            home=harness_home,
+        ).stdout
+    )
+    assert added["row"] == 0 and added["query"] == "list\nfiles\nsizes"
+    assert added["provenance"]["exit_code"] == "0"
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        json.dumps({"key": "show git status", "value": "git status", "session": "s1"})
+        + "\n"
+        + json.dumps(["docker\ncontainers", "list running containers", "docker ps"])
+        + "\n"
+    )
+    summary = json.loads(
+        cli("experience", "import-jsonl", "shell", str(rows), "--json", home=harness_home).stdout
+    )
+    assert summary == {"added": 2, "first_row": 1, "rows": 3}
+
+    hits = json.loads(
+        cli(
+            "experience",
+            "search",
+            "shell",
+            "what is the git status?",
+            "-k",
+            "2",
+            "--method",
+            "bm25",
+            "--json",
+            home=harness_home,
+        ).stdout
+    )["hits"]
+    assert [h["value"] for h in hits] == ["git status"]
+    assert hits[0]["provenance"]["session"] == "s1"
+    assert hits[0]["provenance"]["source"] == "rows.jsonl"
+
+    shown = json.loads(cli("experience", "show", "shell", "2", "--json", home=harness_home).stdout)
+    assert shown[0]["value"] == "docker ps"
+    text = cli("experience", "show", "shell", home=harness_home).stdout
+    assert "3 rows" in text and "value: docker ps" in text
+
+    cli(
+        "experience",
+        "edit",
+        "shell",
+        "2",
+        "--value",
+        "docker ps -a",
+        "--weight",
+        "0.5",
+        home=harness_home,
+    )
+    stats = json.loads(cli("experience", "stats", "shell", "--json", home=harness_home).stdout)
+    assert stats["rows"] == 3
+    assert stats["sources"] == {"manual": 1, "rows.jsonl": 2}
+    cli("experience", "delete", "shell", "0", home=harness_home)
+    shown = json.loads(cli("experience", "show", "shell", "--json", home=harness_home).stdout)
+    assert [r["value"] for r in shown] == ["git status", "docker ps -a"]
+    assert shown[1]["weight"] == 0.5
+
+
+def test_experience_by_path(tmp_path: Path, harness_home: Path) -> None:
+    target = tmp_path / "elsewhere" / "exp"
+    cli("experience", "new", str(target), home=harness_home)
+    cli("experience", "add", str(target), "make the build", "make -j4", home=harness_home)
+    assert (target / "storage" / "2" / "data").read_text() == "make -j4"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["experience", "search", "missing", "git"], "no experience here"),
+        (["experience", "show", "shell", "7"], "row 7 does not exist"),
+        (["experience", "add", "shell", "k", "v", "--field", "oops"], "is not NAME=VALUE"),
+        (["experience", "search", "shell", "git", "--noise", "0.3"], "needs an explicit seed"),
+        (["experience", "new", "shell"], "an experience already exists here"),
+        (["experience", "edit", "shell", "0"], "nothing to change"),
+    ],
+)
+def test_bad_input_gets_a_message_not_a_traceback(
+    harness_home: Path, args: list[str], message: str
+) -> None:
+    cli("experience", "new", "shell", home=harness_home)
+    done = cli(*args, home=harness_home, check=False)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "fix:" in done.stderr
+
+
+def test_bad_jsonl_is_rejected_whole(harness_home: Path, tmp_path: Path) -> None:
+    cli("experience", "new", "shell", home=harness_home)
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"key": "a", "value": "b"}\n["only", "two"]\n')
+    done = cli("experience", "import-jsonl", "shell", str(rows), home=harness_home, check=False)
+    assert done.returncode == 2
+    assert f"{rows}:2: an experience row needs 3 cells" in done.stderr
+    stats = json.loads(cli("experience", "stats", "shell", "--json", home=harness_home).stdout)
+    assert stats["rows"] == 0
+
+
+def test_corrupt_experience_is_named(harness_home: Path) -> None:
+    cli("experience", "new", "shell", home=harness_home)
+    (harness_home / "experience" / "shell" / "shape").write_text("[2, 3")
+    done = cli("experience", "stats", "shell", home=harness_home, check=False)
+    assert done.returncode == 2 and "shape is not valid JSON" in done.stderr
+
+
+def test_demo_runs_offline(harness_home: Path) -> None:
+    out = cli("demo", home=harness_home).stdout
+    assert "Built experience tensor [42, 3]" in out
+    assert "'fuser -k 8080/tcp'" in out
+    assert "'tar -xzf archive.tar.gz'" in out
