@@ -203,10 +203,15 @@ def make_row(rng: random.Random) -> tuple[str, str]:
 def make_rows(n: int, seed: int = 0) -> list[tuple[str, str, list[str]]]:
     """(key, value, keywords) rows; the query column is '\\n'.join(keywords)."""
     rng = random.Random(seed)
+    cache: dict[str, list[str]] = {}  # about half the rows repeat an earlier one, as in a history
     rows = []
     for _ in range(n):
         key, value = make_row(rng)
-        rows.append((key, value, extract_keywords(f"{key} {value}")))
+        text = f"{key} {value}"
+        words = cache.get(text)
+        if words is None:
+            words = cache[text] = extract_keywords(text)
+        rows.append((key, value, words))
     return rows
 
 

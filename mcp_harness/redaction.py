@@ -20,14 +20,21 @@ _KEYWORD = (
     r"(?i:password|passwd|passphrase|pwd|token|secret|api[_-]?key|access[_-]?key|secret[_-]?key)"
 )
 _QUOTE = r"(?:\\?[\"'])"  # a quote, possibly JSON-escaped
-# Assignment value: "double", 'single', \"escaped\" or a bare word (optionally after an
-# unclosed quote). `[REDACTED]` is skipped so the function is idempotent.
+# Assignment value: "double", 'single', \"escaped\", [bracketed] or a bare word (optionally
+# after an unclosed quote). `[REDACTED]` is skipped so the function is idempotent.
 _VALUE = (
     r"(?!\[REDACTED\])(?!-----)(?:"
     r"\"(?P<v1>(?:[^\"\\\r\n]|\\.)+)\""
     r"|'(?P<v2>[^'\r\n]+)'"
     r"|\\\"(?P<v3>(?:[^\"\\\r\n]|\\[^\"\r\n])+)\\\""
-    rf"|{_QUOTE}?(?P<v4>(?:[^\s\"'`\\&;,<>|(){{}}\]]|\\[^\s\"'nrt])+))"
+    r"|(?P<v4>\[[^\s\[\]]+\])"
+    rf"|{_QUOTE}?(?P<v5>(?:[^\s\"'`\\&;,<>|(){{}}\]]|\\[^\s\"'nrt])+))"
+)
+# `key=v`, `key = v`, `key: v`, `key := v`, `"key":"v"`; `key= v` (empty) and `user:pw` in URLs
+# are not assignments.
+_SEP = (
+    rf"(?:{_QUOTE}[ \t]*(?::=|=>|:(?!:)|=)[ \t]*"
+    r"|[ \t]*(?::=|=>)[ \t]*|[ \t]*:[ \t]+|[ \t]+=[ \t]*|=)"
 )
 _SCHEME = r"(?i:bearer|basic|token|bot)"
 _PEM_KIND = r"[A-Z0-9 ]{0,30}PRIVATE KEY(?: BLOCK)?-----"
@@ -47,7 +54,7 @@ _ASSIGN = re.compile(
     rf"(?P<v>(?!\[REDACTED\])(?!{_SCHEME}(?![A-Za-z0-9_-]))[^\s\"'`,;\\]+)"
     r"|(?P<kw>(?<=[Pp])(?i:ass(?:word|wd|phrase)|wd)|(?<=[Tt])(?i:oken)"
     r"|(?<=[Ss])(?i:ecret(?:[_-]?key)?)|(?<=[Aa])(?i:(?:pi|ccess)[_-]?key))"
-    rf"{_QUOTE}?(?:[ \t]*(?::=|=>|:(?!:))[ \t]*|[ \t]+=[ \t]*|=){_VALUE})"
+    rf"{_SEP}{_VALUE})"
 )
 # scheme://user:password@host -> only the password goes
 _URL = re.compile(r"://(?<=[A-Za-z0-9+.-]://)[^\s:/@?#\"'<>\\]*:(?P<v>[^\s/?#\"'<>\\]+)(?=@)")
@@ -57,7 +64,7 @@ _SHAPED = [
         r"|(?:(?:proj|svcacct|admin)-)?(?=[A-Za-z_-]*[0-9])(?=[A-Za-z0-9_-]{20})))"
         r"[A-Za-z0-9_-]+"
     ),
-    re.compile(r"(?P<k>gh(?<![A-Za-z0-9_]gh)(?:[pousr]_|ithub_pat_))[A-Za-z0-9_]{20,}"),
+    re.compile(r"(?P<k>g(?<![A-Za-z0-9_]g)(?:h[pousr]_|ithub_pat_))[A-Za-z0-9_]{20,}"),
     re.compile(r"(?P<k>xox(?<![A-Za-z0-9_-]xox)[abprs]-)[A-Za-z0-9-]{10,}"),
     re.compile(r"(?P<k>hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/-]+"),
     re.compile(
