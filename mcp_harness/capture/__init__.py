@@ -1,0 +1,1 @@
+"""Stage 0 capture: record Claude Code's Bash calls (wrapper, hooks, transcripts) for harvest."""
