@@ -232,6 +232,17 @@ def test_uncommitted_staging_is_discarded(exp: Experience) -> None:
     assert not (exp.path / ".txn").exists()
 
 
+def test_uncommitted_append_is_rolled_back(exp: Experience) -> None:
+    txn = Transaction(exp.path)
+    txn.write_new([(layout.element_relpath(15 + i), f"new {i}") for i in range(3)])
+    # Crash before the commit: the new rows' files exist past the committed shape.
+    assert layout.element_path(exp.path, 16).exists()
+    reopened = Experience.open(exp.path)
+    assert len(reopened) == 5
+    assert not layout.element_path(exp.path, 16).exists()
+    SymbolicTensor.load(exp.path)  # storage agrees with the shape again
+
+
 def test_corrupt_provenance_is_named(exp: Experience) -> None:
     sidecar = exp.path / "rows.jsonl"
     lines = sidecar.read_text().splitlines()

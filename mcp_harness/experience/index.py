@@ -73,7 +73,7 @@ class RetrievalIndex:
         self._weight = _Growable(np.float32)
         self._alive = _Growable(np.bool_)
         self._slot_row = _Growable(np.int64, fill=-1)
-        self._row_slot = np.zeros(0, dtype=np.int64)
+        self._row_slot = _Growable(np.int64)
         self._inv_ptr = np.zeros(1, dtype=np.int64)
         self._inv_slots = np.zeros(0, dtype=np.int32)
         self._delta: dict[int, list[int]] = {}
@@ -82,32 +82,34 @@ class RetrievalIndex:
 
     # ---- updates --------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._row_slot)
+        return self._row_slot.size
 
     def append(self, keyword_lists: Iterable[Sequence[str]], weights: Sequence[float]) -> None:
         """Add rows at the end, in order."""
         slots = self._new_slots(list(keyword_lists), weights)
-        first_row = len(self._row_slot)
-        self._row_slot = np.concatenate([self._row_slot, slots])
-        self._slot_row.view[slots] = np.arange(first_row, len(self._row_slot))
+        first_row = len(self)
+        self._row_slot.extend(slots)
+        self._slot_row.view[slots] = np.arange(first_row, len(self))
 
     def replace(self, row: int, keywords: Sequence[str], weight: float) -> None:
         """Re-index one row after its query text or weight changed."""
-        self._retire(int(self._row_slot[row]))
+        self._retire(int(self._row_slot.view[row]))
         slot = int(self._new_slots([keywords], [weight])[0])
-        self._row_slot[row] = slot
+        self._row_slot.view[row] = slot
         self._slot_row.view[slot] = row
 
     def set_weight(self, row: int, weight: float) -> None:
-        self._weight.view[self._row_slot[row]] = weight
+        self._weight.view[self._row_slot.view[row]] = weight
 
     def delete(self, rows: Iterable[int]) -> None:
         """Remove rows; later rows move up, as in `del list[i]`."""
         doomed = sorted(set(rows))
         for row in doomed:
-            self._retire(int(self._row_slot[row]))
-        self._row_slot = np.delete(self._row_slot, doomed)
-        self._slot_row.view[self._row_slot] = np.arange(len(self._row_slot))
+            self._retire(int(self._row_slot.view[row]))
+        kept = np.delete(self._row_slot.view, doomed)
+        self._row_slot = _Growable(np.int64)
+        self._row_slot.extend(kept)
+        self._slot_row.view[kept] = np.arange(len(kept))
 
     def _new_slots(
         self, keyword_lists: list[Sequence[str]], weights: Sequence[float]
@@ -256,7 +258,7 @@ class RetrievalIndex:
         """Approximate resident size of the index, for the benchmark's per-row budget."""
         arrays = (self._fwd_terms, self._fwd_ptr, self._doc_len, self._weight, self._alive)
         total = sum(a.nbytes() for a in arrays) + self._slot_row.nbytes()
-        total += self._row_slot.nbytes + self._inv_ptr.nbytes + self._inv_slots.nbytes
+        total += self._row_slot.nbytes() + self._inv_ptr.nbytes + self._inv_slots.nbytes
         total += sum(len(w) + 100 for w in self._vocab)  # str object + dict entry, roughly
         total += sum(56 + 8 * len(v) for v in self._delta.values())
         return total

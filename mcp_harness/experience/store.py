@@ -224,12 +224,14 @@ class Experience:
             if sidecar.exists() and sidecar.stat().st_size != self._sidecar_end:
                 os.truncate(sidecar, self._sidecar_end)
             txn = Transaction(self.path)
-            metas = []
-            for offset, row in enumerate(prepared):
-                flat = 3 * (start + offset)
-                for column, text in enumerate((row.query, row.key, row.value)):
-                    txn.write(layout.element_relpath(flat + column), text)
-                metas.append(_meta_for(row))
+            txn.write_new(
+                [
+                    (layout.element_relpath(3 * (start + offset) + column), text)
+                    for offset, row in enumerate(prepared)
+                    for column, text in enumerate((row.query, row.key, row.value))
+                ]
+            )
+            metas = [_meta_for(row) for row in prepared]
             lines = [json.dumps(m, ensure_ascii=False) for m in metas]
             append_lines(sidecar, lines)
             txn.write(layout.SHAPE_FILE, json.dumps([start + len(prepared), 3]))
