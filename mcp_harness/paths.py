@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 ENV_HOME = "MCP_HARNESS_HOME"
+ENV_RUNTIME = "MCP_HARNESS_RUNTIME_DIR"
 
 
-def data_home() -> Path:
-    """The root of everything stored by default."""
-    override = os.environ.get(ENV_HOME)
+def data_home(env: Mapping[str, str] | None = None) -> Path:
+    """The root of everything stored by default (for `env`, default this process's)."""
+    env = os.environ if env is None else env
+    override = env.get(ENV_HOME)
     if override:
         return Path(override).expanduser().absolute()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    xdg = env.get("XDG_DATA_HOME")
+    home = Path(env.get("HOME") or Path.home())
+    base = Path(xdg).expanduser() if xdg else home / ".local" / "share"
     return (base / "mcp-harness").absolute()
+
+
+def runtime_dir() -> Path:
+    """Sockets and locks of the tmux pool: short paths, private to the user.
+
+    `$MCP_HARNESS_RUNTIME_DIR`, else `/tmp/mcp-harness-<uid>` (not under the data home:
+    Unix socket paths must stay under ~100 bytes). The C prefix wrapper uses the same rule.
+    """
+    override = os.environ.get(ENV_RUNTIME)
+    return Path(override) if override else Path(f"/tmp/mcp-harness-{os.getuid()}")
 
 
 def experience_home() -> Path:
@@ -32,4 +46,9 @@ def resolve_experience(name_or_path: str) -> Path:
 
 def all_paths() -> dict[str, Path]:
     """Every location the tool uses, for `mcp-harness paths`."""
-    return {"home": data_home(), "experience": experience_home()}
+    return {
+        "home": data_home(),
+        "experience": experience_home(),
+        "capture": data_home() / "capture",
+        "runtime": runtime_dir(),
+    }

@@ -11,7 +11,8 @@ under `<home>/capture/`:
   `command_raw`, `exit_code` (int, or null when killed by a signal), `signal` (int or null),
   `output` (merged stdout+stderr as text, invalid UTF-8 replaced, at most `OUTPUT_LIMIT` chars),
   `output_bytes` (true size), `screen_before`, `screen_after`, `pane`, `runner`
-  (`"tmux"` or `"fallback"` when tmux could not be used).
+  (`"tmux"`). When tmux cannot be used the command still runs, as plain bash, unrecorded,
+  and the reason goes to `wrapper.log`.
 - `hooks.jsonl` — one line per hook event (`kind: "hook"`): `ts`, `event` (hook_event_name),
   `session_id`, `cwd`, `transcript_path`, and per event `prompt` (UserPromptSubmit),
   `tool_use_id`, `command`, `description` (Pre/PostToolUse*, Bash only), `exit_code`
@@ -28,7 +29,7 @@ Every text field is passed through `redaction.redact` before it is written.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,9 @@ TRANSCRIPTS = "transcripts.jsonl"
 WRAPPER_LOG = "wrapper.log"
 
 
-def capture_dir() -> Path:
-    return data_home() / "capture"
+def capture_dir(env: Mapping[str, str] | None = None) -> Path:
+    """`<data home>/capture` for `env` (default: this process's environment)."""
+    return data_home(env) / "capture"
 
 
 def redact_record(record: dict[str, Any]) -> dict[str, Any]:
@@ -62,11 +64,11 @@ def _redact_value(value: Any) -> Any:
     return value
 
 
-def append_records(name: str, records: list[dict[str, Any]]) -> None:
+def append_records(name: str, records: list[dict[str, Any]], directory: Path | None = None) -> None:
     """Redact and append records to `<capture dir>/<name>` in one write."""
     if records:
         lines = [json.dumps(redact_record(r), ensure_ascii=False) for r in records]
-        append_lines(capture_dir() / name, lines)
+        append_lines((directory or capture_dir()) / name, lines)
 
 
 def read_records(name: str) -> Iterator[dict[str, Any]]:

@@ -1,0 +1,218 @@
+"""The pane pool: a private tmux server whose panes each run a resident runner.
+
+Layout under the runtime dir (`paths.runtime_dir()`, mode 0700):
+`tmux.sock` (the server), `tmux.conf`, and `pool/<n>/` per pane with `lock` (held with flock by
+whoever is using the pane, so concurrent callers never share one; the kernel drops it when the
+holder dies) and `sock` (the runner's Unix socket). A caller claims the first pane whose lock
+it can take and whose runner answers; if none, it makes the next `pool/<n>` and starts a runner
+there. `python -m mcp_harness.terminal.pool spawn <dir>` does that for the C prefix wrapper.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from mcp_harness.paths import runtime_dir
+
+SESSION = "pool"
+MAX_PANES = 64
+SPAWN_TIMEOUT_S = 5.0
+CONF = """set -g history-limit 10000
+set -g default-size 200x50
+set -g status off
+set -g remain-on-exit off
+set -g exit-empty on
+"""
+
+
+class PoolError(RuntimeError):
+    """The pool could not provide a pane (tmux missing, runner would not start)."""
+
+
+@dataclass
+class Claim:
+    """A pane held by this process: the lock fd and a connected socket to its runner."""
+
+    directory: Path
+    lock_fd: int
+    sock: socket.socket
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        with contextlib.suppress(OSError):
+            os.close(self.lock_fd)
+
+
+def socket_path(root: Path | None = None) -> Path:
+    return (root or runtime_dir()) / "tmux.sock"
+
+
+def tmux(*args: str, root: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """Run one tmux command against the private server (fds 0-2 only, all /dev/null)."""
+    root = root or runtime_dir()
+    return subprocess.run(
+        ["tmux", "-S", str(socket_path(root)), "-f", str(root / "tmux.conf"), *args],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=SPAWN_TIMEOUT_S,
+    )
+
+
+def _prepare(root: Path) -> None:
+    (root / "pool").mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o700)
+    conf = root / "tmux.conf"
+    if not conf.exists() or conf.read_text() != CONF:
+        conf.write_text(CONF)
+
+
+def claim(root: Path | None = None) -> Claim:
+    """Take a free pane with a live runner, starting one if needed."""
+    root = root or runtime_dir()
+    _prepare(root)
+    for index in range(MAX_PANES):
+        directory = root / "pool" / str(index)
+        try:
+            directory.mkdir()
+            fresh = True
+        except FileExistsError:
+            fresh = False
+        fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            continue
+        sock = None if fresh else _connect(directory)
+        if sock is None:
+            try:
+                spawn(directory)
+            except PoolError:
+                os.close(fd)
+                raise
+            sock = _connect(directory)
+        if sock is None:
+            os.close(fd)
+            raise PoolError(f"runner in {directory} started but does not accept connections")
+        return Claim(directory, fd, sock)
+    raise PoolError(f"all {MAX_PANES} panes in {root / 'pool'} are busy")
+
+
+def _connect(directory: Path) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(directory / "sock"))
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def spawn(directory: Path) -> str:
+    """Start a runner for `<root>/pool/<n>` in a new pane; return its pane id once it listens."""
+    root = directory.parent.parent
+    _prepare(root)
+    channel = f"ready-{uuid.uuid4().hex}"
+    command = shlex.join(
+        [
+            sys.executable,
+            "-I",
+            "-m",
+            "mcp_harness.terminal.runner",
+            str(directory),
+            str(root),
+            channel,
+        ]
+    )
+    command = f"exec {command}"
+    name = f"pane{directory.name}"
+    try:
+        made = tmux(
+            "new-window",
+            "-d",
+            "-P",
+            "-F",
+            "#{pane_id}",
+            "-t",
+            f"={SESSION}:",
+            "-n",
+            name,
+            command,
+            root=root,
+        )
+        if made.returncode != 0:
+            made = tmux(
+                "new-session",
+                "-d",
+                "-s",
+                SESSION,
+                "-x",
+                "200",
+                "-y",
+                "50",
+                "-P",
+                "-F",
+                "#{pane_id}",
+                "-n",
+                name,
+                command,
+                root=root,
+            )
+            if made.returncode != 0 and "duplicate session" in made.stderr:
+                made = tmux(
+                    "new-window",
+                    "-d",
+                    "-P",
+                    "-F",
+                    "#{pane_id}",
+                    "-t",
+                    f"={SESSION}:",
+                    "-n",
+                    name,
+                    command,
+                    root=root,
+                )
+        if made.returncode != 0:
+            raise PoolError(f"tmux could not open a pane: {made.stderr.strip()}")
+        waited = tmux("wait-for", channel, root=root)
+    except FileNotFoundError:
+        raise PoolError("tmux is not installed (apt-get install tmux)") from None
+    except subprocess.TimeoutExpired:
+        raise PoolError(f"runner in {directory} did not start within {SPAWN_TIMEOUT_S} s") from None
+    if waited.returncode != 0:
+        raise PoolError(f"runner in {directory} did not start: {waited.stderr.strip()}")
+    return made.stdout.strip()
+
+
+def shutdown(root: Path | None = None) -> None:
+    """Stop the server and every runner (tests, `capture uninstall`)."""
+    root = root or runtime_dir()
+    if socket_path(root).exists():
+        tmux("kill-server", root=root)
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) == 2 and argv[0] == "spawn":
+        try:
+            spawn(Path(argv[1]))
+        except PoolError as exc:
+            print(f"mcp-harness pool: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    print("usage: python -m mcp_harness.terminal.pool spawn <pane dir>", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
