@@ -12,3 +12,6 @@ def harness_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "harness-home"
     monkeypatch.setenv("MCP_HARNESS_HOME", str(home))
     return home
+
+
+pytest_plugins = ["tests.terminal_fixtures"]

@@ -180,6 +180,18 @@ def test_failure_exit_code(error: str | None, interrupt: bool, code: int | None)
     assert record["error"] == error
 
 
+@pytest.mark.parametrize(
+    ("extra", "code"),
+    [({}, 0), ({"backgroundTaskId": "b1"}, None), ({"interrupted": True}, None)],
+)
+def test_success_exit_code(extra: dict[str, Any], code: int | None) -> None:
+    base = PAYLOADS["PostToolUse"]
+    payload = {**base, "tool_response": {**base["tool_response"], **extra}}
+    assert run_hook(json.dumps(payload)).returncode == 0
+    [record] = hook_records()
+    assert record["exit_code"] == code
+
+
 @pytest.mark.parametrize("event", TOOL_EVENTS)
 def test_non_bash_tool_events_are_ignored(event: str) -> None:
     payload = {

@@ -149,9 +149,9 @@ def _random_pair(rng: random.Random, unique: bool = False) -> tuple[str, str]:
         if op == "insert" or not new:
             new[pos:pos] = _random_lines(rng, fresh, span, unique)
         elif op == "delete":
-            del new[pos:pos + span]
+            del new[pos : pos + span]
         else:
-            new[pos:pos + span] = _random_lines(rng, fresh, rng.randint(1, 4), unique)
+            new[pos : pos + span] = _random_lines(rng, fresh, rng.randint(1, 4), unique)
 
     def join(lines: list[str]) -> str:
         text = "\n".join(lines)

@@ -81,7 +81,12 @@ def build_record(payload: dict[str, Any]) -> dict[str, Any]:
         record["command"] = _str(tool_input.get("command"))
         record["description"] = _str(tool_input.get("description"))
         if event == "PostToolUse":
-            record["exit_code"] = 0
+            # success means 0, unless the call was backgrounded or interrupted (not finished)
+            response = payload.get("tool_response")
+            unfinished = isinstance(response, dict) and (
+                response.get("backgroundTaskId") or response.get("interrupted") is True
+            )
+            record["exit_code"] = None if unfinished else 0
         elif event == "PostToolUseFailure":
             error = payload.get("error")
             interrupted = payload.get("is_interrupt") is True

@@ -124,8 +124,9 @@ def _parse_hunk(lines: list[str], i: int, number: int) -> tuple[_Hunk, int]:
         line = lines[i] if i < len(lines) else None
         if line is not None and line.startswith("\\"):  # "\ No newline at end of file"
             if not tags or tags[-1] == "\\":
-                raise PatchError(f"hunk #{number} ({header}): stray {line.rstrip()!r} at diff "
-                                 f"line {i + 1}")
+                raise PatchError(
+                    f"hunk #{number} ({header}): stray {line.rstrip()!r} at diff line {i + 1}"
+                )
             if tags[-1] in " -":
                 old[-1] = old[-1][:-1]
             if tags[-1] in " +":
@@ -136,30 +137,47 @@ def _parse_hunk(lines: list[str], i: int, number: int) -> tuple[_Hunk, int]:
         if len(old) == old_count and len(new) == new_count:
             break
         if line is None:
-            raise PatchError(f"hunk #{number} ({header}): truncated, got {len(old)}/{old_count} "
-                             f"old and {len(new)}/{new_count} new lines")
+            raise PatchError(
+                f"hunk #{number} ({header}): truncated, got {len(old)}/{old_count} "
+                f"old and {len(new)}/{new_count} new lines"
+            )
         tag, body = (" ", "\n") if line == "\n" else (line[0], line[1:])  # blank = empty context
         if tag not in " -+":
-            raise PatchError(f"hunk #{number} ({header}): unexpected line {i + 1} in hunk body "
-                             f"{_snip(line)} (has {len(old)}/{old_count} old and "
-                             f"{len(new)}/{new_count} new lines)")
+            raise PatchError(
+                f"hunk #{number} ({header}): unexpected line {i + 1} in hunk body "
+                f"{_snip(line)} (has {len(old)}/{old_count} old and "
+                f"{len(new)}/{new_count} new lines)"
+            )
         for side, wanted in ((old, tag in " -"), (new, tag in " +")):
             if wanted:
                 if side and not side[-1].endswith("\n"):
-                    raise PatchError(f"hunk #{number} ({header}): line {i + 1} follows a line "
-                                     "marked '\\ No newline at end of file'")
+                    raise PatchError(
+                        f"hunk #{number} ({header}): line {i + 1} follows a line "
+                        "marked '\\ No newline at end of file'"
+                    )
                 side.append(body)
         if len(old) > old_count or len(new) > new_count:
-            raise PatchError(f"hunk #{number} ({header}): more lines than the header states "
-                             f"at diff line {i + 1}")
+            raise PatchError(
+                f"hunk #{number} ({header}): more lines than the header states at diff line {i + 1}"
+            )
         tags.append(tag)
         i += 1
 
     body_tags = [t for t in tags if t != "\\"]
     prefix = next((k for k, t in enumerate(body_tags) if t != " "), len(body_tags))
     suffix = next((k for k, t in enumerate(reversed(body_tags)) if t != " "), len(body_tags))
-    hunk = _Hunk(number, header, old_start, old_count, new_start, new_count,
-                 tuple(old), tuple(new), prefix, suffix)
+    hunk = _Hunk(
+        number,
+        header,
+        old_start,
+        old_count,
+        new_start,
+        new_count,
+        tuple(old),
+        tuple(new),
+        prefix,
+        suffix,
+    )
     return hunk, i
 
 
@@ -188,10 +206,13 @@ def _parse(diff: str) -> list[_Hunk]:
     if not hunks:
         raise PatchError("not a unified diff: no '@@ -l,s +l,s @@' hunk found")
     for prev, hunk in itertools.pairwise(hunks):
-        if (hunk.old_index < prev.old_index + prev.old_count
-                or hunk.new_index < prev.new_index + prev.new_count):
-            raise PatchError(f"{hunk.name} overlaps or precedes {prev.name}; hunks must be "
-                             "disjoint and in order")
+        if (
+            hunk.old_index < prev.old_index + prev.old_count
+            or hunk.new_index < prev.new_index + prev.new_count
+        ):
+            raise PatchError(
+                f"{hunk.name} overlaps or precedes {prev.name}; hunks must be disjoint and in order"
+            )
     return hunks
 
 
@@ -209,10 +230,14 @@ def _mismatch(hunk: _Hunk, lines: list[str], at: int, why: str) -> PatchError:
     for k, expected in enumerate(hunk.old):
         got = lines[at + k] if at + k < len(lines) else None
         if got != expected:
-            return PatchError(f"{hunk.name} does not apply ({why}): context mismatch at line "
-                              f"{at + k + 1}: expected {_snip(expected)}, got {_snip(got)}")
-    return PatchError(f"{hunk.name} does not apply ({why}): its lines match only inside the "
-                      "region of the previous hunk")
+            return PatchError(
+                f"{hunk.name} does not apply ({why}): context mismatch at line "
+                f"{at + k + 1}: expected {_snip(expected)}, got {_snip(got)}"
+            )
+    return PatchError(
+        f"{hunk.name} does not apply ({why}): its lines match only inside the "
+        "region of the previous hunk"
+    )
 
 
 def _locate(hunk: _Hunk, lines: list[str], low: int, guess: int) -> int:
@@ -223,14 +248,18 @@ def _locate(hunk: _Hunk, lines: list[str], low: int, guess: int) -> int:
         # '@@ -0,0' is how diff spells "create from empty"; refusing non-empty text is what
         # stops a cold-start gradient from being prepended a second time.
         if lines:
-            raise PatchError(f"{hunk.name} does not apply: it creates the text from empty, but "
-                             f"the text has {len(lines)} lines (patch already applied?)")
+            raise PatchError(
+                f"{hunk.name} does not apply: it creates the text from empty, but "
+                f"the text has {len(lines)} lines (patch already applied?)"
+            )
         return 0
     if size == 0:  # zero-context insertion: nothing to match, only the stated line counts
         if low <= guess <= len(lines):
             return guess
-        raise PatchError(f"{hunk.name} does not apply: insertion point line {guess} is outside "
-                         f"lines {low}..{len(lines)}")
+        raise PatchError(
+            f"{hunk.name} does not apply: insertion point line {guess} is outside "
+            f"lines {low}..{len(lines)}"
+        )
     if hunk.prefix < hunk.suffix:  # short leading context: the hunk touches the start
         positions: Iterator[int] = iter([0] if low == 0 and high >= 0 else [])
         at, why = 0, "hunk must match at the start of the text"
@@ -242,7 +271,7 @@ def _locate(hunk: _Hunk, lines: list[str], low: int, guess: int) -> int:
         at, why = guess, "no exact match at any offset"
     first = hunk.old[0]
     for pos in positions:
-        if lines[pos] == first and tuple(lines[pos:pos + size]) == hunk.old:
+        if lines[pos] == first and tuple(lines[pos : pos + size]) == hunk.old:
             return pos
     raise _mismatch(hunk, lines, at, why)
 
@@ -268,15 +297,17 @@ def apply_patch(old: str, diff: str) -> str:
         out.extend(hunk.new)
         done = at + len(hunk.old)
     out.extend(lines[done:])
-    if moved and all(
-        tuple(lines[h.new_index:h.new_index + len(h.new)]) == h.new for h in hunks
-    ):
-        raise PatchError("patch does not apply: the text already contains the result of every "
-                         "hunk at its stated line (patch already applied?)")
+    if moved and all(tuple(lines[h.new_index : h.new_index + len(h.new)]) == h.new for h in hunks):
+        raise PatchError(
+            "patch does not apply: the text already contains the result of every "
+            "hunk at its stated line (patch already applied?)"
+        )
     for k, line in enumerate(out[:-1]):
         if not line.endswith("\n"):
-            raise PatchError(f"patch does not apply: result line {k + 1} {_snip(line)} is marked "
-                             "'\\ No newline at end of file' but is not the last line")
+            raise PatchError(
+                f"patch does not apply: result line {k + 1} {_snip(line)} is marked "
+                "'\\ No newline at end of file' but is not the last line"
+            )
     return "".join(out)
 
 

@@ -110,6 +110,7 @@ class Job:
         self.total = 0
         self.shown = 0
         self.tail = bytearray()
+        self.doomed: set[int] = set()
 
     def run(self) -> None:
         started = time.time()
@@ -215,6 +216,7 @@ class Job:
                     if fd == pidfd:
                         proc.wait()
                         self.drain(streams)
+                        signal_all(sorted(self.doomed), signal.SIGKILL)
                         return proc.returncode
                     if fd in streams:
                         chunk = os.read(fd, 65536)
@@ -252,11 +254,17 @@ class Job:
         if not data:  # the caller died (Claude Code SIGKILLs it on timeout or interrupt)
             self.client_alive = False
             selector.unregister(self.conn)
-            kill_tree(proc.pid, signal.SIGKILL)
+            self.interrupt(proc.pid, signal.SIGKILL)
             return
         for kind, payload in self.reader.feed(data):
             if kind == protocol.KILL:
-                kill_tree(proc.pid, int(payload or b"15"))
+                self.interrupt(proc.pid, int(payload or b"15"))
+
+    def interrupt(self, pid: int, signum: int) -> None:
+        """Signal the whole tree; whatever survives it is killed once the shell has exited."""
+        victims = descendants(pid)
+        self.doomed.update(victims)
+        signal_all([*victims, -pid], signum)
 
 
 def _shell(env: dict[bytes, bytes]) -> str:
@@ -288,12 +296,14 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_tree(pid: int, signum: int) -> None:
-    for victim in descendants(pid):
+def signal_all(pids: list[int], signum: int) -> None:
+    """Send `signum` to each pid (a negative pid is a process group); the gone are skipped."""
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.kill(victim, signum)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signum)
+            if pid < 0:
+                os.killpg(-pid, signum)
+            else:
+                os.kill(pid, signum)
 
 
 def main(argv: list[str]) -> int:
