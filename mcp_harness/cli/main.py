@@ -17,7 +17,7 @@ from mcp_harness.errors import HarnessError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mcp_harness.cli import demo_cmd, experience_cmd
+    from mcp_harness.cli import capture_cmd, demo_cmd, experience_cmd
 
     parser = argparse.ArgumentParser(
         prog="mcp-harness",
@@ -32,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     paths.set_defaults(run=_run_paths)
 
     experience_cmd.register(commands)
+    capture_cmd.register(commands)
     demo_cmd.register(commands)
     return parser
 
