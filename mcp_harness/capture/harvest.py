@@ -243,8 +243,7 @@ def _append_new(
     running at once cannot both add the same call."""
     result = TensorReport()
     experience = _open_or_create(path)
-    with experience._lock:  # re-entrant: append() takes it again
-        experience._refresh_if_changed()
+    with experience.locked():
         known_ids: set[str] = set()
         known_pairs: set[tuple[str, str]] = set()
         for stored in experience.rows():

@@ -10,6 +10,7 @@ committed row count are leftovers of an interrupted append and are dropped.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterable, Iterator, Sequence
@@ -159,6 +160,14 @@ class Experience:
         """
         if (self.path / TXN_DIR).exists() or _stamp(self.path) != self._stamp:
             self._load()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[Experience]:
+        """Hold the writer lock with the latest rows loaded, so read-then-append cannot race
+        another process (the lock is re-entrant: `append` inside is fine)."""
+        with self._lock:
+            self._refresh_if_changed()
+            yield self
 
     # ---- reading ----------------------------------------------------------------------------
     def __len__(self) -> int:
