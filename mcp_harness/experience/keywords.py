@@ -32,17 +32,8 @@ STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
 def extract_keywords(text: str) -> list[str]:
     """Retrieval keywords of `text`, in order of first appearance."""
-    seen: dict[str, None] = {}
-    for match in _TOKEN.finditer(text):
-        token = match.group(0).lower().rstrip(_EDGE_PUNCT)
-        if token.startswith(("'", '"')):
-            token = token.strip("'\"")
-        if not token or token in STOP_WORDS or token in seen:
-            continue
-        if len(token) == 1 and not token.isalnum():
-            continue
-        seen[token] = None
-    return list(seen)
+    tokens = dict.fromkeys(token.rstrip(_EDGE_PUNCT) for token in _TOKEN.findall(text.lower()))
+    return [t for t in tokens if t and t not in STOP_WORDS and t != "_"]
 
 
 def keywords_text(text: str) -> str:

@@ -384,19 +384,24 @@ def _read_sidecar(path: Path, count: int) -> tuple[list[dict[str, Any]], int]:
         raw = path.read_bytes()
     except FileNotFoundError:
         return [{"w": 1.0, "source": "unknown"} for _ in range(count)], 0
-    metas: list[dict[str, Any]] = []
-    end = 0
-    for number, line in enumerate(raw.split(b"\n")[:-1][:count], start=1):
-        try:
-            meta = json.loads(line)
-        except json.JSONDecodeError:
-            meta = None
-        if not isinstance(meta, dict):
-            raise CorruptTensorError(
-                f"{path}:{number}: provenance line is not a JSON object",
-                f"repair or delete line {number} of {path.name}",
-            )
-        metas.append(meta)
-        end += len(line) + 1
+    lines = raw.split(b"\n")[:-1][:count]
+    try:  # one parse for all lines: this runs on every open
+        metas = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
+    except json.JSONDecodeError:
+        metas = None
+    if metas is None or len(metas) != len(lines) or not all(isinstance(m, dict) for m in metas):
+        metas = []
+        for number, line in enumerate(lines, start=1):
+            try:
+                meta = json.loads(line)
+            except json.JSONDecodeError:
+                meta = None
+            if not isinstance(meta, dict):
+                raise CorruptTensorError(
+                    f"{path}:{number}: provenance line is not a JSON object",
+                    f"repair or delete line {number} of {path.name}",
+                )
+            metas.append(meta)
+    end = sum(len(line) + 1 for line in lines)
     metas.extend({"w": 1.0, "source": "unknown"} for _ in range(count - len(metas)))
     return metas, end

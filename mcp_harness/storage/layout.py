@@ -135,9 +135,10 @@ def scan_elements(tensor_dir: Path, shape: tuple[int, ...]) -> set[int]:
 
 def read_element(tensor_dir: Path, flat: int) -> str | None:
     """The element's text, or None when absent (a dangling view link counts as absent)."""
-    path = element_path(tensor_dir, flat)
+    path = f"{tensor_dir}/{element_relpath(flat)}"  # str paths: this runs per row on load
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            raw = handle.read()
     except (FileNotFoundError, NotADirectoryError):
         return None
     try:
