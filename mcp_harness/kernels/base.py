@@ -1,0 +1,67 @@
+"""The kernel protocol: what an expert element sends to an LLM backend and what comes back.
+
+An expert retrieves experience rows for its input element and asks a kernel for the output.
+Every kernel (offline, anthropic, openai, claude-code, replay) implements `Kernel.complete`;
+the shared policy (concurrency limit, retries, timeouts, accounting, budget) lives in
+`KernelRunner`, so each backend only turns a request into text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Example:
+    """A retrieved experience row shown to the kernel: input (key) -> output (value)."""
+
+    key: str
+    value: str
+    score: float
+    row: int | None = None
+
+
+@dataclass(frozen=True)
+class KernelRequest:
+    """One element's question. `task` says what the expert does; `examples` are best first."""
+
+    task: str
+    input: str
+    examples: tuple[Example, ...] = ()
+    trajectory: str = ""
+    max_tokens: int = 1024
+
+
+@dataclass
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    calls: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.calls += other.calls
+        self.cost_usd += other.cost_usd
+
+
+@dataclass(frozen=True)
+class KernelReply:
+    """`ok` False means the kernel could not answer confidently (offline: no row scored enough).
+
+    `confidence` in [0, 1] becomes the element's Status (confidence or failed).
+    """
+
+    text: str
+    ok: bool = True
+    confidence: float = 1.0
+    usage: Usage = field(default_factory=Usage)
+    reason: str = ""
+
+
+class Kernel(Protocol):
+    name: str
+
+    async def complete(self, request: KernelRequest) -> KernelReply: ...
