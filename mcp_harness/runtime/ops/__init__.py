@@ -1,0 +1,17 @@
+"""Registered ops. Importing this package registers all of them in `base.OPS`."""
+
+from mcp_harness.runtime.ops import control, expert, shape, terminal, text, validators
+from mcp_harness.runtime.ops.base import OPS, Op, ShapeError, register
+
+__all__ = [
+    "OPS",
+    "Op",
+    "ShapeError",
+    "control",
+    "expert",
+    "register",
+    "shape",
+    "terminal",
+    "text",
+    "validators",
+]

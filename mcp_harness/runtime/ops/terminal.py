@@ -1,0 +1,174 @@
+"""tmux ops: drive interactive terminal sessions (`terminal.session`) like a person would.
+
+Each op's first input is what it acts on (a command, text or key names); its last input is the
+session element (made by `ft_tmux_create_session`), so pulling an op orders it after whatever
+produced its inputs. A session that died fails the element with a clear message, never a hang.
+"""
+
+from __future__ import annotations
+
+from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
+from mcp_harness.runtime.ops.base import Op, register
+from mcp_harness.runtime.status import Status
+from mcp_harness.terminal.session import TerminalError, TerminalSession
+
+RUN_TIMEOUT_S = 60.0
+
+
+async def _session(run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+    """The session named by the node's last input, or a failed Element to return."""
+    element = await run.get(node.inputs[-1], coords, trajectory)
+    if not element.status.ok:
+        return None, element
+    session = run.sessions.get(element.text)
+    if session is None:
+        try:
+            session = await TerminalSession.attach(element.text)
+        except TerminalError as exc:
+            return None, Element(exc.message, Status.failed(1.0))
+        run.sessions[element.text] = session
+    return session, None
+
+
+def _strip(text: str, prefix: str) -> str:
+    text = text.strip()
+    return text[len(prefix) :].strip() if prefix and text.startswith(prefix) else text
+
+
+@register
+class CreateSession(Op):
+    """Create (or reuse and clear) a terminal session per element, named `<name>-<coords>`; an
+    optional input gives each element's working directory. Output: the session name."""
+
+    name = "ft_tmux_create_session"
+    arity = (0, 1)
+    ARGS = {"name": (str, "ft"), "shape": (list, [1])}
+
+    def infer_shape(self, shapes, node):
+        self.check_arity(len(shapes), node)
+        return tuple(shapes[0]) if shapes else tuple(self.args["shape"])
+
+    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        cwd = None
+        if node.inputs:
+            source = await run.get(node.inputs[0], coords, trajectory)
+            if not source.status.ok:
+                return Element(source.text, source.status)
+            cwd = source.text or None
+        name = "-".join([self.args["name"], run.run_id, *map(str, coords)])
+        try:
+            run.sessions[name] = await TerminalSession.create(name, cwd=cwd or run.workdir)
+        except TerminalError as exc:
+            return Element(exc.message, Status.failed(1.0))
+        return Element(name, Status.confidence(1.0))
+
+    def backward(self, run, node, grad):
+        return [grad * 0 for _ in node.inputs]
+
+
+@register
+class TmuxRun(Op):
+    """Type a command + Enter and wait for the prompt; the text is the screen after, the status
+    confident when the command exited 0 (meta: exit_code)."""
+
+    name = "ft_tmux_run"
+    arity = 2
+    ARGS = {"strip_prefix": (str, ""), "timeout": ((int, float), RUN_TIMEOUT_S)}
+
+    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        command = await run.get(node.inputs[0], coords, trajectory)
+        if not command.status.ok:
+            return Element(command.text, command.status)
+        session, failed = await _session(run, node, coords, trajectory)
+        if failed:
+            return failed
+        text = _strip(command.text, self.args["strip_prefix"])
+        try:
+            outcome = await session.run(text, timeout=float(self.args["timeout"]))
+        except TerminalError as exc:
+            return Element(exc.message, Status.failed(1.0))
+        meta = {"command": text, "exit_code": outcome.exit_code, "timed_out": outcome.timed_out}
+        if outcome.timed_out:
+            return Element(outcome.screen, Status.failed(0.1), meta)
+        status = Status.confidence(1.0) if outcome.exit_code == 0 else Status.failed(0.5)
+        return Element(outcome.screen, status, meta)
+
+
+class _Send(Op):
+    arity = 2
+    ARGS = {"strip_prefix": (str, "")}
+
+    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        payload = await run.get(node.inputs[0], coords, trajectory)
+        if not payload.status.ok:
+            return Element(payload.text, payload.status)
+        session, failed = await _session(run, node, coords, trajectory)
+        if failed:
+            return failed
+        text = _strip(payload.text, self.args["strip_prefix"])
+        try:
+            await self.send(session, text)
+            screen = await session.capture()
+        except TerminalError as exc:
+            return Element(exc.message, Status.failed(1.0))
+        return Element(screen, Status.confidence(1.0), {"sent": text})
+
+
+@register
+class SendText(_Send):
+    """Type text literally (every space and symbol intact), no Enter. Text: the screen after."""
+
+    name = "ft_tmux_send_text"
+
+    async def send(self, session: TerminalSession, text: str) -> None:
+        await session.send_text(text)
+
+
+@register
+class SendKeys(_Send):
+    """Press tmux keys, space separated (`C-c`, `Enter`, `Up Up Enter`). Text: the screen after."""
+
+    name = "ft_tmux_send_keys"
+
+    async def send(self, session: TerminalSession, text: str) -> None:
+        await session.send_keys(*text.split())
+
+
+@register
+class CapturePane(Op):
+    """The session's visible screen."""
+
+    name = "ft_tmux_capture_pane"
+
+    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        session, failed = await _session(run, node, coords, trajectory)
+        if failed:
+            return failed
+        try:
+            return Element(await session.capture(), Status.confidence(1.0))
+        except TerminalError as exc:
+            return Element(exc.message, Status.failed(1.0))
+
+
+@register
+class Wait(Op):
+    """Wait until the screen matches `pattern` (a regex), or with no pattern until the shell is
+    back at its prompt; confident if it happened within `timeout` seconds. Text: the screen."""
+
+    name = "ft_tmux_wait"
+    ARGS = {"pattern": ((str, type(None)), None), "timeout": ((int, float), 30)}
+
+    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        session, failed = await _session(run, node, coords, trajectory)
+        if failed:
+            return failed
+        timeout = float(self.args["timeout"])
+        try:
+            pattern = self.args["pattern"]
+            happened = await (
+                session.wait_for_text(pattern, timeout) if pattern else session.wait_idle(timeout)
+            )
+            screen = await session.capture()
+        except TerminalError as exc:
+            return Element(exc.message, Status.failed(1.0))
+        return Element(screen, Status.confidence(1.0) if happened else Status.failed(0.2))
