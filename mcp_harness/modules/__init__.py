@@ -1,0 +1,1 @@
+"""Built-in harness modules, shipped as templates (graph spec, README, seed experience rows)."""

@@ -1,0 +1,169 @@
+"""Module directories: a portable harness is a folder.
+
+```
+<module>/
+  module.json            the graph spec (see runtime.graph)
+  README.md              what it does and how to run it
+  experience/<name>/     its experience tensors (the trainable weights)
+```
+Built-in modules (`mcp_harness/modules/<name>/`) are templates: the first use copies one into
+`<data home>/modules/<name>` and fills its experience from the template's `seed/<name>.jsonl`,
+so training and edits never touch the installed package.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mcp_harness.errors import HarnessError
+from mcp_harness.experience.store import Experience
+from mcp_harness.paths import data_home
+from mcp_harness.runtime.future import Element, Run
+from mcp_harness.runtime.graph import Graph, build, load_spec
+
+SPEC = "module.json"
+
+
+def modules_home() -> Path:
+    return data_home() / "modules"
+
+
+def builtin_names() -> list[str]:
+    root = resources.files("mcp_harness.modules")
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / SPEC).is_file())
+
+
+def resolve(name_or_path: str) -> Path:
+    """A path, a module under the data home, or a built-in (copied there on first use)."""
+    candidate = Path(name_or_path).expanduser()
+    if "/" in name_or_path or name_or_path.startswith("."):
+        if not (candidate / SPEC).is_file():
+            raise HarnessError(
+                f"{candidate.absolute()}: not a module (no {SPEC})",
+                "point at a module directory, or create one: mcp-harness module new",
+            )
+        return candidate.absolute()
+    home = modules_home() / name_or_path
+    if (home / SPEC).is_file():
+        return home
+    if name_or_path in builtin_names():
+        return new(name_or_path, template=name_or_path)
+    known = sorted(
+        {*builtin_names(), *(p.name for p in modules_home().glob("*/") if (p / SPEC).is_file())}
+    )
+    raise HarnessError(
+        f"unknown module {name_or_path!r}",
+        f"use one of: {', '.join(known)}, or a path to a module directory",
+    )
+
+
+def new(name: str, template: str = "coder", target: Path | None = None) -> Path:
+    """Create a module from a built-in template, with its seed experience imported."""
+    from mcp_harness.experience.importer import read_rows_jsonl
+
+    if template not in builtin_names():
+        raise HarnessError(
+            f"unknown template {template!r}", f"use one of: {', '.join(builtin_names())}"
+        )
+    destination = (target or modules_home() / name).absolute()
+    if destination.exists() and any(destination.iterdir()):
+        raise HarnessError(f"{destination}: already exists", "choose another name or directory")
+    source = resources.files("mcp_harness.modules").joinpath(template)
+    destination.mkdir(parents=True, exist_ok=True)
+    spec = json.loads(source.joinpath(SPEC).read_text(encoding="utf-8"))
+    spec["name"] = name
+    (destination / SPEC).write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+    readme = source.joinpath("README.md")
+    if readme.is_file():
+        (destination / "README.md").write_text(readme.read_text(encoding="utf-8"))
+    for exp_name, relative in spec.get("experience", {}).items():
+        experience = Experience.create(destination / relative)
+        seed = source.joinpath("seed", f"{exp_name}.jsonl")
+        if seed.is_file():
+            with resources.as_file(seed) as seed_path:
+                experience.append(read_rows_jsonl(seed_path, source=f"seed:{template}"))
+    return destination
+
+
+@dataclass
+class Module:
+    path: Path
+    spec: dict[str, Any]
+    experience: dict[str, Experience] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return str(self.spec.get("name", self.path.name))
+
+    def graph(self, dims: dict[str, int] | None = None) -> Graph:
+        return build(self.spec, dims, set(self.experience))
+
+
+def load(name_or_path: str, experience_overrides: dict[str, Path] | None = None) -> Module:
+    """Load a module and open its experience tensors; the graph is checked before returning."""
+    path = resolve(name_or_path)
+    spec = load_spec(path / SPEC)
+    declared = spec.get("experience", {}) if isinstance(spec, dict) else {}
+    if not isinstance(declared, dict):
+        raise HarnessError(
+            f"{path / SPEC}: 'experience' must map names to directories", "see the module README"
+        )
+    experience = {}
+    for exp_name, relative in declared.items():
+        where = (experience_overrides or {}).get(exp_name) or path / str(relative)
+        if not (where / "shape").is_file():
+            raise HarnessError(
+                f"module {path.name!r}: experience {exp_name!r} is missing at {where}",
+                f"create it: mcp-harness experience new {where}",
+            )
+        experience[exp_name] = Experience.open(where)
+    module = Module(path, spec, experience)
+    module.graph()
+    return module
+
+
+@dataclass
+class RunReport:
+    run_dir: Path
+    elements: list[Element]
+    graph: Graph
+    run: Run
+    seconds: float
+
+
+async def run(
+    module: Module,
+    inputs: dict[str, Any],
+    *,
+    kernel: Any,
+    dims: dict[str, int] | None = None,
+    run_dir: Path | None = None,
+    workdir: Path | None = None,
+    timeout: float | None = None,
+) -> RunReport:
+    """Check the graph for these inputs' sizes, then run its output node."""
+    declared = module.spec.get("inputs", {})
+    missing = set(declared) - set(inputs)
+    if missing:
+        raise HarnessError(
+            f"module {module.name!r} needs inputs {sorted(missing)}",
+            f"give {', '.join(sorted(missing))}",
+        )
+    batch = {len(v) for v in inputs.values() if isinstance(v, list)}
+    bound = dict(dims or {})
+    if "batch" in module.spec.get("dims", {}) and len(batch) == 1 and "batch" not in bound:
+        bound["batch"] = batch.pop()
+    graph = module.graph(bound)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = run_dir or data_home() / "runs" / f"{module.name}-{stamp}-{time.time_ns() % 10**6}"
+    forward = Run(
+        target, kernel=kernel, inputs=inputs, experience=module.experience, workdir=workdir
+    )
+    started = time.perf_counter()
+    elements = await forward.forward(graph.output, timeout=timeout)
+    return RunReport(target, elements, graph, forward, time.perf_counter() - started)
