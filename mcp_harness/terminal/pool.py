@@ -69,7 +69,8 @@ def tmux(*args: str, root: Path | None = None) -> subprocess.CompletedProcess[st
     )
 
 
-def _prepare(root: Path) -> None:
+def prepare(root: Path) -> None:
+    """Create the runtime dir (mode 0700), the pool dir and the tmux config."""
     (root / "pool").mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o700)
     conf = root / "tmux.conf"
@@ -80,7 +81,7 @@ def _prepare(root: Path) -> None:
 def claim(root: Path | None = None) -> Claim:
     """Take a free pane with a live runner, starting one if needed."""
     root = root or runtime_dir()
-    _prepare(root)
+    prepare(root)
     for index in range(MAX_PANES):
         directory = root / "pool" / str(index)
         try:
@@ -122,7 +123,7 @@ def _connect(directory: Path) -> socket.socket | None:
 def spawn(directory: Path) -> str:
     """Start a runner for `<root>/pool/<n>` in a new pane; return its pane id once it listens."""
     root = directory.parent.parent
-    _prepare(root)
+    prepare(root)
     channel = f"ready-{uuid.uuid4().hex}"
     command = shlex.join(
         [
