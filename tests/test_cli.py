@@ -182,8 +182,24 @@ def test_corrupt_experience_is_named(harness_home: Path) -> None:
     assert done.returncode == 2 and "shape is not valid JSON" in done.stderr
 
 
-def test_demo_runs_offline(harness_home: Path) -> None:
-    out = cli("demo", home=harness_home).stdout
-    assert "Built experience tensor [42, 3]" in out
-    assert "'fuser -k 8080/tcp'" in out
-    assert "'tar -xzf archive.tar.gz'" in out
+def test_demo_runs_offline(harness_home: Path, tmp_path: Path) -> None:
+    env_extra = {"MCP_HARNESS_RUNTIME_DIR": str(tmp_path / "rt")}
+    done = subprocess.run(
+        [SCRIPT, "demo", "--keep", str(tmp_path / "demo")],
+        env={**os.environ, "MCP_HARNESS_HOME": str(harness_home), **env_extra},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    from mcp_harness.terminal.pool import shutdown
+
+    shutdown(tmp_path / "rt")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "Harvested a recorded Claude Code session (9 Bash calls)" in out
+    assert "[PASS] Create a directory called build" in out
+    assert "steps 1: mkdir -p build" in out
+    assert "[FAIL] Compress data.csv with xz" in out
+    assert "Report: 4/7 tasks passed their validator" in out
+    assert (tmp_path / "demo" / "work" / "0" / "build").is_dir()  # it really ran in a terminal
+    assert not (harness_home / "experience").exists()  # the demo keeps to its own data dir
