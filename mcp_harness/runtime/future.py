@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mcp_harness.errors import HarnessError
 from mcp_harness.runtime.status import Status
 from mcp_harness.storage import layout
 from mcp_harness.storage.atomic import atomic_write
@@ -122,6 +123,11 @@ class Run:
 
         try:
             return await asyncio.wait_for(pull_all(), timeout)
+        except TimeoutError:
+            raise HarnessError(
+                f"run of {node.name!r} timed out after {timeout:g} s; unfinished elements were "
+                "cancelled", "allow more time (--timeout) or fewer steps"
+            ) from None
         finally:
             for pending in list(self._pending.values()):
                 pending.cancel()

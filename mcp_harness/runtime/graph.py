@@ -10,7 +10,7 @@
             "args": {"experience": "decision"}}],
  "output": "plan"}
 ```
-`dims` name sizes that args may use in place of ints (run-time values override the defaults);
+`dims` name sizes that `shape` args may use in place of ints (run-time values override);
 `inputs` declares each run input's shape. Building checks, in order: the spec's form, every
 node's op and arguments, references between nodes (no unknown node, no cycle), experience
 references, and every op's shape contract — each error names the node and the fix.
@@ -112,7 +112,7 @@ def build(
         args = entry.get("args", {})
         if not isinstance(args, dict):
             raise HarnessError(f"node {node_id!r}: 'args' must be an object", SPEC_FIX)
-        args = {k: _resolve_dims(v, bound, node_id) for k, v in args.items()}
+        args = {k: _resolve_dims(v, bound, node_id) if k == "shape" else v for k, v in args.items()}
         if op_name == "ft_expert" and args.get("experience") not in declared:
             raise HarnessError(
                 f"node {node_id!r}: experience {args.get('experience')!r} is not declared",
@@ -150,7 +150,7 @@ def _dims(raw: Any) -> dict[str, int]:
 
 
 def _resolve_dims(value: Any, dims: dict[str, int], node_id: str) -> Any:
-    """Replace dim names inside list args (shapes) with their sizes."""
+    """Replace dim names in a `shape` arg with their sizes."""
     if isinstance(value, list):
         return [_resolve_dim(v, dims, node_id) for v in value]
     return value
