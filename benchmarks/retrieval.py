@@ -179,8 +179,11 @@ def _file(rng: random.Random, ext: str | None = None) -> str:
 _pick_stem, _pick_noun, _pick_dir, _pick_ext = _pick(STEMS), _pick(NOUNS), _pick(DIRS), _pick(EXTS)
 _DRAW: dict[str, Callable[[random.Random], str]] = {
     "f": _file,
-    "t": lambda rng: _file(rng, ".py").replace("/", "/test_", 1) if rng.random() < 0.9
-    else f"tests/test_{_pick_stem(rng)}.py",
+    "t": lambda rng: (
+        _file(rng, ".py").replace("/", "/test_", 1)
+        if rng.random() < 0.9
+        else f"tests/test_{_pick_stem(rng)}.py"
+    ),
     "d": lambda rng: _pick_dir(rng) if rng.random() < 0.7 else f"{_pick_dir(rng)}/{_ident(rng)}",
     "i": _ident,
     "n": lambda rng: str(_tail(rng)),
@@ -281,10 +284,16 @@ def run(sizes: list[int], disk_n: int, naive_plan: dict[int, int], n_queries: in
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
-            "cores": os.cpu_count(), "python": platform.python_version(),
-            "numpy": np.__version__, "platform": platform.platform(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "numpy": np.__version__,
+            "platform": platform.platform(),
         },
-        "k": K, "queries": n_queries, "latency": {}, "disk": {}, "naive": {},
+        "k": K,
+        "queries": n_queries,
+        "latency": {},
+        "disk": {},
+        "naive": {},
     }
     start = time.perf_counter()
     rows = make_rows(max(sizes))
@@ -302,7 +311,8 @@ def run(sizes: list[int], disk_n: int, naive_plan: dict[int, int], n_queries: in
         build = time.perf_counter() - start
         gc.collect()
         entry: dict[str, Any] = {
-            "build_s": build, "vocabulary": index.vocabulary_size(),
+            "build_s": build,
+            "vocabulary": index.vocabulary_size(),
             "index_bytes_per_row": index.memory_bytes() / n,
             "rss_bytes_per_row": (rss_bytes() - rss0) / n,
         }
@@ -329,8 +339,11 @@ def run(sizes: list[int], disk_n: int, naive_plan: dict[int, int], n_queries: in
             )
             times = time_queries(lambda q, e=experience: e.search(q, K), queries)
             result["disk"] = {
-                "rows": n, "write_s": written, "open_s": opened,
-                "vocabulary": experience.stats()["vocabulary"], "agrees_with_memory": agree,
+                "rows": n,
+                "write_s": written,
+                "open_s": opened,
+                "vocabulary": experience.stats()["vocabulary"],
+                "agrees_with_memory": agree,
                 "experience_search_p50_ms": pct(times, 50),
                 "experience_search_p95_ms": pct(times, 95),
             }
@@ -342,8 +355,10 @@ def run(sizes: list[int], disk_n: int, naive_plan: dict[int, int], n_queries: in
             fast = time_queries(search, subset)
             slow = time_queries(lambda q, p=path: naive_search(p, q), subset)
             result["naive"][n] = {
-                "queries": len(subset), "naive_p50_ms": pct(slow, 50),
-                "indexed_p50_ms": pct(fast, 50), "speedup": pct(slow, 50) / pct(fast, 50),
+                "queries": len(subset),
+                "naive_p50_ms": pct(slow, 50),
+                "indexed_p50_ms": pct(fast, 50),
+                "speedup": pct(slow, 50) / pct(fast, 50),
                 "same_top16": all(naive_search(path, q) == search(q) for q in subset[:3]),
             }
     result["targets"] = targets(result)
@@ -356,14 +371,32 @@ def targets(result: dict) -> list[dict]:
     for n, limit in ((100_000, 5.0), (1_000_000, 50.0)):
         for method in METHODS:
             got = lat[n][method]["p50_ms"] if n in lat else None
-            out.append({"target": f"{method} p50 @ {n:,} <= {limit:g} ms", "measured": got,
-                        "unit": "ms", "pass": got is not None and got <= limit})
+            out.append(
+                {
+                    "target": f"{method} p50 @ {n:,} <= {limit:g} ms",
+                    "measured": got,
+                    "unit": "ms",
+                    "pass": got is not None and got <= limit,
+                }
+            )
     got = naive[100_000]["speedup"] if 100_000 in naive else None
-    out.append({"target": "naive/indexed p50 @ 100,000 >= 500x", "measured": got, "unit": "x",
-                "pass": got is not None and got >= 500})
+    out.append(
+        {
+            "target": "naive/indexed p50 @ 100,000 >= 500x",
+            "measured": got,
+            "unit": "x",
+            "pass": got is not None and got >= 500,
+        }
+    )
     got = max(e["index_bytes_per_row"] for e in lat.values())
-    out.append({"target": "index memory <= 1024 B/row (worst N)", "measured": got, "unit": "B",
-                "pass": got <= 1024})
+    out.append(
+        {
+            "target": "index memory <= 1024 B/row (worst N)",
+            "measured": got,
+            "unit": "B",
+            "pass": got <= 1024,
+        }
+    )
     return out
 
 
