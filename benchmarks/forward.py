@@ -5,10 +5,13 @@ job is to keep the kernel's concurrency limit full while adding as little as pos
 element. Measured in one process run:
 
 1. 1,000 expert elements (`ft_const[1000] -> ft_expert`, each retrieving from a 1,000-row
-   experience) through the real OpenAI SDK against a loopback stub that answers after 100 ms,
-   at concurrency 64: wall time vs the ideal ceil(1000 / 64) x 100 ms;
-2. the same graph on an in-process kernel that answers at once: the framework's own cost per
-   element (evaluation, retrieval, prompt building, element files, the runner's policy).
+   experience) against a kernel whose every call takes 100 ms (an `asyncio.sleep`), at
+   concurrency 64: wall time vs the ideal ceil(1000 / 64) x 100 ms — how well the runtime keeps
+   the concurrency limit full;
+2. the same through the real OpenAI SDK against a loopback stub (another process) answering
+   after 100 ms: what a user sees, including the SDK's own CPU time per request;
+3. the same graph on a kernel that answers at once: the framework's own cost per element
+   (evaluation, retrieval, prompt building, the runner's policy, writing the run).
 
 Run: `.venv/bin/python benchmarks/forward.py [--elements N] [--concurrency C] [--delay S]`.
 """
@@ -36,12 +39,17 @@ from mcp_harness.runtime.ops import OPS
 HERE = Path(__file__).parent
 
 
-class InstantKernel:
-    """Answers at once: isolates the framework's cost from the LLM's latency."""
+class LatencyKernel:
+    """Answers after a fixed delay without doing any work (0 = at once)."""
 
-    name = "instant"
+    name = "latency"
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
 
     async def complete(self, request: KernelRequest) -> KernelReply:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         return KernelReply(f"ok {len(request.input)}")
 
 
@@ -84,6 +92,8 @@ def main() -> None:
                 for i in range(1000)
             ]
         )
+        sleeping = KernelRunner(LatencyKernel(args.delay), concurrency=args.concurrency)
+        scheduled = asyncio.run(measure(sleeping, experience, args.elements, root / "run0"))
         stub = subprocess.Popen(
             [sys.executable, str(HERE / "llm_stub.py"), str(args.delay)],
             stdin=subprocess.PIPE,
@@ -103,29 +113,31 @@ def main() -> None:
         finally:
             stub.stdin.close()
             stub.wait(timeout=10)
-        local = KernelRunner(InstantKernel(), concurrency=args.concurrency)
+        local = KernelRunner(LatencyKernel(0), concurrency=args.concurrency)
         framework = asyncio.run(measure(local, experience, args.elements, root / "run2"))
     ideal = math.ceil(args.elements / args.concurrency) * args.delay
     per_element_ms = framework / args.elements * 1000
     print(
         f"forward benchmark | {args.elements} expert elements | concurrency "
-        f"{args.concurrency} | stub latency {args.delay * 1000:.0f} ms"
+        f"{args.concurrency} | call latency {args.delay * 1000:.0f} ms | ideal {ideal:.3f} s"
     )
-    print(f"  wall {wall:.3f} s vs ideal {ideal:.3f} s -> {wall / ideal:.2f}x ideal")
     print(
-        f"  framework cost per element (instant kernel): {per_element_ms:.3f} ms "
-        f"({framework:.3f} s for {args.elements})"
+        f"  100 ms kernel (runtime scheduling): wall {scheduled:.3f} s = "
+        f"{scheduled / ideal:.2f}x ideal"
     )
+    print(f"  OpenAI SDK -> loopback stub:        wall {wall:.3f} s = {wall / ideal:.2f}x ideal")
+    print(f"  framework cost per element (instant kernel): {per_element_ms:.3f} ms")
     print(f"  {'PASS' if per_element_ms <= 1 else 'MISS'}  overhead <= 1 ms per element")
-    print(f"  {'PASS' if wall <= 1.2 * ideal else 'MISS'}  wall <= 1.2x ideal")
+    print(f"  {'PASS' if scheduled <= 1.2 * ideal else 'MISS'}  wall <= 1.2x ideal (runtime)")
+    print(f"  {'PASS' if wall <= 1.2 * ideal else 'MISS'}  wall <= 1.2x ideal (with the SDK)")
     print(
         json.dumps(
             {
                 "elements": args.elements,
                 "concurrency": args.concurrency,
-                "wall_s": wall,
                 "ideal_s": ideal,
-                "ratio": wall / ideal,
+                "runtime_wall_s": scheduled,
+                "sdk_wall_s": wall,
                 "framework_ms_per_element": per_element_ms,
             }
         )

@@ -105,6 +105,7 @@ class Experience:
         self._index = RetrievalIndex()
         self._sidecar_end = 0
         self._stamp: tuple[int, ...] = ()
+        self._cells: dict[int, tuple[str, ...]] = {}
 
     # ---- opening ----------------------------------------------------------------------------
     @classmethod
@@ -148,6 +149,7 @@ class Experience:
         self._meta, self._sidecar_end = _read_sidecar(self.path / ROWS_FILE, count)
         queries = [layout.read_element(self.path, 3 * row) or "" for row in range(count)]
         self._index = RetrievalIndex()
+        self._cells = {}
         self._index.append(
             (extract_keywords(q) for q in queries), [m.get("w", 1.0) for m in self._meta]
         )
@@ -179,7 +181,10 @@ class Experience:
                 f"row {index} does not exist in {self.path} ({len(self)} rows)",
                 f"use a row index from 0 to {len(self) - 1}" if len(self) else "add rows first",
             )
-        cells = [layout.read_element(self.path, 3 * index + c) or "" for c in range(3)]
+        cells = self._cells.get(index)
+        if cells is None:  # read once: search results repeat across elements of a run
+            cells = tuple(layout.read_element(self.path, 3 * index + c) or "" for c in range(3))
+            self._cells[index] = cells
         meta = dict(self._meta[index])
         weight = float(meta.pop("w", 1.0))
         return StoredRow(index, cells[0], cells[1], cells[2], weight, meta)
@@ -279,6 +284,7 @@ class Experience:
             metas = [*self._meta[:index], meta, *self._meta[index + 1 :]]
             self._stage_sidecar(txn, metas)
             txn.commit()
+            self._cells.pop(index, None)
             self._stamp = _stamp(self.path)
             self._meta = metas
             if query is not None:
@@ -331,6 +337,7 @@ class Experience:
             self._stage_sidecar(txn, metas)
             txn.write(layout.SHAPE_FILE, json.dumps([new_count, 3]))
             txn.commit()
+            self._cells.clear()
             self._stamp = _stamp(self.path)
             self._meta = metas
             self._index.delete(doomed)

@@ -5,8 +5,9 @@ when a graph is built. A `Run` evaluates nodes by pulling elements: `await run.g
 coords)` computes that element once (concurrent pulls of the same element share one
 computation), which pulls the input elements it needs. Each element of each node is computed
 at most once per run; an effect that must happen twice needs two op instances (the seed's cache
-broke exactly there). Results are written as they complete to `<run dir>/<node>/` in the
-symbolic-tensor layout, statuses as that tensor's coefficients.
+broke exactly there). Computed elements are written to `<run dir>/<node>/` in the
+symbolic-tensor layout as they complete (by a writer thread); when a forward pass ends (also by
+error or cancellation) the statuses and metadata follow.
 
 After a forward pass `run.coefficients(node)` gives the node's status floats as a torch tensor
 that is part of autograd: each node is one `torch.autograd.Function` whose backward asks the
@@ -20,6 +21,7 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -92,6 +94,10 @@ class Run:
         self._pending: dict[tuple[str, int], asyncio.Future[Element]] = {}
         self._nodes: dict[str, FutureTensor] = {}
         self._coefficients: dict[str, torch.Tensor] = {}
+        # Element files are written by one thread as elements complete: file system calls
+        # release the GIL, so the writing overlaps the waits on kernels and terminals.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-writer")
+        self._writes: list[Future[None]] = []
         run_dir.mkdir(parents=True, exist_ok=True)
 
     async def get(self, node: FutureTensor, coords: Coords, trajectory: str = "") -> Element:
@@ -112,7 +118,12 @@ class Run:
         element = await node.op.element(self, node, coords, trajectory)
         self.results.setdefault(node.name, {})[flat] = element
         self._pending.pop((node.name, flat), None)
-        layout.write_element(self.run_dir / node.name, flat, element.text, durable=False)
+        if node.op.name != "ft_const":  # literals live in the graph spec already
+            self._writes.append(
+                self._writer.submit(
+                    layout.write_fresh_elements, self.run_dir / node.name, {flat: element.text}
+                )
+            )
         return element
 
     async def forward(self, node: FutureTensor, timeout: float | None = None) -> list[Element]:
@@ -126,7 +137,8 @@ class Run:
         except TimeoutError:
             raise HarnessError(
                 f"run of {node.name!r} timed out after {timeout:g} s; unfinished elements were "
-                "cancelled", "allow more time (--timeout) or fewer steps"
+                "cancelled",
+                "allow more time (--timeout) or fewer steps",
             ) from None
         finally:
             for pending in list(self._pending.values()):
@@ -138,7 +150,10 @@ class Run:
         return self.results.get(node.name, {}).get(layout.flat_index(node.shape, coords))
 
     def save(self) -> None:
-        """Write every node's shape, statuses and element metadata next to its elements."""
+        """Finish writing the elements, then each node's shape, statuses and metadata."""
+        for write in self._writes:
+            write.result()
+        self._writes.clear()
         for name, node in self._nodes.items():
             directory = self.run_dir / name
             results = self.results.get(name, {})
