@@ -138,21 +138,21 @@ def spawn(directory: Path) -> str:
     )
     command = f"exec {command}"
     name = f"pane{directory.name}"
+    window = (
+        "new-window",
+        "-d",
+        "-P",
+        "-F",
+        "#{pane_id}",
+        "-t",
+        f"={SESSION}:",
+        "-n",
+        name,
+        command,
+    )
     try:
-        made = tmux(
-            "new-window",
-            "-d",
-            "-P",
-            "-F",
-            "#{pane_id}",
-            "-t",
-            f"={SESSION}:",
-            "-n",
-            name,
-            command,
-            root=root,
-        )
-        if made.returncode != 0:
+        made = tmux(*window, root=root)
+        if made.returncode != 0:  # no server or no session yet: start them
             made = tmux(
                 "new-session",
                 "-d",
@@ -170,20 +170,8 @@ def spawn(directory: Path) -> str:
                 command,
                 root=root,
             )
-            if made.returncode != 0 and "duplicate session" in made.stderr:
-                made = tmux(
-                    "new-window",
-                    "-d",
-                    "-P",
-                    "-F",
-                    "#{pane_id}",
-                    "-t",
-                    f"={SESSION}:",
-                    "-n",
-                    name,
-                    command,
-                    root=root,
-                )
+            if made.returncode != 0 and "duplicate session" in made.stderr:  # lost a race
+                made = tmux(*window, root=root)
         if made.returncode != 0:
             raise PoolError(f"tmux could not open a pane: {made.stderr.strip()}")
         waited = tmux("wait-for", channel, root=root)

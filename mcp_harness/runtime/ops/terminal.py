@@ -66,35 +66,9 @@ class CreateSession(Op):
         return [grad * 0 for _ in node.inputs]
 
 
-@register
-class TmuxRun(Op):
-    """Type a command + Enter and wait for the prompt; the text is the screen after, the status
-    confident when the command exited 0 (meta: exit_code)."""
+class _Act(Op):
+    """Shared by the ops that act on a session with their first input's text."""
 
-    name = "ft_tmux_run"
-    arity = 2
-    ARGS = {"strip_prefix": (str, ""), "timeout": ((int, float), RUN_TIMEOUT_S)}
-
-    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
-        command = await run.get(node.inputs[0], coords, trajectory)
-        if not command.status.ok:
-            return Element(command.text, command.status)
-        session, failed = await _session(run, node, coords, trajectory)
-        if failed:
-            return failed
-        text = _strip(command.text, self.args["strip_prefix"])
-        try:
-            outcome = await session.run(text, timeout=float(self.args["timeout"]))
-        except TerminalError as exc:
-            return Element(exc.message, Status.failed(1.0))
-        meta = {"command": text, "exit_code": outcome.exit_code, "timed_out": outcome.timed_out}
-        if outcome.timed_out:
-            return Element(outcome.screen, Status.failed(0.1), meta)
-        status = Status.confidence(1.0) if outcome.exit_code == 0 else Status.failed(0.5)
-        return Element(outcome.screen, status, meta)
-
-
-class _Send(Op):
     arity = 2
     ARGS = {"strip_prefix": (str, "")}
 
@@ -105,33 +79,52 @@ class _Send(Op):
         session, failed = await _session(run, node, coords, trajectory)
         if failed:
             return failed
-        text = _strip(payload.text, self.args["strip_prefix"])
         try:
-            await self.send(session, text)
-            screen = await session.capture()
+            return await self.act(session, _strip(payload.text, self.args["strip_prefix"]))
         except TerminalError as exc:
             return Element(exc.message, Status.failed(1.0))
-        return Element(screen, Status.confidence(1.0), {"sent": text})
+
+    async def act(self, session: TerminalSession, text: str) -> Element:
+        raise NotImplementedError
 
 
 @register
-class SendText(_Send):
+class TmuxRun(_Act):
+    """Type a command + Enter and wait for the prompt; the text is the screen after, the status
+    confident when the command exited 0 (meta: exit_code)."""
+
+    name = "ft_tmux_run"
+    ARGS = {**_Act.ARGS, "timeout": ((int, float), RUN_TIMEOUT_S)}
+
+    async def act(self, session: TerminalSession, text: str) -> Element:
+        outcome = await session.run(text, timeout=float(self.args["timeout"]))
+        meta = {"command": text, "exit_code": outcome.exit_code, "timed_out": outcome.timed_out}
+        if outcome.timed_out:
+            return Element(outcome.screen, Status.failed(0.1), meta)
+        status = Status.confidence(1.0) if outcome.exit_code == 0 else Status.failed(0.5)
+        return Element(outcome.screen, status, meta)
+
+
+@register
+class SendText(_Act):
     """Type text literally (every space and symbol intact), no Enter. Text: the screen after."""
 
     name = "ft_tmux_send_text"
 
-    async def send(self, session: TerminalSession, text: str) -> None:
+    async def act(self, session: TerminalSession, text: str) -> Element:
         await session.send_text(text)
+        return Element(await session.capture(), Status.confidence(1.0), {"sent": text})
 
 
 @register
-class SendKeys(_Send):
+class SendKeys(_Act):
     """Press tmux keys, space separated (`C-c`, `Enter`, `Up Up Enter`). Text: the screen after."""
 
     name = "ft_tmux_send_keys"
 
-    async def send(self, session: TerminalSession, text: str) -> None:
+    async def act(self, session: TerminalSession, text: str) -> Element:
         await session.send_keys(*text.split())
+        return Element(await session.capture(), Status.confidence(1.0), {"sent": text})
 
 
 @register
