@@ -270,3 +270,37 @@ def test_dims_bind_at_run_time() -> None:
         3,
         5,
     )
+
+
+class CountingKernel:
+    """A billable kernel that answers at once (the budget counts its calls)."""
+
+    name = "counting"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def complete(self, request):
+        from mcp_harness.kernels.base import KernelReply, Usage
+
+        self.calls += 1
+        return KernelReply(f"answer {self.calls}", usage=Usage(10, 5, 1, 0.0))
+
+
+def test_a_run_over_budget_stops_cleanly_and_says_what_it_spent(tmp_path: Path) -> None:
+    from mcp_harness.kernels.runner import Budget, BudgetExceeded, KernelRunner
+
+    experience = Experience.create(tmp_path / "exp")
+    experience.append([Row("a", "a", "b")])
+    kernel = CountingKernel()
+    runner = KernelRunner(kernel, concurrency=1, budget=Budget(max_calls=3))
+    tasks = node("ft_const", value=[f"task {i}" for i in range(6)])
+    expert = node("ft_expert", tasks, experience="cmd")
+    run = Run(tmp_path / "run", kernel=runner, experience={"cmd": experience})
+    with pytest.raises(BudgetExceeded, match="spent 3 calls") as info:
+        asyncio.run(run.forward(expert))
+    assert "max_calls" in info.value.fix or "max_calls" in info.value.message
+    assert kernel.calls == 3
+    done = [i for i in range(6) if run.element(expert, (i,)) is not None]
+    assert len(done) == 3
+    assert (tmp_path / "run" / expert.name / "statuses.json").is_file()  # results kept
