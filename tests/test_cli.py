@@ -31,6 +31,7 @@ def test_help_does_not_import_torch(harness_home: Path) -> None:
         "    except SystemExit: pass\n"
         "main(['paths']); main(['experience', 'new', 'fast'])\n"
         "main(['experience', 'search', 'fast', 'git'])\n"
+        "main(['module', 'validate', 'coder']); main(['kernels'])\n"
         "print('torch' in sys.modules)"
     )
     env = {**os.environ, "MCP_HARNESS_HOME": str(harness_home)}

@@ -95,11 +95,9 @@ class Op:
     ) -> list[torch.Tensor | None]:
         """Default for element-wise ops: each computed element passes its gradient to the input
         elements at the same coordinates."""
-        import torch
-
         computed = computed_mask(run, node)
         return [
-            grad * computed if tuple(inp.shape) == tuple(node.shape) else torch.zeros(inp.shape)
+            grad * computed if tuple(inp.shape) == tuple(node.shape) else zeros(inp.shape)
             for inp in node.inputs
         ]
 
@@ -116,6 +114,13 @@ def same_shapes(shapes: list[tuple[int, ...]], node: str, op: str) -> tuple[int,
                 "make the inputs the same shape (ft_expand or ft_slice them)",
             )
     return first
+
+
+def zeros(shape: tuple[int, ...]) -> torch.Tensor:
+    """A zero gradient (torch is imported only once gradients are asked for)."""
+    import torch
+
+    return torch.zeros(shape)
 
 
 def computed_mask(run: Run, node: FutureTensor) -> torch.Tensor:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import torch
-
 from mcp_harness.errors import HarnessError
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
-from mcp_harness.runtime.ops.base import Op, ShapeError, register, same_shapes
+from mcp_harness.runtime.ops.base import Op, ShapeError, register, same_shapes, zeros
 from mcp_harness.runtime.status import Kind, Status
 
 TRAJECTORY_KEEP = 3
@@ -60,7 +58,7 @@ class Switch(Op):
         return Element(result.text, result.status, {**result.meta, "branch": branch})
 
     def backward(self, run, node, grad):
-        grads = [torch.zeros(node.shape) for _ in node.inputs]
+        grads = [zeros(node.shape) for _ in node.inputs]
         for coords in node.coords():
             element = run.element(node, coords)
             if element is not None and element.meta.get("branch") is not None:
@@ -86,7 +84,7 @@ class Sequential(Op):
         return Element(result.text, result.status, {**result.meta, "evaluated": evaluated})
 
     def backward(self, run, node, grad):
-        grads = [torch.zeros(node.shape) for _ in node.inputs]
+        grads = [zeros(node.shape) for _ in node.inputs]
         for coords in node.coords():
             element = run.element(node, coords)
             for index in range(element.meta["evaluated"] if element else 0):
@@ -138,7 +136,7 @@ class Recurrent(Op):
         )
 
     def backward(self, run, node, grad):
-        out = torch.zeros(node.inputs[0].shape)
+        out = zeros(node.inputs[0].shape)
         for coords in node.coords():
             element = run.element(node, coords)
             if element is not None:

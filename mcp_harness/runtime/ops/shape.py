@@ -9,10 +9,8 @@ from __future__ import annotations
 import asyncio
 import re
 
-import torch
-
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
-from mcp_harness.runtime.ops.base import Op, ShapeError, computed_mask, register
+from mcp_harness.runtime.ops.base import Op, ShapeError, computed_mask, register, zeros
 from mcp_harness.runtime.status import Status
 
 _SLICE = re.compile(r"^(-?\d*):(-?\d*)$")
@@ -82,7 +80,7 @@ class Slice(Op):
         return await run.get(node.inputs[0], self.source(coords), trajectory)
 
     def backward(self, run, node, grad):
-        out = torch.zeros(self._shape_in)
+        out = zeros(self._shape_in)
         mask = computed_mask(run, node)
         for coords in node.coords():
             out[self.source(coords)] += grad[coords] * mask[coords]
