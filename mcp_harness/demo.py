@@ -78,15 +78,15 @@ def run(
     """Run the demo; returns the number of tasks that failed their validator."""
     if keep is not None:
         keep.mkdir(parents=True, exist_ok=True)
-        return _run(keep.absolute(), kernel_name, out)
+        return _run(keep.absolute(), kernel_name, out, kept=True)
     root = Path(tempfile.mkdtemp(prefix="mcp-harness-demo-"))
     try:
-        return _run(root, kernel_name, out)
+        return _run(root, kernel_name, out, kept=False)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(root: Path, kernel_name: str | None, out: Callable[[str], None]) -> int:
+def _run(root: Path, kernel_name: str | None, out: Callable[[str], None], kept: bool) -> int:
     from mcp_harness.capture.harvest import harvest
     from mcp_harness.kernels.config import make_kernel
     from mcp_harness.runtime import module
@@ -128,7 +128,7 @@ def _run(root: Path, kernel_name: str | None, out: Callable[[str], None]) -> int
             )
         finally:
             asyncio.run(_close_sessions())
-        return _report(result, time.perf_counter() - started, kernel, out)
+        return _report(result, time.perf_counter() - started, kernel, out, kept)
 
 
 def _workspace(directory: Path) -> Path:
@@ -160,7 +160,7 @@ def _steps(commands: list[str]) -> str:
     return f"steps {len(commands)}: " + " | ".join(parts)
 
 
-def _report(result, seconds: float, kernel, out: Callable[[str], None]) -> int:
+def _report(result, seconds: float, kernel, out: Callable[[str], None], kept: bool) -> int:
     graph, forward = result.graph, result.run
     failed = 0
     out("\n3. Results")
@@ -192,6 +192,11 @@ def _report(result, seconds: float, kernel, out: Callable[[str], None]) -> int:
     )
     out(
         f"\nReport: {len(TASKS) - failed}/{len(TASKS)} tasks passed their validator in "
-        f"{seconds:.1f} s ({spent}). Run files: {result.run_dir}"
+        f"{seconds:.1f} s ({spent})."
+    )
+    out(
+        f"Run files (every iteration's screens, decisions, commands): {result.run_dir}"
+        if kept
+        else "Rerun with --keep DIR to keep the run files, experience and workspaces."
     )
     return failed
