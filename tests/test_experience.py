@@ -324,3 +324,19 @@ def test_keywords_keep_shell_words() -> None:
     assert extract_keywords("The THE the") == []
     assert extract_keywords("提示符后面没有其他文字") == ["提示符后面没有其他文字"]
     assert keywords_text("make -j4 && make install") == "make\n-j4\ninstall"
+
+
+def test_update_patches_and_appends_in_one_commit(exp: Experience) -> None:
+    added = exp.update(
+        {0: {"query": "status\nrepo", "weight": 0.5}, 3: {"value": "pytest -x"}},
+        [row("compress data with xz", "xz -k data.csv")],
+    )
+    assert list(added) == [5]
+    reopened = Experience.open(exp.path)
+    assert (reopened.row(0).query, reopened.row(0).weight) == ("status\nrepo", 0.5)
+    assert reopened.row(3).value == "pytest -x"
+    assert [h.row.value for h in reopened.search("xz compress")] == ["xz -k data.csv"]
+    assert [h.row.value for h in exp.search("xz compress")] == ["xz -k data.csv"]
+    with pytest.raises(HarnessError, match="row 9 does not exist"):
+        exp.update({9: {"value": "x"}}, [row("never", "stored")])
+    assert len(Experience.open(exp.path)) == 6  # a bad patch stores nothing

@@ -269,29 +269,63 @@ class Experience:
         fields: dict[str, Any] | None = None,
     ) -> StoredRow:
         """Change cells, weight or provenance fields of one row in one commit."""
+        change = {"query": query, "key": key, "value": value, "weight": weight, "fields": fields}
+        self.update({index: change})
+        return self.row(index)
+
+    def update(self, patches: dict[int, dict[str, Any]], rows: Sequence[Row] = ()) -> range:
+        """Patch rows (each change: query / key / value / weight / fields, None = keep) and
+        append `rows`, all in one commit; returns the appended rows' indices."""
+        prepared = [_clean(row) for row in rows]
         with self._lock:
             self._refresh_if_changed()
-            self.row(index)  # validates the index
+            for index in patches:
+                self.row(index)  # validates every index before anything is written
             txn = Transaction(self.path)
-            for column, text in enumerate((query, key, value)):
-                if text is not None:
-                    txn.write(layout.element_relpath(3 * index + column), redact(text))
-            meta = dict(self._meta[index])
-            if weight is not None:
-                meta["w"] = _check_weight(weight)
-            if fields:
-                meta.update(fields)
-            metas = [*self._meta[:index], meta, *self._meta[index + 1 :]]
+            metas = list(self._meta)
+            cells: dict[int, tuple[str | None, ...]] = {}
+            for index, change in patches.items():
+                texts = tuple(None if change.get(c) is None else redact(change[c]) for c in COLUMNS)
+                cells[index] = texts
+                for column, text in enumerate(texts):
+                    if text is not None:
+                        txn.write(layout.element_relpath(3 * index + column), text)
+                meta = dict(metas[index])
+                if change.get("weight") is not None:
+                    meta["w"] = _check_weight(change["weight"])
+                meta.update(change.get("fields") or {})
+                metas[index] = meta
+            start = len(metas)
+            if prepared:
+                txn.write_new(
+                    [
+                        (layout.element_relpath(3 * (start + offset) + column), text)
+                        for offset, row in enumerate(prepared)
+                        for column, text in enumerate((row.query, row.key, row.value))
+                    ]
+                )
+                metas.extend(_meta_for(row) for row in prepared)
+                txn.write(layout.SHAPE_FILE, json.dumps([len(metas), 3]))
             self._stage_sidecar(txn, metas)
             txn.commit()
-            self._cells.pop(index, None)
             self._stamp = _stamp(self.path)
             self._meta = metas
-            if query is not None:
-                self._index.replace(index, extract_keywords(redact(query)), meta.get("w", 1.0))
-            else:
-                self._index.set_weight(index, meta.get("w", 1.0))
-            return self.row(index)
+            for index, texts in cells.items():
+                self._cells.pop(index, None)
+                if texts[0] is not None:
+                    self._index.replace(
+                        index,
+                        extract_keywords(texts[0]),
+                        metas[index].get("w", 1.0),
+                    )
+                else:
+                    self._index.set_weight(index, metas[index].get("w", 1.0))
+            if prepared:
+                self._index.append(
+                    (extract_keywords(row.query) for row in prepared),
+                    [row.weight for row in prepared],
+                )
+            return range(start, start + len(prepared))
 
     def set_weights(self, weights: Sequence[float]) -> None:
         """Replace every row weight at once (the optimizer's numeric step)."""
