@@ -6,6 +6,8 @@ terminal tasks on its own, with no API key.
 2. Run the built-in coder module with that experience on terminal tasks it has not seen
    verbatim, each in its own workspace and its own real tmux session, all concurrently.
 3. Check every task with its validator and report results, commands and final screens.
+4. Train the module on a few other tasks (targets: what to decide, what to run) — forward,
+   loss, backward, StSGD — and run the held-out tasks again: success before vs after.
 The offline kernel is the default; with ANTHROPIC_API_KEY set the same graph runs on Claude.
 """
 
@@ -24,6 +26,7 @@ from pathlib import Path
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.paths import ENV_HOME
+from mcp_harness.training.trainer import Example, Trainer
 
 STEPS = 4
 WORKSPACE = {
@@ -39,6 +42,12 @@ WORKSPACE = {
 class Task:
     text: str
     check: str
+    decision: str = ""
+    command: str = ""
+
+    def example(self) -> Example:
+        targets = {"decision": [self.decision], "command": [self.command]} if self.command else {}
+        return Example({"task": self.text, "check": self.check}, targets, WORKSPACE)
 
 
 TASKS = (
@@ -56,6 +65,32 @@ TASKS = (
     Task("Initialize a git repository in this folder", "test -d .git"),
     Task("Compress data.csv with xz", "test -f data.csv.xz"),
 )
+
+# Other wordings of some held-out tasks, with what a person would have decided and run.
+TRAIN = (
+    Task(
+        "Set the executable bit on the run.sh script",
+        "test -x run.sh",
+        "Make run.sh executable",
+        "chmod +x run.sh",
+    ),
+    Task(
+        "Turn this folder into a git repository",
+        "test -d .git",
+        "Initialize a git repository",
+        "git init -q",
+    ),
+    Task(
+        "Use xz to compress the data.csv file",
+        "test -f data.csv.xz",
+        "Compress data.csv with xz",
+        "xz -k data.csv",
+    ),
+    Task(
+        "Make a directory named dist", "test -d dist", "Create the dist directory", "mkdir -p dist"
+    ),
+)
+EPOCHS = 2
 
 
 @contextlib.contextmanager
@@ -106,37 +141,49 @@ def _run(root: Path, kernel_name: str | None, out: Callable[[str], None], kept: 
             out(f"   {path.name}: {added.added} rows")
         coder_dir = module.new("demo-coder", template="coder", target=root / "module")
         coder = module.load(str(coder_dir), experience_overrides=tensors)
-        workdirs = [_workspace(root / "work" / str(i)) for i in range(len(TASKS))]
+        trainer = Trainer(
+            coder, kernel, root / "work", dims={"steps": STEPS}, log=root / "train-steps.jsonl"
+        )
+        heldout = [task.example() for task in TASKS]
         out(
             f"\n2. Running the coder module on {len(TASKS)} tasks, each in its own tmux session"
             f" (kernel: {name}, up to {STEPS} steps per task)..."
         )
         started = time.perf_counter()
         try:
-            result = asyncio.run(
-                module.run(
-                    coder,
-                    {
-                        "task": [t.text for t in TASKS],
-                        "workdir": [str(w) for w in workdirs],
-                        "check": [t.check for t in TASKS],
-                    },
-                    kernel=kernel,
-                    dims={"steps": STEPS},
-                    run_dir=root / "run",
-                )
-            )
+            before = asyncio.run(trainer.forward(heldout))
         finally:
             asyncio.run(_close_sessions())
-        return _report(result, time.perf_counter() - started, kernel, out, kept)
-
-
-def _workspace(directory: Path) -> Path:
-    for relative, content in WORKSPACE.items():
-        path = directory / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(content)
-    return directory
+        failed = _report(before, time.perf_counter() - started, kernel, out)
+        out(
+            f"\n4. Training on {len(TRAIN)} other tasks for {EPOCHS} epochs "
+            "(forward, loss, backward, StSGD step)..."
+        )
+        asyncio.run(
+            trainer.fit(
+                [task.example() for task in TRAIN],
+                EPOCHS,
+                batch_size=4,
+                progress=lambda line: out(f"   {line.strip()}"),
+            )
+        )
+        after = asyncio.run(trainer.evaluate(heldout))
+        passed_before = len(TASKS) - failed
+        passed_after = sum(after.passed)
+        out(
+            f"\nHeld-out success: {passed_before}/{len(TASKS)} before training -> "
+            f"{passed_after}/{len(TASKS)} after "
+            f"({(passed_after - passed_before) * 100 / len(TASKS):+.0f} points)."
+        )
+        for task, was, now in zip(TASKS, before.elements, after.passed, strict=True):
+            if was.status.ok != now:
+                out(f"   {'now passes' if now else 'now fails'}: {task.text}")
+        out(
+            f"Run files, experience and the step log: {root}"
+            if kept
+            else "Rerun with --keep DIR to keep the run files, experience and step log."
+        )
+        return len(TASKS) - passed_after
 
 
 async def _close_sessions() -> None:
@@ -160,7 +207,7 @@ def _steps(commands: list[str]) -> str:
     return f"steps {len(commands)}: " + " | ".join(parts)
 
 
-def _report(result, seconds: float, kernel, out: Callable[[str], None], kept: bool) -> int:
+def _report(result, seconds: float, kernel, out: Callable[[str], None]) -> int:
     graph, forward = result.graph, result.run
     failed = 0
     out("\n3. Results")
@@ -193,10 +240,5 @@ def _report(result, seconds: float, kernel, out: Callable[[str], None], kept: bo
     out(
         f"\nReport: {len(TASKS) - failed}/{len(TASKS)} tasks passed their validator in "
         f"{seconds:.1f} s ({spent})."
-    )
-    out(
-        f"Run files (every iteration's screens, decisions, commands): {result.run_dir}"
-        if kept
-        else "Rerun with --keep DIR to keep the run files, experience and workspaces."
     )
     return failed

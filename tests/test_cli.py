@@ -202,5 +202,8 @@ def test_demo_runs_offline(harness_home: Path, tmp_path: Path) -> None:
     assert "steps 1: mkdir -p build" in out
     assert "[FAIL] Compress data.csv with xz" in out
     assert "Report: 4/7 tasks passed their validator" in out
-    assert (tmp_path / "demo" / "work" / "0" / "build").is_dir()  # it really ran in a terminal
+    assert "Held-out success: 4/7 before training -> 7/7 after (+43 points)." in out
+    assert "now passes: Compress data.csv with xz" in out
+    assert (tmp_path / "demo" / "work" / "run0-0" / "build").is_dir()  # it ran in a terminal
+    assert (tmp_path / "demo" / "train-steps.jsonl").is_file()
     assert not (harness_home / "experience").exists()  # the demo keeps to its own data dir

@@ -48,4 +48,5 @@ def test_demo_runs_on_the_anthropic_kernel(tmp_path: Path) -> None:
     assert "kernel: anthropic" in done.stdout
     assert "[PASS] Compress data.csv with xz" in done.stdout  # beyond the offline kernel
     assert "steps 1: xz -k data.csv" in done.stdout
-    assert calls > 0 and f"{calls} LLM calls" in done.stdout
+    reported = int(re.search(r"\((\d+) LLM calls", done.stdout).group(1))
+    assert 0 < reported <= calls  # the first report counts calls up to then; training adds more

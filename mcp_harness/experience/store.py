@@ -189,6 +189,15 @@ class Experience:
         weight = float(meta.pop("w", 1.0))
         return StoredRow(index, cells[0], cells[1], cells[2], weight, meta)
 
+    def find_value(self, value: str) -> StoredRow | None:
+        """The first row whose value is `value` (ignoring surrounding whitespace): inverse
+        retrieval asks which stored row would have given the right answer."""
+        wanted = value.strip()
+        for stored in self.rows():
+            if stored.value.strip() == wanted:
+                return stored
+        return None
+
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[StoredRow]:
         for index in range(start, min(stop if stop is not None else len(self), len(self))):
             yield self.row(index)

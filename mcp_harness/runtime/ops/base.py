@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import torch
 
     from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
+    from mcp_harness.training.symbolic import Gradients
 
 OPS: dict[str, type[Op]] = {}
 
@@ -85,6 +86,13 @@ class Op:
         self, run: Run, node: FutureTensor, coords: Coords, trajectory: str
     ) -> Element:
         raise NotImplementedError(f"{self.name} has no forward")
+
+    def symbolic_backward(
+        self, run: Run, node: FutureTensor, targets: dict[Coords, str], grads: Gradients
+    ) -> None:
+        """Turn target texts for this node's elements into targets for its inputs (and, for
+        experts, experience changes). Default: an effect or a text join says nothing about
+        what its inputs should have been, so nothing flows further."""
 
     def coefficient(self, element: Element) -> float:
         """The element's value in the coefficient tensor (its encoded Status by default)."""

@@ -57,6 +57,12 @@ class Switch(Op):
         result = await run.get(node.inputs[1 + branch], coords, trajectory)
         return Element(result.text, result.status, {**result.meta, "branch": branch})
 
+    def symbolic_backward(self, run, node, targets, grads):
+        for coords, target in targets.items():
+            element = run.element(node, coords)
+            if element is not None and element.meta.get("branch") is not None:
+                grads.add_target(node.inputs[1 + element.meta["branch"]], coords, target)
+
     def backward(self, run, node, grad):
         grads = [zeros(node.shape) for _ in node.inputs]
         for coords in node.coords():
@@ -82,6 +88,12 @@ class Sequential(Op):
             if not result.status.ok:
                 break
         return Element(result.text, result.status, {**result.meta, "evaluated": evaluated})
+
+    def symbolic_backward(self, run, node, targets, grads):
+        for coords, target in targets.items():
+            element = run.element(node, coords)
+            if element is not None:
+                grads.add_target(node.inputs[element.meta["evaluated"] - 1], coords, target)
 
     def backward(self, run, node, grad):
         grads = [zeros(node.shape) for _ in node.inputs]
@@ -134,6 +146,12 @@ class Recurrent(Op):
             result.status,
             {**result.meta, "iterations": source.shape[-1], "winner": step},
         )
+
+    def symbolic_backward(self, run, node, targets, grads):
+        for coords, target in targets.items():
+            element = run.element(node, coords)
+            if element is not None:
+                grads.add_target(node.inputs[0], (*coords, element.meta["winner"]), target)
 
     def backward(self, run, node, grad):
         out = zeros(node.inputs[0].shape)

@@ -7,6 +7,7 @@ from mcp_harness.kernels.base import Example, KernelRequest
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
 from mcp_harness.runtime.ops.base import Op, register
 from mcp_harness.runtime.status import Status
+from mcp_harness.training.symbolic import RowProposal
 
 
 @register
@@ -51,3 +52,32 @@ class Expert(Op):
         if reply.reason:
             meta["reason"] = reply.reason
         return Element(reply.text.strip() if reply.ok else reply.reason, status, meta)
+
+    def symbolic_backward(self, run, node, targets, grads):
+        """Per targeted element: credit or blame the row that answered, propose a row
+        (input -> target), and by inverse retrieval give the upstream expert the key of a stored
+        row whose value is the target. An element whose input failed proposes no row (its input
+        text is an error, not a situation) but still passes the upstream target."""
+        name = self.args["experience"]
+        experience = run.experience[name]
+        for coords, target in targets.items():
+            element = run.element(node, coords)
+            source = run.element(node.inputs[0], coords)
+            if element is None or source is None:
+                continue
+            rows = element.meta.get("rows", [])
+            right = element.status.ok and element.text.strip() == target.strip()
+            if element.status.ok and rows:
+                grads.row_credit[name][rows[0]] += -1.0 if right else 1.0
+            if right:
+                continue
+            holder = experience.find_value(target)
+            if holder is not None and holder.key.strip() != source.text.strip():
+                grads.add_target(node.inputs[0], coords, holder.key)
+            key = (
+                source.text
+                if source.status.ok
+                else grads.targets[node.inputs[0].name].get(tuple(coords))
+            )
+            if key:
+                grads.rows.append(RowProposal(name, key, target, f"{node.name}@{coords}"))

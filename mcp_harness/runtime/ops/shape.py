@@ -79,6 +79,10 @@ class Slice(Op):
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
         return await run.get(node.inputs[0], self.source(coords), trajectory)
 
+    def symbolic_backward(self, run, node, targets, grads):
+        for coords, target in targets.items():
+            grads.add_target(node.inputs[0], self.source(coords), target)
+
     def backward(self, run, node, grad):
         out = zeros(self._shape_in)
         mask = computed_mask(run, node)
@@ -112,6 +116,10 @@ class Unsqueeze(Op):
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
         source = coords[: self._dim] + coords[self._dim + 1 :]
         return await run.get(node.inputs[0], source, trajectory)
+
+    def symbolic_backward(self, run, node, targets, grads):
+        for coords, target in targets.items():
+            grads.add_target(node.inputs[0], coords[: self._dim] + coords[self._dim + 1 :], target)
 
     def backward(self, run, node, grad):
         return [(grad * computed_mask(run, node)).squeeze(self._dim)]
@@ -153,10 +161,18 @@ class Expand(Op):
         self._source, self._lead = tuple(source), lead
         return tuple(out)
 
-    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+    def source(self, coords: Coords) -> Coords:
         tail = coords[self._lead :]
-        source = tuple(0 if n == 1 else c for c, n in zip(tail, self._source, strict=True))
-        return await run.get(node.inputs[0], source, trajectory)
+        return tuple(0 if n == 1 else c for c, n in zip(tail, self._source, strict=True))
+
+    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        return await run.get(node.inputs[0], self.source(coords), trajectory)
+
+    def symbolic_backward(self, run, node, targets, grads):
+        """Broadcast positions share one source element: the first target given for it wins
+        (texts are not merged; the other positions' targets are dropped)."""
+        for coords, target in sorted(targets.items()):
+            grads.add_target(node.inputs[0], self.source(coords), target)
 
     def backward(self, run, node, grad):
         masked = grad * computed_mask(run, node)

@@ -1,0 +1,167 @@
+"""`StSGD`: apply a step's gradients to experience — row weights (numeric) and new rows
+(symbolic) — each experience in one atomic commit, behind an optional validation gate.
+
+The gate is a coroutine `gate(experiences) -> held-out loss`. With a gate, the step is first
+applied to scratch copies of the experiences; if the held-out loss gets worse the step is
+rejected and nothing real changes. Every step, accepted or not, is one line in the step log
+(JSONL) with its reason, what it would change, and the gate's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mcp_harness.experience.keywords import keywords_text
+from mcp_harness.experience.store import Experience, Row
+from mcp_harness.storage.atomic import append_lines
+from mcp_harness.training.symbolic import Gradients
+
+Gate = Callable[[dict[str, Experience]], Awaitable[float]]
+MIN_WEIGHT, MAX_WEIGHT = 0.05, 10.0
+
+
+@dataclass
+class Plan:
+    weights: dict[str, dict[int, float]] = field(default_factory=dict)
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not any(self.weights.values()) and not any(self.rows.values())
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "new_rows": {
+                name: [[r.key[:80], r.value[:80]] for r in rows]
+                for name, rows in self.rows.items()
+                if rows
+            },
+            "weights": {
+                name: {str(k): round(v, 4) for k, v in w.items()}
+                for name, w in self.weights.items()
+                if w
+            },
+        }
+
+
+@dataclass
+class StepReport:
+    accepted: bool
+    reason: str
+    plan: Plan
+    loss_before: float | None = None
+    loss_after: float | None = None
+
+
+class StSGD:
+    def __init__(
+        self,
+        experiences: dict[str, Experience],
+        lr: float = 0.2,
+        log: Path | None = None,
+        step_source: str = "training",
+    ) -> None:
+        self.experiences = experiences
+        self.lr = lr
+        self.log = log
+        self.step_source = step_source
+        self.steps = 0
+
+    def plan(self, grads: Gradients) -> Plan:
+        """What the step would change: clamped weights, and rows not already stored."""
+        plan = Plan()
+        for name, credit in grads.row_credit.items():
+            experience = self.experiences[name]
+            plan.weights[name] = {
+                row: min(MAX_WEIGHT, max(MIN_WEIGHT, experience.row(row).weight - self.lr * c))
+                for row, c in credit.items()
+                if c
+            }
+        for proposal in grads.rows:
+            experience = self.experiences[proposal.experience]
+            known = plan.rows.setdefault(proposal.experience, [])
+            pair = (proposal.key.strip(), proposal.value.strip())
+            if any((r.key.strip(), r.value.strip()) == pair for r in known):
+                continue
+            if any(
+                h.row.key.strip() == pair[0] and h.row.value.strip() == pair[1]
+                for h in experience.search(proposal.key, k=8)
+            ):
+                continue
+            known.append(
+                Row(
+                    keywords_text(proposal.key),
+                    proposal.key,
+                    proposal.value,
+                    source=self.step_source,
+                    fields={"step": self.steps + 1, "element": proposal.element},
+                )
+            )
+        return plan
+
+    async def step(self, grads: Gradients, gate: Gate | None = None) -> StepReport:
+        self.steps += 1
+        plan = self.plan(grads)
+        if plan.empty():
+            report = StepReport(False, "nothing to change: every targeted element was right", plan)
+        elif gate is None:
+            self._apply(plan, self.experiences)
+            report = StepReport(True, "applied (no validation gate)", plan)
+        else:
+            report = await self._gated(plan, gate)
+        self._log(report)
+        return report
+
+    async def _gated(self, plan: Plan, gate: Gate) -> StepReport:
+        before = await gate(self.experiences)
+        with tempfile.TemporaryDirectory(prefix="stsgd-") as scratch:
+            copies = {}
+            for name, experience in self.experiences.items():
+                shutil.copytree(
+                    experience.path,
+                    Path(scratch) / name,
+                    ignore=shutil.ignore_patterns(".lock", ".txn"),
+                )
+                copies[name] = Experience.open(Path(scratch) / name)
+            self._apply(plan, copies)
+            after = await gate(copies)
+        if after > before:
+            return StepReport(
+                False,
+                f"rejected: held-out loss would rise {before:.4f} -> {after:.4f}",
+                plan,
+                before,
+                after,
+            )
+        self._apply(plan, self.experiences)
+        return StepReport(
+            True, f"accepted: held-out loss {before:.4f} -> {after:.4f}", plan, before, after
+        )
+
+    @staticmethod
+    def _apply(plan: Plan, experiences: dict[str, Experience]) -> None:
+        for name, experience in experiences.items():
+            weights = plan.weights.get(name, {})
+            rows = plan.rows.get(name, [])
+            if weights or rows:
+                experience.update({row: {"weight": w} for row, w in weights.items()}, rows)
+
+    def _log(self, report: StepReport) -> None:
+        if self.log is None:
+            return
+        line = {
+            "step": self.steps,
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "accepted": report.accepted,
+            "reason": report.reason,
+            "loss_before": report.loss_before,
+            "loss_after": report.loss_after,
+            **report.plan.describe(),
+        }
+        append_lines(self.log, [json.dumps(line, ensure_ascii=False)])

@@ -1,0 +1,92 @@
+"""Symbolic gradients: what each element's text should have been, and the experience changes
+that would make it so — the text channel beside torch's numeric one.
+
+`backward(run, graph, targets)` walks the graph from outputs to inputs. A target is the text an
+element should have produced; each op's `symbolic_backward` turns its targets into targets for
+the inputs it read (a switch: the branch that ran; a loop: the winning iteration; shape ops:
+the source coordinates) and, for experts, into experience changes:
+
+- a new row (this input -> the target), so the same or a similar input retrieves it next time;
+- inverse retrieval: if a stored row already has the target as its value, the upstream expert
+  is given that row's key as its own target — the input that would have retrieved it — so
+  chained experts both learn;
+- numeric row credit: the row that answered right gets -1 (its weight goes up), the row that
+  answered wrong +1.
+Diffs are always unified diffs from the output to the target (`Gradients.diffs`).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from mcp_harness.errors import HarnessError
+from mcp_harness.storage.textdiff import unified_diff
+
+if TYPE_CHECKING:
+    from mcp_harness.runtime.future import Coords, FutureTensor, Run
+    from mcp_harness.runtime.graph import Graph
+
+
+@dataclass(frozen=True)
+class RowProposal:
+    """A row an expert's backward proposes for its experience."""
+
+    experience: str
+    key: str
+    value: str
+    element: str  # node@coords that asked for it, for the step log
+
+    def __str__(self) -> str:
+        return f"{self.experience} += [{self.key[:60]!r} -> {self.value[:60]!r}] ({self.element})"
+
+
+@dataclass
+class Gradients:
+    targets: dict[str, dict[Coords, str]] = field(default_factory=lambda: defaultdict(dict))
+    rows: list[RowProposal] = field(default_factory=list)
+    row_credit: dict[str, dict[int, float]] = field(
+        default_factory=lambda: defaultdict(lambda: defaultdict(float))
+    )
+
+    def add_target(self, node: FutureTensor, coords: Coords, text: str) -> None:
+        """First target wins: an explicit (dataset) target is never overwritten."""
+        self.targets[node.name].setdefault(tuple(coords), text)
+
+    def diffs(self, run: Run, graph: Graph) -> dict[str, dict[Coords, str]]:
+        """Per node and element, the unified diff from what it produced to its target."""
+        out: dict[str, dict[Coords, str]] = {}
+        for name, targets in self.targets.items():
+            node = graph.nodes[name]
+            for coords, target in targets.items():
+                element = run.element(node, coords)
+                diff = unified_diff(element.text if element else "", target)
+                if diff:
+                    out.setdefault(name, {})[coords] = diff
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "targets": {name: len(t) for name, t in self.targets.items()},
+            "new_rows": [str(p) for p in self.rows],
+            "row_credit": {name: dict(c) for name, c in self.row_credit.items()},
+        }
+
+
+def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]) -> Gradients:
+    """Propagate target texts from the named nodes back through the graph."""
+    grads = Gradients()
+    for name, per_element in targets.items():
+        node = graph.nodes.get(name)
+        if node is None:
+            raise HarnessError(
+                f"target for unknown node {name!r}",
+                f"targets name nodes of the graph: {', '.join(graph.nodes)}",
+            )
+        for coords, text in per_element.items():
+            grads.add_target(node, coords, text)
+    for node in reversed(list(graph.nodes.values())):  # built inputs-first: reverse = outputs-first
+        if node.name in grads.targets:
+            node.op.symbolic_backward(run, node, dict(grads.targets[node.name]), grads)
+    return grads

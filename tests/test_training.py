@@ -1,0 +1,151 @@
+"""Training: losses, symbolic backward (both chained experts learn), StSGD with its gate,
+datasets."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from mcp_harness.errors import HarnessError
+from mcp_harness.experience.keywords import keywords_text
+from mcp_harness.experience.store import Experience, Row
+from mcp_harness.kernels.offline import OfflineKernel
+from mcp_harness.runtime.future import Run
+from mcp_harness.runtime.graph import build
+from mcp_harness.training.losses import edit_distance, exact_match, status_loss
+from mcp_harness.training.optimizer import StSGD
+from mcp_harness.training.symbolic import backward
+from mcp_harness.training.trainer import load_dataset
+
+
+def rows(*pairs: tuple[str, str]) -> list[Row]:
+    return [Row(keywords_text(k), k, v) for k, v in pairs]
+
+
+@pytest.fixture
+def chain(tmp_path: Path):
+    """task -> decision expert -> command expert, on the offline kernel."""
+    decision = Experience.create(tmp_path / "decision")
+    decision.append(rows(("list the files here", "List files")))
+    command = Experience.create(tmp_path / "command")
+    command.append(rows(("List files", "ls -la"), ("Initialize a git repository", "git init -q")))
+    spec = {
+        "experience": {"decision": "d", "command": "c"},
+        "nodes": [
+            {
+                "id": "task",
+                "op": "ft_const",
+                "args": {"value": ["list the files here", "turn this into a git repo"]},
+            },
+            {
+                "id": "decision",
+                "op": "ft_expert",
+                "inputs": ["task"],
+                "args": {"experience": "decision"},
+            },
+            {
+                "id": "command",
+                "op": "ft_expert",
+                "inputs": ["decision"],
+                "args": {"experience": "command"},
+            },
+        ],
+        "output": "command",
+    }
+    graph = build(spec)
+    run = Run(
+        tmp_path / "run",
+        kernel=OfflineKernel(),
+        experience={"decision": decision, "command": command},
+    )
+    asyncio.run(run.forward(graph.output))
+    return graph, run, decision, command
+
+
+def test_losses_are_torch_scalars_with_per_element_gradients(chain) -> None:
+    graph, run, _, _ = chain
+    node = graph.nodes["command"]
+    targets = {(0,): "ls -la", (1,): "git init -q"}
+    exact = exact_match(run, node, targets)
+    assert exact.item() == pytest.approx(0.5)  # element 1 failed (no decision matched)
+    exact.backward()
+    task = run.coefficients(graph.nodes["task"])
+    assert task.grad.tolist() == [0.0, 0.5]  # only the wrong element is blamed
+    run2_loss = edit_distance(run, node, {(0,): "ls -l"})
+    assert run2_loss.item() == pytest.approx(1 / 6)
+    # statuses: confidence(1.0) and failed(~0): 1 - mean(1.0, -1e-10) = 0.5
+    assert status_loss(run, node).item() == pytest.approx(0.5)
+
+
+def test_both_chained_experts_receive_gradients(chain) -> None:
+    graph, run, decision, command = chain
+    grads = backward(run, graph, {"command": {(1,): "git init -q"}})
+    # Inverse retrieval: the command row holding the target was keyed "Initialize a git
+    # repository", so that is what the decision expert should have said.
+    assert grads.targets["decision"][(1,)] == "Initialize a git repository"
+    proposed = {(p.experience, p.key, p.value) for p in grads.rows}
+    assert ("decision", "turn this into a git repo", "Initialize a git repository") in proposed
+    plan = StSGD({"decision": decision, "command": command}).plan(grads)
+    assert [(r.key, r.value) for r in plan.rows["command"]] == []  # already stored: not added
+    diffs = grads.diffs(run, graph)
+    assert "+git init -q" in diffs["command"][(1,)]
+    ok = backward(run, graph, {"command": {(0,): "ls -la"}})
+    assert ok.row_credit["command"][0] == -1.0 and ok.row_credit["decision"] == {}
+
+
+def test_unknown_target_node_is_named(chain) -> None:
+    graph, run, _, _ = chain
+    with pytest.raises(HarnessError, match="target for unknown node 'nope'"):
+        backward(run, graph, {"nope": {(0,): "x"}})
+
+
+def test_stsgd_applies_rows_and_weights_and_logs(chain, tmp_path: Path) -> None:
+    graph, run, decision, command = chain
+    grads = backward(run, graph, {"command": {(0,): "ls -la", (1,): "git init -q"}})
+    log = tmp_path / "steps.jsonl"
+    optimizer = StSGD({"decision": decision, "command": command}, lr=0.5, log=log)
+    report = asyncio.run(optimizer.step(grads))
+    assert report.accepted
+    assert decision.find_value("Initialize a git repository") is not None
+    assert command.row(0).weight == pytest.approx(1.5)  # credited: it answered right
+    again = Run(
+        tmp_path / "run2",
+        kernel=OfflineKernel(),
+        experience={"decision": decision, "command": command},
+    )
+    assert [e.text for e in asyncio.run(again.forward(graph.output))] == ["ls -la", "git init -q"]
+    entry = json.loads(log.read_text().splitlines()[0])
+    assert entry["accepted"] and entry["new_rows"]["decision"]
+
+
+def test_gate_rejects_a_step_that_makes_heldout_worse(chain, tmp_path: Path) -> None:
+    graph, run, decision, command = chain
+    grads = backward(run, graph, {"command": {(1,): "git init -q"}})
+    optimizer = StSGD({"decision": decision, "command": command})
+    before = len(decision)
+
+    async def gate(experience: dict[str, Experience]) -> float:
+        return float(len(experience["decision"]))  # any new row counts as worse here
+
+    report = asyncio.run(optimizer.step(grads, gate))
+    assert not report.accepted and "held-out loss would rise" in report.reason
+    assert len(decision) == before  # nothing real changed
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "the dataset is empty"),
+        ("{oops\n", ":1: not valid JSON"),
+        ('{"inputs": {"task": 3}}\n', "'inputs' must map names to text"),
+        ('{"inputs": {"task": "x"}, "targets": {"command": 5}}\n', "a target is text or a list"),
+    ],
+)
+def test_bad_datasets_are_named(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "data.jsonl"
+    path.write_text(text)
+    with pytest.raises(HarnessError, match=message):
+        load_dataset(path)
