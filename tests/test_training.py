@@ -149,3 +149,32 @@ def test_bad_datasets_are_named(tmp_path: Path, text: str, message: str) -> None
     path.write_text(text)
     with pytest.raises(HarnessError, match=message):
         load_dataset(path)
+
+
+@pytest.mark.filterwarnings("ignore:Using backward.. with create_graph=True")
+def test_trace_policy_records_every_backward_call(chain) -> None:
+    from mcp_harness.training.reflection import (
+        PolicyConflictError,
+        TracePolicy,
+        dispatch_policy,
+        need_reflection,
+        reflection_anchor,
+    )
+
+    graph, run, _, _ = chain
+    trace = TracePolicy()
+    anchor = reflection_anchor()
+    with dispatch_policy(trace):
+        loss = 1 - need_reflection(run.coefficients(graph.nodes["command"]), anchor).mean()
+        loss.backward(create_graph=True)
+        backward(run, graph, {"command": {(1,): "git init -q"}})
+        with pytest.raises(PolicyConflictError), dispatch_policy(TracePolicy()):
+            pass
+    functions = [record.fn for record in trace]
+    assert functions[:2] == ["ft_expert.backward", "ft_expert.backward"]
+    assert "ft_expert.symbolic_backward" in functions
+    symbolic = [r for r in trace if r.fn == "ft_expert.symbolic_backward"]
+    assert symbolic[0].inputs["node"] == "command"
+    assert symbolic[1].output["input_targets"]["task"] == {}  # consts take no target
+    assert anchor.grad is not None and anchor.grad.requires_grad  # a second-order handle
+    assert all(record.to_json()["timestamp"] > 0 for record in trace)

@@ -17,7 +17,7 @@ from mcp_harness.errors import HarnessError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mcp_harness.cli import capture_cmd, demo_cmd, experience_cmd, module_cmd
+    from mcp_harness.cli import capture_cmd, demo_cmd, experience_cmd, module_cmd, trace_cmd
 
     parser = argparse.ArgumentParser(
         prog="mcp-harness",
@@ -34,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     experience_cmd.register(commands)
     capture_cmd.register(commands)
     module_cmd.register(commands)
+    trace_cmd.register(commands)
     demo_cmd.register(commands)
     return parser
 

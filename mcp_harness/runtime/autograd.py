@@ -6,6 +6,8 @@ from typing import Any
 
 import torch
 
+from mcp_harness.training.reflection import dispatch
+
 
 class NodeFunction(torch.autograd.Function):
     """Forward returns the node's status floats; backward asks the op for input gradients."""
@@ -19,5 +21,10 @@ class NodeFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        grads = ctx.node.op.backward(ctx.run, ctx.node, grad)
+        node = ctx.node
+        grads = dispatch(
+            f"{node.op.name}.backward",
+            {"node": node.name, "grad_output": grad},
+            lambda: node.op.backward(ctx.run, node, grad),
+        )
         return (None, None, None, *grads)

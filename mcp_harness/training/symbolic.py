@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.storage.textdiff import unified_diff
+from mcp_harness.training.reflection import dispatch
 
 if TYPE_CHECKING:
     from mcp_harness.runtime.future import Coords, FutureTensor, Run
@@ -88,5 +89,33 @@ def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]) -> G
             grads.add_target(node, coords, text)
     for node in reversed(list(graph.nodes.values())):  # built inputs-first: reverse = outputs-first
         if node.name in grads.targets:
-            node.op.symbolic_backward(run, node, dict(grads.targets[node.name]), grads)
+            targets = dict(grads.targets[node.name])
+            before = (
+                len(grads.rows),
+                {i.name: dict(grads.targets.get(i.name, {})) for i in node.inputs},
+            )
+            dispatch(
+                f"{node.op.name}.symbolic_backward",
+                {"node": node.name, "targets": targets},
+                lambda node=node, targets=targets, before=before: _effects(
+                    node.op.symbolic_backward(run, node, targets, grads), grads, node, before
+                ),
+            )
     return grads
+
+
+def _effects(_: None, grads: Gradients, node: FutureTensor, before: tuple) -> dict[str, Any]:
+    """What one symbolic backward call produced: its new input targets and row proposals."""
+    rows_before, targets_before = before
+    return {
+        "input_targets": {
+            name: {
+                str(c): t
+                for c, t in grads.targets.get(name, {}).items()
+                if c not in targets_before.get(name, {})
+            }
+            for name in targets_before
+        },
+        "rows": [str(p) for p in grads.rows[rows_before:]],
+        "row_credit": {name: dict(c) for name, c in grads.row_credit.items()},
+    }

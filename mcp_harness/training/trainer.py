@@ -26,6 +26,7 @@ from mcp_harness.experience.store import Experience
 from mcp_harness.runtime import module as modules
 from mcp_harness.training.losses import status_loss
 from mcp_harness.training.optimizer import StepReport, StSGD
+from mcp_harness.training.reflection import TracePolicy, dispatch_policy
 from mcp_harness.training.symbolic import backward
 
 FORMAT = 'each line: {"inputs": {...}, "targets": {"<node>": "text" | [per step]}, "files": {...}}'
@@ -87,11 +88,14 @@ class Trainer:
         lr: float = 0.2,
         log: Path | None = None,
     ) -> None:
+        """`log`: the step log (JSONL); each step's reflection records go beside it, in
+        `trace/step-<n>.jsonl`."""
         self.module = module
         self.kernel = kernel
         self.workroot = workroot
         self.dims = dims or {}
         self.optimizer = StSGD(module.experience, lr=lr, log=log)
+        self.trace_dir = log.parent / "trace" if log is not None else None
         self._runs = itertools.count()
 
     def _inputs(self, examples: list[Example]) -> dict[str, list[str]]:
@@ -144,8 +148,10 @@ class Trainer:
         """One training step on `batch`; returns its loss and what the optimizer did."""
         report = await self.forward(batch)
         graph, run = report.graph, report.run
-        loss = status_loss(run, graph.output)
-        loss.backward()  # numeric, per element, plain torch
+        trace = TracePolicy()
+        with dispatch_policy(trace):
+            loss = status_loss(run, graph.output)
+            loss.backward()  # numeric, per element, plain torch
         targets: dict[str, dict[tuple[int, ...], str]] = {}
         for index, example in enumerate(batch):
             for name, per_step in example.targets.items():
@@ -158,7 +164,11 @@ class Trainer:
                     coords = (index, step)[: len(node.shape)]
                     if run.element(node, coords) is not None:
                         targets.setdefault(name, {})[coords] = text
-        grads = backward(run, graph, targets)
+        with dispatch_policy(trace):
+            grads = backward(run, graph, targets)
+        if self.trace_dir is not None:
+            self.trace_dir.mkdir(parents=True, exist_ok=True)
+            trace.save(self.trace_dir / f"step-{self.optimizer.steps + 1}.jsonl")
         gate = None
         if heldout:
 

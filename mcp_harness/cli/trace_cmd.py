@@ -1,0 +1,64 @@
+"""`mcp-harness trace show`: read why a module changed (a training step's reflection records)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from mcp_harness.errors import HarnessError
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    trace = commands.add_parser("trace", help="reflection records of training steps")
+    sub = trace.add_subparsers(dest="trace_command", metavar="ACTION")
+    sub.required = True
+    show = sub.add_parser("show", help="print a training step's reflection records")
+    show.add_argument(
+        "where", type=Path, help="a training run dir, its trace/ dir, or one step-<n>.jsonl file"
+    )
+    show.add_argument("--step", type=int, default=None, help="step number (default: the last)")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=_show)
+
+
+def _step_file(where: Path, step: int | None) -> Path:
+    if where.is_file():
+        return where
+    folder = where / "trace" if (where / "trace").is_dir() else where
+    steps = sorted(folder.glob("step-*.jsonl"), key=lambda p: int(p.stem.split("-")[1]))
+    if not steps:
+        raise HarnessError(
+            f"{where}: no reflection records (trace/step-<n>.jsonl)",
+            "point at a training run directory (mcp-harness train --out …)",
+        )
+    if step is None:
+        return steps[-1]
+    chosen = folder / f"step-{step}.jsonl"
+    if not chosen.is_file():
+        raise HarnessError(
+            f"{folder}: no step {step}", f"steps recorded: {', '.join(p.stem[5:] for p in steps)}"
+        )
+    return chosen
+
+
+def _show(args: argparse.Namespace) -> int:
+    from mcp_harness.training.reflection import load_records
+
+    path = _step_file(args.where, args.step)
+    records = load_records(path)
+    if args.json:
+        print(json.dumps(records, indent=2, ensure_ascii=False))
+        return 0
+    print(f"{path}: {len(records)} backward calls")
+    for record in records:
+        inputs = record["inputs"]
+        print(f"- {record['fn']} on {inputs.get('node')}")
+        output = record["output"]
+        if isinstance(output, dict):
+            for name, targets in output.get("input_targets", {}).items():
+                for coords, text in targets.items():
+                    print(f"    {name}{coords} should be: {text[:100]!r}")
+            for row in output.get("rows", []):
+                print(f"    proposes {row}")
+    return 0

@@ -1,0 +1,117 @@
+"""Second-order view of training: why did the module change?
+
+Every backward function — an op's numeric `backward` and its `symbolic_backward` — is called
+through `dispatch(fn, inputs, call)`. With no policy active it just runs `call()`. Inside
+`with dispatch_policy(policy):` the policy decides; `TracePolicy` runs the call and keeps a
+`ReflectionRecord(fn, inputs, output, timestamp)` of it, so a training step leaves a readable
+account of which element asked for which change. The trainer saves each step's records as
+`<out>/trace/step-<n>.jsonl`; `mcp-harness trace show` prints them.
+
+`need_reflection(coefficients, anchor)` multiplies a node's coefficients by a scalar anchor
+(`reflection_anchor()`): `loss.backward(create_graph=True)` then leaves in `anchor.grad` a
+differentiable summary of the first-order gradients flowing through that point, and
+`anchor.grad.backward()` runs the second-order pass through the same dispatch.
+
+The active policy is a context variable (not thread-local: backward passes may hop threads and
+asyncio tasks), and nesting two policies raises `PolicyConflictError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcp_harness.storage.atomic import atomic_write
+
+_ACTIVE: contextvars.ContextVar[Policy | None] = contextvars.ContextVar("policy", default=None)
+
+
+class PolicyConflictError(RuntimeError):
+    """A backward-dispatch policy was activated while another one is active."""
+
+
+@dataclass(frozen=True)
+class ReflectionRecord:
+    fn: str
+    inputs: dict[str, Any]
+    output: Any
+    timestamp: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "fn": self.fn,
+            "inputs": _plain(self.inputs),
+            "output": _plain(self.output),
+            "timestamp": self.timestamp,
+        }
+
+
+class Policy:
+    """Decides how a backward function runs; the default just runs it."""
+
+    def dispatch(self, fn: str, inputs: dict[str, Any], call: Callable[[], Any]) -> Any:
+        return call()
+
+
+class TracePolicy(Policy, list):
+    """Runs every backward function and records it."""
+
+    def dispatch(self, fn: str, inputs: dict[str, Any], call: Callable[[], Any]) -> Any:
+        output = call()
+        self.append(ReflectionRecord(fn, inputs, output, time.time()))
+        return output
+
+    def save(self, path: Path) -> None:
+        atomic_write(
+            path, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in self)
+        )
+
+
+def dispatch(fn: str, inputs: dict[str, Any], call: Callable[[], Any]) -> Any:
+    policy = _ACTIVE.get()
+    return call() if policy is None else policy.dispatch(fn, inputs, call)
+
+
+@contextlib.contextmanager
+def dispatch_policy(policy: Policy) -> Iterator[Policy]:
+    if _ACTIVE.get() is not None:
+        raise PolicyConflictError("a backward-dispatch policy is already active")
+    token = _ACTIVE.set(policy)
+    try:
+        yield policy
+    finally:
+        _ACTIVE.reset(token)
+
+
+def reflection_anchor() -> Any:
+    import torch
+
+    return torch.ones((), requires_grad=True)
+
+
+def need_reflection(coefficients: Any, anchor: Any) -> Any:
+    """`coefficients * anchor`: gradients through this point also reach the anchor."""
+    return coefficients * anchor
+
+
+def load_records(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def _plain(value: Any) -> Any:
+    """JSON-friendly: tensors become lists, tuples lists, objects their str."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
