@@ -82,7 +82,7 @@ def test_losses_are_torch_scalars_with_per_element_gradients(chain) -> None:
 
 def test_both_chained_experts_receive_gradients(chain) -> None:
     graph, run, decision, command = chain
-    grads = backward(run, graph, {"command": {(1,): "git init -q"}})
+    grads = asyncio.run(backward(run, graph, {"command": {(1,): "git init -q"}}))
     # Inverse retrieval: the command row holding the target was keyed "Initialize a git
     # repository", so that is what the decision expert should have said.
     assert grads.targets["decision"][(1,)] == "Initialize a git repository"
@@ -92,19 +92,19 @@ def test_both_chained_experts_receive_gradients(chain) -> None:
     assert [(r.key, r.value) for r in plan.rows["command"]] == []  # already stored: not added
     diffs = grads.diffs(run, graph)
     assert "+git init -q" in diffs["command"][(1,)]
-    ok = backward(run, graph, {"command": {(0,): "ls -la"}})
+    ok = asyncio.run(backward(run, graph, {"command": {(0,): "ls -la"}}))
     assert ok.row_credit["command"][0] == -1.0 and ok.row_credit["decision"] == {}
 
 
 def test_unknown_target_node_is_named(chain) -> None:
     graph, run, _, _ = chain
     with pytest.raises(HarnessError, match="target for unknown node 'nope'"):
-        backward(run, graph, {"nope": {(0,): "x"}})
+        asyncio.run(backward(run, graph, {"nope": {(0,): "x"}}))
 
 
 def test_stsgd_applies_rows_and_weights_and_logs(chain, tmp_path: Path) -> None:
     graph, run, decision, command = chain
-    grads = backward(run, graph, {"command": {(0,): "ls -la", (1,): "git init -q"}})
+    grads = asyncio.run(backward(run, graph, {"command": {(0,): "ls -la", (1,): "git init -q"}}))
     log = tmp_path / "steps.jsonl"
     optimizer = StSGD({"decision": decision, "command": command}, lr=0.5, log=log)
     report = asyncio.run(optimizer.step(grads))
@@ -123,7 +123,7 @@ def test_stsgd_applies_rows_and_weights_and_logs(chain, tmp_path: Path) -> None:
 
 def test_gate_rejects_a_step_that_makes_heldout_worse(chain, tmp_path: Path) -> None:
     graph, run, decision, command = chain
-    grads = backward(run, graph, {"command": {(1,): "git init -q"}})
+    grads = asyncio.run(backward(run, graph, {"command": {(1,): "git init -q"}}))
     optimizer = StSGD({"decision": decision, "command": command})
     before = len(decision)
 
@@ -167,7 +167,7 @@ def test_trace_policy_records_every_backward_call(chain) -> None:
     with dispatch_policy(trace):
         loss = 1 - need_reflection(run.coefficients(graph.nodes["command"]), anchor).mean()
         loss.backward(create_graph=True)
-        backward(run, graph, {"command": {(1,): "git init -q"}})
+        asyncio.run(backward(run, graph, {"command": {(1,): "git init -q"}}))
         with pytest.raises(PolicyConflictError), dispatch_policy(TracePolicy()):
             pass
     functions = [record.fn for record in trace]
@@ -178,3 +178,72 @@ def test_trace_policy_records_every_backward_call(chain) -> None:
     assert symbolic[1].output["input_targets"]["task"] == {}  # consts take no target
     assert anchor.grad is not None and anchor.grad.requires_grad  # a second-order handle
     assert all(record.to_json()["timestamp"] > 0 for record in trace)
+
+
+def reflecting_model(body: dict) -> str:
+    """Stand-in LLM behind the real openai SDK: answers the two reflection questions."""
+    from tests.kernel_stubs import last_user_text
+
+    prompt = last_user_text(body)
+    if "WANTED OUTPUT" in prompt:
+        return "Initialize a git repository"
+    if "EXAMPLE OUTPUT" in prompt:
+        return "ls -la --group-directories-first"
+    return "List files"  # the forward answer of both experts
+
+
+def test_llm_reflection_patches_rows_and_teaches_upstream(tmp_path: Path) -> None:
+    from mcp_harness.kernels.openai_api import OpenAIKernel
+    from mcp_harness.kernels.runner import KernelRunner
+    from tests.kernel_stubs import ApiStub
+
+    decision = Experience.create(tmp_path / "decision")
+    decision.append(rows(("list the files here", "List files")))
+    command = Experience.create(tmp_path / "command")
+    command.append(rows(("List files", "ls -la")))
+    graph = build(
+        {
+            "experience": {"decision": "d", "command": "c"},
+            "nodes": [
+                {"id": "task", "op": "ft_const", "args": {"value": ["make this a git repo"]}},
+                {
+                    "id": "decision",
+                    "op": "ft_expert",
+                    "inputs": ["task"],
+                    "args": {"experience": "decision"},
+                },
+                {
+                    "id": "command",
+                    "op": "ft_expert",
+                    "inputs": ["decision"],
+                    "args": {"experience": "command"},
+                },
+            ],
+            "output": "command",
+        }
+    )
+    with ApiStub("openai", text=reflecting_model) as stub:
+        kernel = KernelRunner(OpenAIKernel(api_key="sk-test", base_url=stub.base_url))
+        run = Run(
+            tmp_path / "run", kernel=kernel, experience={"decision": decision, "command": command}
+        )
+
+        async def forward_then_backward():  # one event loop: the SDK client is bound to it
+            await run.forward(graph.output)
+            calls = stub.count
+            return calls, await backward(run, graph, {"command": {(0,): "git init -q"}})
+
+        forward_calls, grads = asyncio.run(forward_then_backward())
+        reflection_calls = stub.count - forward_calls
+    assert grads.targets["decision"][(0,)] == "Initialize a git repository"  # LLM's answer
+    assert [(p.experience, p.row) for p in grads.patches] == [("command", 0)]
+    assert ("decision", "make this a git repo", "Initialize a git repository") in {
+        (p.experience, p.key, p.value) for p in grads.rows
+    }
+    assert "+ls -la --group-directories-first" in grads.patches[0].diff
+    assert reflection_calls == 2  # command: what to ask upstream + its row's patch; decision: 0
+    optimizer = StSGD({"decision": decision, "command": command})
+    command.patch(0, value="ls")  # the row changed after the backward pass
+    report = asyncio.run(optimizer.step(grads))
+    assert not report.accepted and "no longer applies" in report.reason
+    assert command.row(0).value == "ls" and len(decision) == 1  # nothing half-applied

@@ -21,19 +21,29 @@ from typing import Any
 from mcp_harness.experience.keywords import keywords_text
 from mcp_harness.experience.store import Experience, Row
 from mcp_harness.storage.atomic import append_lines
+from mcp_harness.storage.textdiff import PatchError, apply_patch
 from mcp_harness.training.symbolic import Gradients
 
 Gate = Callable[[dict[str, Experience]], Awaitable[float]]
 MIN_WEIGHT, MAX_WEIGHT = 0.05, 10.0
 
 
+class StalePatch(Exception):
+    """A row patch no longer applies: the row changed after the backward pass."""
+
+
 @dataclass
 class Plan:
     weights: dict[str, dict[int, float]] = field(default_factory=dict)
     rows: dict[str, list[Row]] = field(default_factory=dict)
+    patches: dict[str, dict[int, str]] = field(default_factory=dict)
 
     def empty(self) -> bool:
-        return not any(self.weights.values()) and not any(self.rows.values())
+        return (
+            not any(self.weights.values())
+            and not any(self.rows.values())
+            and not any(self.patches.values())
+        )
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -46,6 +56,9 @@ class Plan:
                 name: {str(k): round(v, 4) for k, v in w.items()}
                 for name, w in self.weights.items()
                 if w
+            },
+            "row_patches": {
+                name: {str(k): d for k, d in p.items()} for name, p in self.patches.items() if p
             },
         }
 
@@ -83,6 +96,8 @@ class StSGD:
                 for row, c in credit.items()
                 if c
             }
+        for patch in grads.patches:
+            plan.patches.setdefault(patch.experience, {}).setdefault(patch.row, patch.diff)
         for proposal in grads.rows:
             experience = self.experiences[proposal.experience]
             known = plan.rows.setdefault(proposal.experience, [])
@@ -110,11 +125,15 @@ class StSGD:
         plan = self.plan(grads)
         if plan.empty():
             report = StepReport(False, "nothing to change: every targeted element was right", plan)
-        elif gate is None:
-            self._apply(plan, self.experiences)
-            report = StepReport(True, "applied (no validation gate)", plan)
         else:
-            report = await self._gated(plan, gate)
+            try:
+                if gate is None:
+                    self._apply(plan, self.experiences)
+                    report = StepReport(True, "applied (no validation gate)", plan)
+                else:
+                    report = await self._gated(plan, gate)
+            except StalePatch as exc:
+                report = StepReport(False, f"rejected: {exc}", plan)
         self._log(report)
         return report
 
@@ -146,11 +165,27 @@ class StSGD:
 
     @staticmethod
     def _apply(plan: Plan, experiences: dict[str, Experience]) -> None:
+        """Check every patch first (a stale one rejects the whole step), then commit each
+        experience's weights, patched values and new rows at once."""
+        changes: dict[str, dict[int, dict[str, Any]]] = {}
+        for name, patches in plan.patches.items():
+            for row, diff in patches.items():
+                current = experiences[name].row(row).value
+                try:
+                    value = apply_patch(current, diff)
+                except PatchError as exc:
+                    raise StalePatch(
+                        f"the patch for row {row} of {name!r} no longer applies (the row "
+                        f"changed since the backward pass): {exc}"
+                    ) from None
+                changes.setdefault(name, {}).setdefault(row, {})["value"] = value
+        for name, weights in plan.weights.items():
+            for row, weight in weights.items():
+                changes.setdefault(name, {}).setdefault(row, {})["weight"] = weight
         for name, experience in experiences.items():
-            weights = plan.weights.get(name, {})
             rows = plan.rows.get(name, [])
-            if weights or rows:
-                experience.update({row: {"weight": w} for row, w in weights.items()}, rows)
+            if changes.get(name) or rows:
+                experience.update(changes.get(name, {}), rows)
 
     def _log(self, report: StepReport) -> None:
         if self.log is None:

@@ -22,7 +22,7 @@ import contextlib
 import contextvars
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,12 +58,24 @@ class Policy:
     def dispatch(self, fn: str, inputs: dict[str, Any], call: Callable[[], Any]) -> Any:
         return call()
 
+    async def adispatch(
+        self, fn: str, inputs: dict[str, Any], call: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        return await call()
+
 
 class TracePolicy(Policy, list):
     """Runs every backward function and records it."""
 
     def dispatch(self, fn: str, inputs: dict[str, Any], call: Callable[[], Any]) -> Any:
         output = call()
+        self.append(ReflectionRecord(fn, inputs, output, time.time()))
+        return output
+
+    async def adispatch(
+        self, fn: str, inputs: dict[str, Any], call: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        output = await call()
         self.append(ReflectionRecord(fn, inputs, output, time.time()))
         return output
 
@@ -76,6 +88,12 @@ class TracePolicy(Policy, list):
 def dispatch(fn: str, inputs: dict[str, Any], call: Callable[[], Any]) -> Any:
     policy = _ACTIVE.get()
     return call() if policy is None else policy.dispatch(fn, inputs, call)
+
+
+async def adispatch(fn: str, inputs: dict[str, Any], call: Callable[[], Awaitable[Any]]) -> Any:
+    """`dispatch` for backward functions that await (symbolic backward may call a kernel)."""
+    policy = _ACTIVE.get()
+    return await (call() if policy is None else policy.adispatch(fn, inputs, call))
 
 
 @contextlib.contextmanager

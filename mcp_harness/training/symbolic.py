@@ -11,7 +11,11 @@ the source coordinates) and, for experts, into experience changes:
   is given that row's key as its own target — the input that would have retrieved it — so
   chained experts both learn;
 - numeric row credit: the row that answered right gets -1 (its weight goes up), the row that
-  answered wrong +1.
+  answered wrong +1;
+- with an LLM kernel, reflection: the kernel rewrites the retrieved row's value so it would
+  have taught the target (a unified diff, applied by the optimizer only if it still applies),
+  and, when no stored row holds the target, says what the upstream expert should have said.
+  At most two kernel calls per wrong element.
 Diffs are always unified diffs from the output to the target (`Gradients.diffs`).
 """
 
@@ -23,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.storage.textdiff import unified_diff
-from mcp_harness.training.reflection import dispatch
+from mcp_harness.training.reflection import adispatch
 
 if TYPE_CHECKING:
     from mcp_harness.runtime.future import Coords, FutureTensor, Run
@@ -43,10 +47,24 @@ class RowProposal:
         return f"{self.experience} += [{self.key[:60]!r} -> {self.value[:60]!r}] ({self.element})"
 
 
+@dataclass(frozen=True)
+class RowPatch:
+    """A unified diff an LLM's reflection proposes for a retrieved row's value."""
+
+    experience: str
+    row: int
+    diff: str
+    element: str
+
+    def __str__(self) -> str:
+        return f"{self.experience}[{self.row}] value patch ({self.element})"
+
+
 @dataclass
 class Gradients:
     targets: dict[str, dict[Coords, str]] = field(default_factory=lambda: defaultdict(dict))
     rows: list[RowProposal] = field(default_factory=list)
+    patches: list[RowPatch] = field(default_factory=list)
     row_credit: dict[str, dict[int, float]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(float))
     )
@@ -71,11 +89,12 @@ class Gradients:
         return {
             "targets": {name: len(t) for name, t in self.targets.items()},
             "new_rows": [str(p) for p in self.rows],
+            "row_patches": [str(p) for p in self.patches],
             "row_credit": {name: dict(c) for name, c in self.row_credit.items()},
         }
 
 
-def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]) -> Gradients:
+async def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]) -> Gradients:
     """Propagate target texts from the named nodes back through the graph."""
     grads = Gradients()
     for name, per_element in targets.items():
@@ -88,25 +107,30 @@ def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]) -> G
         for coords, text in per_element.items():
             grads.add_target(node, coords, text)
     for node in reversed(list(graph.nodes.values())):  # built inputs-first: reverse = outputs-first
-        if node.name in grads.targets:
-            targets = dict(grads.targets[node.name])
-            before = (
-                len(grads.rows),
-                {i.name: dict(grads.targets.get(i.name, {})) for i in node.inputs},
-            )
-            dispatch(
-                f"{node.op.name}.symbolic_backward",
-                {"node": node.name, "targets": targets},
-                lambda node=node, targets=targets, before=before: _effects(
-                    node.op.symbolic_backward(run, node, targets, grads), grads, node, before
-                ),
-            )
+        if node.name not in grads.targets:
+            continue
+        targets_here = dict(grads.targets[node.name])
+        before = (
+            len(grads.rows),
+            len(grads.patches),
+            {i.name: dict(grads.targets.get(i.name, {})) for i in node.inputs},
+        )
+
+        async def call(
+            node: FutureTensor = node, targets_here: dict = targets_here, before: tuple = before
+        ) -> dict[str, Any]:
+            await node.op.symbolic_backward(run, node, targets_here, grads)
+            return _effects(grads, before)
+
+        await adispatch(
+            f"{node.op.name}.symbolic_backward", {"node": node.name, "targets": targets_here}, call
+        )
     return grads
 
 
-def _effects(_: None, grads: Gradients, node: FutureTensor, before: tuple) -> dict[str, Any]:
+def _effects(grads: Gradients, before: tuple) -> dict[str, Any]:
     """What one symbolic backward call produced: its new input targets and row proposals."""
-    rows_before, targets_before = before
+    rows_before, patches_before, targets_before = before
     return {
         "input_targets": {
             name: {
@@ -117,5 +141,6 @@ def _effects(_: None, grads: Gradients, node: FutureTensor, before: tuple) -> di
             for name in targets_before
         },
         "rows": [str(p) for p in grads.rows[rows_before:]],
+        "patches": [str(p) for p in grads.patches[patches_before:]],
         "row_credit": {name: dict(c) for name, c in grads.row_credit.items()},
     }

@@ -165,7 +165,7 @@ class Trainer:
                     if run.element(node, coords) is not None:
                         targets.setdefault(name, {})[coords] = text
         with dispatch_policy(trace):
-            grads = backward(run, graph, targets)
+            grads = await backward(run, graph, targets)
         if self.trace_dir is not None:
             self.trace_dir.mkdir(parents=True, exist_ok=True)
             trace.save(self.trace_dir / f"step-{self.optimizer.steps + 1}.jsonl")

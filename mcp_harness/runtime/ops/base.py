@@ -87,7 +87,7 @@ class Op:
     ) -> Element:
         raise NotImplementedError(f"{self.name} has no forward")
 
-    def symbolic_backward(
+    async def symbolic_backward(
         self, run: Run, node: FutureTensor, targets: dict[Coords, str], grads: Gradients
     ) -> None:
         """Turn target texts for this node's elements into targets for its inputs (and, for

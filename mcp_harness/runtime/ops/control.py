@@ -57,7 +57,7 @@ class Switch(Op):
         result = await run.get(node.inputs[1 + branch], coords, trajectory)
         return Element(result.text, result.status, {**result.meta, "branch": branch})
 
-    def symbolic_backward(self, run, node, targets, grads):
+    async def symbolic_backward(self, run, node, targets, grads):
         for coords, target in targets.items():
             element = run.element(node, coords)
             if element is not None and element.meta.get("branch") is not None:
@@ -89,7 +89,7 @@ class Sequential(Op):
                 break
         return Element(result.text, result.status, {**result.meta, "evaluated": evaluated})
 
-    def symbolic_backward(self, run, node, targets, grads):
+    async def symbolic_backward(self, run, node, targets, grads):
         for coords, target in targets.items():
             element = run.element(node, coords)
             if element is not None:
@@ -147,7 +147,7 @@ class Recurrent(Op):
             {**result.meta, "iterations": source.shape[-1], "winner": step},
         )
 
-    def symbolic_backward(self, run, node, targets, grads):
+    async def symbolic_backward(self, run, node, targets, grads):
         for coords, target in targets.items():
             element = run.element(node, coords)
             if element is not None:

@@ -7,7 +7,8 @@ from mcp_harness.kernels.base import Example, KernelRequest
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
 from mcp_harness.runtime.ops.base import Op, register
 from mcp_harness.runtime.status import Status
-from mcp_harness.training.symbolic import RowProposal
+from mcp_harness.storage.textdiff import unified_diff
+from mcp_harness.training.symbolic import RowPatch, RowProposal
 
 
 @register
@@ -53,16 +54,20 @@ class Expert(Op):
             meta["reason"] = reply.reason
         return Element(reply.text.strip() if reply.ok else reply.reason, status, meta)
 
-    def symbolic_backward(self, run, node, targets, grads):
+    async def symbolic_backward(self, run, node, targets, grads):
         """Per targeted element: credit or blame the row that answered, propose a row
         (input -> target), and by inverse retrieval give the upstream expert the key of a stored
-        row whose value is the target. An element whose input failed proposes no row (its input
-        text is an error, not a situation) but still passes the upstream target."""
+        row whose value is the target. When the input failed, its text is an error, not a
+        situation: the row is keyed by the input's own target if one is known, else none.
+        With an LLM kernel, reflection also patches the retrieved row and, if no stored row
+        holds the target, asks what the upstream expert should have said."""
         name = self.args["experience"]
         experience = run.experience[name]
+        reflective = run.kernel is not None and getattr(run.kernel, "name", "") != "offline"
+        upstream = node.inputs[0]
         for coords, target in targets.items():
             element = run.element(node, coords)
-            source = run.element(node.inputs[0], coords)
+            source = run.element(upstream, coords)
             if element is None or source is None:
                 continue
             rows = element.meta.get("rows", [])
@@ -71,13 +76,53 @@ class Expert(Op):
                 grads.row_credit[name][rows[0]] += -1.0 if right else 1.0
             if right:
                 continue
+            where = f"{node.name}@{tuple(coords)}"
             holder = experience.find_value(target)
             if holder is not None and holder.key.strip() != source.text.strip():
-                grads.add_target(node.inputs[0], coords, holder.key)
+                grads.add_target(upstream, coords, holder.key)
+            elif reflective and source.status.ok and upstream.op.name == "ft_expert":
+                wanted = await _reflect(
+                    run,
+                    INPUT_REFLECTION,
+                    f"WANTED OUTPUT:\n{target}\n\nINPUT THAT WAS GIVEN:\n{source.text}",
+                )
+                if wanted:
+                    grads.add_target(upstream, coords, wanted)
             key = (
-                source.text
-                if source.status.ok
-                else grads.targets[node.inputs[0].name].get(tuple(coords))
+                source.text if source.status.ok else grads.targets[upstream.name].get(tuple(coords))
             )
             if key:
-                grads.rows.append(RowProposal(name, key, target, f"{node.name}@{coords}"))
+                grads.rows.append(RowProposal(name, key, target, where))
+            if reflective and rows and element.status.ok:
+                row = experience.row(rows[0])
+                improved = await _reflect(
+                    run,
+                    ROW_REFLECTION,
+                    (
+                        f"EXAMPLE INPUT:\n{row.key}\n\nEXAMPLE OUTPUT:\n{row.value}\n\n"
+                        f"Following it, the expert answered {element.text!r} for the input "
+                        f"{source.text!r}, but the right answer was {target!r}."
+                    ),
+                )
+                if improved and improved != row.value.strip():
+                    grads.patches.append(
+                        RowPatch(name, rows[0], unified_diff(row.value, improved), where)
+                    )
+
+
+ROW_REFLECTION = (
+    "You improve an example in an expert's experience. Rewrite the EXAMPLE OUTPUT so that an "
+    "expert following this example would give the right answer described below, while staying "
+    "right for the example's own input. Reply with the rewritten example output only."
+)
+INPUT_REFLECTION = (
+    "An expert turns an input into an output. Say what input it should have been given to "
+    "produce the WANTED OUTPUT, in the same style as the INPUT THAT WAS GIVEN. Reply with that "
+    "input only."
+)
+
+
+async def _reflect(run: Run, task: str, text: str) -> str | None:
+    """One reflection call to the run's kernel; None when it has no confident answer."""
+    reply = await run.kernel.complete(KernelRequest(task, text))
+    return reply.text.strip() if reply.ok and reply.text.strip() else None

@@ -79,7 +79,7 @@ class Slice(Op):
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
         return await run.get(node.inputs[0], self.source(coords), trajectory)
 
-    def symbolic_backward(self, run, node, targets, grads):
+    async def symbolic_backward(self, run, node, targets, grads):
         for coords, target in targets.items():
             grads.add_target(node.inputs[0], self.source(coords), target)
 
@@ -117,7 +117,7 @@ class Unsqueeze(Op):
         source = coords[: self._dim] + coords[self._dim + 1 :]
         return await run.get(node.inputs[0], source, trajectory)
 
-    def symbolic_backward(self, run, node, targets, grads):
+    async def symbolic_backward(self, run, node, targets, grads):
         for coords, target in targets.items():
             grads.add_target(node.inputs[0], coords[: self._dim] + coords[self._dim + 1 :], target)
 
@@ -168,7 +168,7 @@ class Expand(Op):
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
         return await run.get(node.inputs[0], self.source(coords), trajectory)
 
-    def symbolic_backward(self, run, node, targets, grads):
+    async def symbolic_backward(self, run, node, targets, grads):
         """Broadcast positions share one source element: the first target given for it wins
         (texts are not merged; the other positions' targets are dropped)."""
         for coords, target in sorted(targets.items()):
