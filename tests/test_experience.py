@@ -340,3 +340,35 @@ def test_update_patches_and_appends_in_one_commit(exp: Experience) -> None:
     with pytest.raises(HarnessError, match="row 9 does not exist"):
         exp.update({9: {"value": "x"}}, [row("never", "stored")])
     assert len(Experience.open(exp.path)) == 6  # a bad patch stores nothing
+
+
+_UPDATER = textwrap.dedent("""
+    import sys
+    from mcp_harness.experience.store import Experience, Row
+    experience = Experience.open(sys.argv[1])
+    for step in range(1000):
+        weights = {i: {"weight": float(step % 7 + 1)} for i in range(len(experience))}
+        experience.update(weights, [Row(f"s{step}", f"step-{step}-{i}", f"step-{step}-{i}",
+                                        weight=float(step % 7 + 1)) for i in range(10)])
+        print(step, flush=True)
+""")
+
+
+def test_kill_9_mid_update_leaves_old_or_new_state(tmp_path: Path) -> None:
+    experience = Experience.create(tmp_path / "e")
+    updater = subprocess.Popen(
+        [sys.executable, "-c", _UPDATER, str(experience.path)], stdout=subprocess.PIPE, text=True
+    )
+    assert updater.stdout is not None
+    for _ in range(3):
+        updater.stdout.readline()
+    updater.kill()
+    updater.wait(timeout=30)
+    final = Experience.open(experience.path)
+    assert len(final) % 10 == 0 and len(final) >= 30
+    steps = len(final) // 10
+    weights = {r.weight for r in final.rows()}
+    assert len(weights) == 1  # every row got the same step's weights: one commit, all or none
+    assert all(r.key == r.value for r in final.rows())
+    assert final.row(len(final) - 1).key == f"step-{steps - 1}-9"
+    SymbolicTensor.load(experience.path)

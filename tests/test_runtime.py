@@ -304,3 +304,21 @@ def test_a_run_over_budget_stops_cleanly_and_says_what_it_spent(tmp_path: Path) 
     done = [i for i in range(6) if run.element(expert, (i,)) is not None]
     assert len(done) == 3
     assert (tmp_path / "run" / expert.name / "statuses.json").is_file()  # results kept
+
+
+def test_gradients_through_sequential_format_and_expert(tmp_path: Path) -> None:
+    experience = Experience.create(tmp_path / "exp")
+    experience.append([Row("alpha", "alpha", "A")])
+    first = node("ft_const", value=["alpha", "zzz"])
+    second = node("ft_const", value=["b", "c"])
+    joined = node("ft_format", first, template="{0}")
+    expert = node("ft_expert", joined, experience="e")
+    sequence = node("ft_sequential", expert, second)
+    loss = node("ft_mean", sequence)
+    run = Run(tmp_path / "run", kernel=OfflineKernel(), experience={"e": experience})
+    asyncio.run(run.forward(loss))
+    run.coefficients(loss).backward()
+    # Element 0: the expert answered, so both inputs of the sequence were evaluated (1/2 each);
+    # element 1: the expert failed and the sequence stopped there (second gets nothing).
+    assert run.coefficients(second).grad.tolist() == [0.5, 0.0]
+    assert run.coefficients(first).grad.tolist() == [0.5, 0.5]
