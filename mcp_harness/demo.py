@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.paths import ENV_HOME
@@ -121,29 +122,37 @@ def run(
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _run(root: Path, kernel_name: str | None, out: Callable[[str], None], kept: bool) -> int:
+def coder_trainer(root: Path, kernel: Any) -> tuple[Trainer, Any]:
+    """Harvest the bundled session under the current data home, and a trainer for a copy of
+    the coder module (in `root/module`) that uses that experience. Returns (trainer, report)."""
     from mcp_harness.capture.harvest import harvest
-    from mcp_harness.kernels.config import make_kernel
     from mcp_harness.runtime import module
+
+    sample = resources.files("mcp_harness.data").joinpath("sample_projects")
+    with resources.as_file(sample) as projects:
+        report = harvest(projects_root=projects)
+    tensors = {path.name.rsplit(".", 1)[1]: path for path in report.tensors}
+    coder_dir = module.new("demo-coder", template="coder", target=root / "module")
+    coder = module.load(str(coder_dir), experience_overrides=tensors)
+    trainer = Trainer(
+        coder, kernel, root / "work", dims={"steps": STEPS}, log=root / "train-steps.jsonl"
+    )
+    return trainer, report
+
+
+def _run(root: Path, kernel_name: str | None, out: Callable[[str], None], kept: bool) -> int:
+    from mcp_harness.kernels.config import make_kernel
 
     name = kernel_name or ("anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline")
     kernel = make_kernel(name)
     with _home(root / "home"):
-        sample = resources.files("mcp_harness.data").joinpath("sample_projects")
-        with resources.as_file(sample) as projects:
-            report = harvest(projects_root=projects)
+        trainer, report = coder_trainer(root, kernel)
         out(
             f"1. Harvested a recorded Claude Code session ({report.imported.new_calls} Bash calls)"
             " into experience:"
         )
-        tensors = {path.name.rsplit(".", 1)[1]: path for path in report.tensors}
         for path, added in report.tensors.items():
             out(f"   {path.name}: {added.added} rows")
-        coder_dir = module.new("demo-coder", template="coder", target=root / "module")
-        coder = module.load(str(coder_dir), experience_overrides=tensors)
-        trainer = Trainer(
-            coder, kernel, root / "work", dims={"steps": STEPS}, log=root / "train-steps.jsonl"
-        )
         heldout = [task.example() for task in TASKS]
         out(
             f"\n2. Running the coder module on {len(TASKS)} tasks, each in its own tmux session"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -96,6 +97,7 @@ class Trainer:
         self.dims = dims or {}
         self.optimizer = StSGD(module.experience, lr=lr, log=log)
         self.trace_dir = log.parent / "trace" if log is not None else None
+        self.last_timing: dict[str, float] = {}
         self._runs = itertools.count()
 
     def _inputs(self, examples: list[Example]) -> dict[str, list[str]]:
@@ -145,8 +147,11 @@ class Trainer:
     async def step(
         self, batch: list[Example], heldout: list[Example] | None = None
     ) -> tuple[float, StepReport]:
-        """One training step on `batch`; returns its loss and what the optimizer did."""
+        """One training step on `batch`; returns its loss and what the optimizer did.
+        `last_timing` keeps how long the forward, backward and optimizer phases took."""
+        started = time.perf_counter()
         report = await self.forward(batch)
+        forwarded = time.perf_counter()
         graph, run = report.graph, report.run
         trace = TracePolicy()
         with dispatch_policy(trace):
@@ -175,7 +180,14 @@ class Trainer:
             async def gate(experience: dict[str, Experience]) -> float:
                 return (await self.evaluate(heldout, experience)).loss
 
-        return loss.item(), await self.optimizer.step(grads, gate)
+        backwarded = time.perf_counter()
+        result = await self.optimizer.step(grads, gate)
+        self.last_timing = {
+            "forward_s": forwarded - started,
+            "backward_s": backwarded - forwarded,
+            "optimizer_s": time.perf_counter() - backwarded,
+        }
+        return loss.item(), result
 
     async def fit(
         self,
