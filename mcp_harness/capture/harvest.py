@@ -142,7 +142,7 @@ def harvest(
 
     per_project: dict[str, list[Call]] = {}
     for call in all_calls:
-        if call.denied or not _status_ok(call, exit_status) or not _project_ok(call, project):
+        if call.denied or not _status_ok(call, exit_status) or not project_matches(call, project):
             report.calls_filtered += 1
             continue
         per_project.setdefault(project_slug(call.project), []).append(call)
@@ -168,7 +168,7 @@ def _status_ok(call: Call, exit_status: str) -> bool:
     return True
 
 
-def _project_ok(call: Call, wanted: str | None) -> bool:
+def project_matches(call: Call, wanted: str | None) -> bool:
     if not wanted:
         return True
     if wanted == project_slug(call.project):

@@ -17,7 +17,14 @@ from mcp_harness.errors import HarnessError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mcp_harness.cli import capture_cmd, demo_cmd, experience_cmd, module_cmd, trace_cmd
+    from mcp_harness.cli import (
+        capture_cmd,
+        demo_cmd,
+        experience_cmd,
+        module_cmd,
+        trace_cmd,
+        train_cmd,
+    )
 
     parser = argparse.ArgumentParser(
         prog="mcp-harness",
@@ -36,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     module_cmd.register(commands)
     trace_cmd.register(commands)
     demo_cmd.register(commands)
+    train_cmd.register(commands)
     return parser
 
 

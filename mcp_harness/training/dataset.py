@@ -74,13 +74,13 @@ def harvested_dataset(
     """Import transcripts (optional), join every captured call, keep `project`'s (a slug or a
     directory, as `mcp-harness harvest --project`); returns (lines, calls considered)."""
     from mcp_harness.capture import join
-    from mcp_harness.capture.harvest import _project_ok
+    from mcp_harness.capture.harvest import project_matches
 
     if import_transcripts:
         from mcp_harness.capture.transcripts import import_transcripts as run_import
 
         run_import(projects_root)
-    calls = [c for c in join.calls() if _project_ok(c, project)]
+    calls = [c for c in join.calls() if project_matches(c, project)]
     return dataset_from_calls(calls, check=check), len(calls)
 
 
