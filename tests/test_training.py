@@ -247,3 +247,29 @@ def test_llm_reflection_patches_rows_and_teaches_upstream(tmp_path: Path) -> Non
     report = asyncio.run(optimizer.step(grads))
     assert not report.accepted and "no longer applies" in report.reason
     assert command.row(0).value == "ls" and len(decision) == 1  # nothing half-applied
+
+
+def test_a_target_for_an_untrainable_node_is_refused(chain) -> None:
+    graph, run, _, _ = chain
+    with pytest.raises(HarnessError, match="node 'task' \\(ft_const\\) is not trainable"):
+        asyncio.run(backward(run, graph, {"task": {(0,): "x"}}))
+
+
+def test_both_experts_of_the_coder_get_gradients(tmp_path: Path, runtime: Path) -> None:
+    from mcp_harness import demo
+    from mcp_harness.kernels.config import make_kernel
+    from mcp_harness.training.reflection import load_records
+
+    with demo._home(tmp_path / "home"):
+        trainer, _ = demo.coder_trainer(tmp_path, make_kernel("offline"))
+        asyncio.run(trainer.step([task.example() for task in demo.TRAIN]))
+    records = load_records(tmp_path / "trace" / "step-1.jsonl")
+    numeric = {
+        r["inputs"]["node"]: r["inputs"]["grad_output"]
+        for r in records
+        if r["fn"] == "ft_expert.backward"
+    }
+    assert set(numeric) == {"decision", "command"}
+    assert all(any(abs(g) > 0 for row in grads for g in row) for grads in numeric.values())
+    symbolic = {r["inputs"]["node"] for r in records if r["fn"] == "ft_expert.symbolic_backward"}
+    assert symbolic == {"decision", "command"}

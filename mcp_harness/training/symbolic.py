@@ -104,6 +104,12 @@ async def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]
                 f"target for unknown node {name!r}",
                 f"targets name nodes of the graph: {', '.join(graph.nodes)}",
             )
+        if not _trainable(node):
+            raise HarnessError(
+                f"node {name!r} ({node.op.name}) is not trainable: no expert produces it, so "
+                "no experience could change its output",
+                "give targets for an ft_expert node or a node downstream of one",
+            )
         for coords, text in per_element.items():
             grads.add_target(node, coords, text)
     for node in reversed(list(graph.nodes.values())):  # built inputs-first: reverse = outputs-first
@@ -126,6 +132,19 @@ async def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]
             f"{node.op.name}.symbolic_backward", {"node": node.name, "targets": targets_here}, call
         )
     return grads
+
+
+def _trainable(node: FutureTensor) -> bool:
+    """Whether an ft_expert (the only op with trainable experience) is at or above `node`."""
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if current.op.name == "ft_expert":
+            return True
+        if current.name not in seen:
+            seen.add(current.name)
+            stack.extend(current.inputs)
+    return False
 
 
 def _effects(grads: Gradients, before: tuple) -> dict[str, Any]:

@@ -62,13 +62,18 @@ class Switch(Op):
             element = run.element(node, coords)
             if element is not None and element.meta.get("branch") is not None:
                 grads.add_target(node.inputs[1 + element.meta["branch"]], coords, target)
+        # A target for an element whose condition failed says nothing about the condition's
+        # text (the branch prefix), so it does not flow there.
 
     def backward(self, run, node, grad):
         grads = [zeros(node.shape) for _ in node.inputs]
         for coords in node.coords():
             element = run.element(node, coords)
-            if element is not None and element.meta.get("branch") is not None:
-                grads[1 + element.meta["branch"]][coords] = grad[coords]
+            if element is None:
+                continue
+            # The element is the branch that ran, or, when none ran, the condition's outcome.
+            branch = element.meta.get("branch")
+            grads[0 if branch is None else 1 + branch][coords] = grad[coords]
         return grads
 
 
