@@ -273,3 +273,21 @@ def test_both_experts_of_the_coder_get_gradients(tmp_path: Path, runtime: Path) 
     assert all(any(abs(g) > 0 for row in grads for g in row) for grads in numeric.values())
     symbolic = {r["inputs"]["node"] for r in records if r["fn"] == "ft_expert.symbolic_backward"}
     assert symbolic == {"decision", "command"}
+
+
+def test_a_step_interrupted_between_experiences_is_finished_on_restart(chain, tmp_path) -> None:
+    from mcp_harness.training.optimizer import _commit, pending_changes
+
+    graph, run, decision, command = chain
+    grads = asyncio.run(backward(run, graph, {"command": {(0,): "ls -la", (1,): "git init -q"}}))
+    experiences = {"decision": decision, "command": command}
+    log = tmp_path / "steps.jsonl"
+    pending = pending_changes(StSGD(experiences, log=log).plan(grads), experiences)
+    assert set(pending) == {"decision", "command"}
+    (tmp_path / "pending-step.json").write_text(json.dumps(pending))
+    _commit({"decision": pending["decision"]}, experiences)  # then: kill -9
+    rows_after_crash = len(decision)
+    StSGD(experiences, log=log)  # the next training process starts
+    assert not (tmp_path / "pending-step.json").exists()
+    assert len(decision) == rows_after_crash  # replay adds no duplicate rows
+    assert command.row(0).weight == pytest.approx(1.2)  # the command half was finished

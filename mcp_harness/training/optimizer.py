@@ -9,6 +9,7 @@ rejected and nothing real changes. Every step, accepted or not, is one line in t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -20,7 +21,7 @@ from typing import Any
 
 from mcp_harness.experience.keywords import keywords_text
 from mcp_harness.experience.store import Experience, Row
-from mcp_harness.storage.atomic import append_lines
+from mcp_harness.storage.atomic import append_lines, atomic_write
 from mcp_harness.storage.textdiff import PatchError, apply_patch
 from mcp_harness.training.symbolic import Gradients
 
@@ -85,6 +86,7 @@ class StSGD:
         self.log = log
         self.step_source = step_source
         self.steps = 0
+        self.recover()
 
     def plan(self, grads: Gradients) -> Plan:
         """What the step would change: clamped weights, and rows not already stored."""
@@ -128,7 +130,7 @@ class StSGD:
         else:
             try:
                 if gate is None:
-                    self._apply(plan, self.experiences)
+                    self._apply(plan, self.experiences, self._journal())
                     report = StepReport(True, "applied (no validation gate)", plan)
                 else:
                     report = await self._gated(plan, gate)
@@ -158,34 +160,35 @@ class StSGD:
                 before,
                 after,
             )
-        self._apply(plan, self.experiences)
+        self._apply(plan, self.experiences, self._journal())
         return StepReport(
             True, f"accepted: held-out loss {before:.4f} -> {after:.4f}", plan, before, after
         )
 
     @staticmethod
-    def _apply(plan: Plan, experiences: dict[str, Experience]) -> None:
+    def _apply(plan: Plan, experiences: dict[str, Experience], journal: Path | None = None) -> None:
         """Check every patch first (a stale one rejects the whole step), then commit each
-        experience's weights, patched values and new rows at once."""
-        changes: dict[str, dict[int, dict[str, Any]]] = {}
-        for name, patches in plan.patches.items():
-            for row, diff in patches.items():
-                current = experiences[name].row(row).value
-                try:
-                    value = apply_patch(current, diff)
-                except PatchError as exc:
-                    raise StalePatch(
-                        f"the patch for row {row} of {name!r} no longer applies (the row "
-                        f"changed since the backward pass): {exc}"
-                    ) from None
-                changes.setdefault(name, {}).setdefault(row, {})["value"] = value
-        for name, weights in plan.weights.items():
-            for row, weight in weights.items():
-                changes.setdefault(name, {}).setdefault(row, {})["weight"] = weight
-        for name, experience in experiences.items():
-            rows = plan.rows.get(name, [])
-            if changes.get(name) or rows:
-                experience.update(changes.get(name, {}), rows)
+        experience's weights, patched values and new rows at once. With a journal the step is
+        all-or-nothing across experiences too: it is written first, replayed by `recover`
+        after a crash, and removed when every experience has committed."""
+        pending = pending_changes(plan, experiences)
+        if journal is not None:
+            atomic_write(journal, json.dumps(pending, ensure_ascii=False))
+        _commit(pending, experiences)
+        if journal is not None:
+            journal.unlink()
+
+    def recover(self) -> bool:
+        """Finish a step a crash interrupted between two experiences' commits."""
+        journal = self._journal()
+        if journal is None or not journal.exists():
+            return False
+        _commit(json.loads(journal.read_text(encoding="utf-8")), self.experiences)
+        journal.unlink()
+        return True
+
+    def _journal(self) -> Path | None:
+        return self.log.with_name("pending-step.json") if self.log is not None else None
 
     def _log(self, report: StepReport) -> None:
         if self.log is None:
@@ -200,3 +203,42 @@ class StSGD:
             **report.plan.describe(),
         }
         append_lines(self.log, [json.dumps(line, ensure_ascii=False)])
+
+
+def _commit(pending: dict[str, Any], experiences: dict[str, Experience]) -> None:
+    """Apply a step's changes; replaying it is harmless (sets, and rows already there are
+    skipped)."""
+    for name, step in pending.items():
+        experience = experiences.get(name) or Experience.open(Path(step["path"]))
+        stored = {(r.key, r.value) for r in experience.rows()}
+        rows = [Row(**r) for r in step["rows"] if (r["key"], r["value"]) not in stored]
+        experience.update({int(r): c for r, c in step["changes"].items()}, rows)
+
+
+def pending_changes(plan: Plan, experiences: dict[str, Experience]) -> dict[str, Any]:
+    """A step as plain data per experience (path, row changes with patched values, new rows),
+    raising StalePatch if a patch no longer applies."""
+    changes: dict[str, dict[int, dict[str, Any]]] = {}
+    for name, patches in plan.patches.items():
+        for row, diff in patches.items():
+            current = experiences[name].row(row).value
+            try:
+                value = apply_patch(current, diff)
+            except PatchError as exc:
+                raise StalePatch(
+                    f"the patch for row {row} of {name!r} no longer applies (the row "
+                    f"changed since the backward pass): {exc}"
+                ) from None
+            changes.setdefault(name, {}).setdefault(row, {})["value"] = value
+    for name, weights in plan.weights.items():
+        for row, weight in weights.items():
+            changes.setdefault(name, {}).setdefault(row, {})["weight"] = weight
+    return {
+        name: {
+            "path": str(experience.path),
+            "changes": {str(r): c for r, c in changes.get(name, {}).items()},
+            "rows": [dataclasses.asdict(row) for row in plan.rows.get(name, [])],
+        }
+        for name, experience in experiences.items()
+        if changes.get(name) or plan.rows.get(name)
+    }
