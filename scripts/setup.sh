@@ -34,6 +34,9 @@ if [ "${1:-}" = "--test" ]; then
     npm install --prefix .cache/claude-code --no-audit --no-fund --loglevel=error \
       @anthropic-ai/claude-code >/dev/null
   fi
+  [ -x .cache/inspector/node_modules/.bin/mcp-inspector ] ||
+    npm install --prefix .cache/inspector --no-audit --no-fund --loglevel=error \
+      @modelcontextprotocol/inspector@2.12.0 >/dev/null
 else
   "${pip[@]}" -e .
 fi

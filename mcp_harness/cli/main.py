@@ -21,7 +21,9 @@ def build_parser() -> argparse.ArgumentParser:
         capture_cmd,
         demo_cmd,
         experience_cmd,
+        export_cmd,
         module_cmd,
+        serve_cmd,
         trace_cmd,
         train_cmd,
     )
@@ -44,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     trace_cmd.register(commands)
     demo_cmd.register(commands)
     train_cmd.register(commands)
+    serve_cmd.register(commands)
+    export_cmd.register(commands)
     return parser
 
 

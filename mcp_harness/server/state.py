@@ -77,7 +77,10 @@ class ServerState:
             raise HarnessError(f"unknown job {job_id!r}", f"use a job id from this server: {known}")
         return job
 
-    async def close(self) -> None:
-        for job in self.jobs.values():
-            if job.task is not None and not job.task.done():
-                job.task.cancel()
+    async def close(self, grace: float = 5.0) -> None:
+        """Stop running jobs and give them `grace` seconds to save (a checkpoint, a record)."""
+        running = [j.task for j in self.jobs.values() if j.task is not None and not j.task.done()]
+        for task in running:
+            task.cancel()
+        if running:
+            await asyncio.wait(running, timeout=grace)

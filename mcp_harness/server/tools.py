@@ -3,4 +3,20 @@
 
 from __future__ import annotations
 
-FAMILIES: list = []
+from mcp_harness.server import (
+    tools_capture,
+    tools_experience,
+    tools_export,
+    tools_graph,
+    tools_modules,
+    tools_terminal,
+)
+
+FAMILIES: list = [
+    tools_experience,
+    tools_terminal,
+    tools_graph,
+    tools_modules,
+    tools_capture,
+    tools_export,
+]

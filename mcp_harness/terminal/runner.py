@@ -16,6 +16,7 @@ import contextlib
 import fcntl
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -217,6 +218,7 @@ class Job:
                         proc.wait()
                         self.drain(streams)
                         signal_all(sorted(self.doomed), signal.SIGKILL)
+                        await_gone(self.doomed)
                         return proc.returncode
                     if fd in streams:
                         chunk = os.read(fd, 65536)
@@ -304,6 +306,30 @@ def signal_all(pids: list[int], signum: int) -> None:
                 os.killpg(-pid, signum)
             else:
                 os.kill(pid, signum)
+
+
+def await_gone(pids: set[int], timeout: float = 2.0) -> None:
+    """Block until every pid has exited (or `timeout`): the caller hears the exit status only
+    once the killed tree is really gone. A pidfd turns readable when its process exits."""
+    fds = []
+    for pid in pids:
+        try:
+            fds.append(os.pidfd_open(pid))
+        except (ProcessLookupError, OSError):
+            continue  # already gone
+    deadline = time.monotonic() + timeout
+    try:
+        while fds:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            ready, _, _ = select.select(fds, [], [], remaining)
+            for fd in ready:
+                fds.remove(fd)
+                os.close(fd)
+    finally:
+        for fd in fds:
+            os.close(fd)
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,316 @@
+"""Experience tools: search, add, edit, delete and inspect experience tensors.
+
+`experience` is a name (`<data home>/experience/<name>`) or a path, as in the CLI. Opened
+experiences are cached per path for the life of the server, so the retrieval index is built
+once; each one reloads itself when another process commits to it. Tools run in worker threads,
+so every use of a cached experience holds its own lock.
+
+`allowed_path` is the one check for paths a client hands the server (experience, terminal cwd):
+they must stay inside the data home, the server's working directory or a directory listed in
+`MCP_HARNESS_ALLOWED_DIRS` (os.pathsep separated).
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from mcp.server import MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from mcp_harness.errors import HarnessError
+from mcp_harness.experience.store import Experience, Row, StoredRow
+from mcp_harness.paths import data_home, experience_home, resolve_experience
+from mcp_harness.server.errors import tool_errors
+from mcp_harness.server.output import LIMIT_CHARS, fit
+from mcp_harness.storage import layout
+
+ENV_ALLOWED_DIRS = "MCP_HARNESS_ALLOWED_DIRS"
+MIN_CELL_CHARS = 2_000
+
+
+# ---- registering -------------------------------------------------------------------------
+
+
+def harness_tool(server: MCPServer, annotations: ToolAnnotations) -> Callable[[Any], Any]:
+    """Register a function as a tool: wrapped in `tool_errors`, its docstring (cleaned, lines
+    of a paragraph joined) as the description the model reads."""
+
+    def decorate(fn: Any) -> Any:
+        doc = inspect.cleandoc(fn.__doc__ or "")
+        description = re.sub(r"(?<!\n)\n(?!\n)", " ", doc)
+        server.add_tool(tool_errors(fn), description=description, annotations=annotations)
+        return fn
+
+    return decorate
+
+
+# ---- allowed directories -------------------------------------------------------------------
+
+
+def allowed_roots() -> list[Path]:
+    """The directories client-given paths must stay in (symlinks resolved), in order."""
+    roots = [data_home(), Path.cwd()]
+    extra = os.environ.get(ENV_ALLOWED_DIRS, "")
+    roots += [Path(p).expanduser() for p in extra.split(os.pathsep) if p.strip()]
+    resolved: list[Path] = []
+    for root in roots:
+        real = root.absolute().resolve()
+        if real not in resolved:
+            resolved.append(real)
+    return resolved
+
+
+def allowed_path(path: str | Path) -> Path:
+    """`path` made absolute with symlinks resolved, if it lies inside an allowed directory;
+    otherwise a HarnessError naming the path, the allowed directories and the fix."""
+    raw = Path(path).expanduser()
+    real = (raw if raw.is_absolute() else Path.cwd() / raw).resolve()
+    roots = allowed_roots()
+    if any(real.is_relative_to(root) for root in roots):
+        return real
+    shown = repr(str(path)) + ("" if str(path) == str(real) else f" ({real})")
+    raise HarnessError(
+        f"path {shown} is outside the directories this server may use: "
+        + ", ".join(str(r) for r in roots),
+        f"use a path under one of them, or add its directory to {ENV_ALLOWED_DIRS} "
+        f"(separated by {os.pathsep!r}) in the server's environment and restart the server",
+    )
+
+
+# ---- the cache -----------------------------------------------------------------------------
+
+
+class _Entry:
+    def __init__(self, experience: Experience) -> None:
+        self.experience = experience
+        self.lock = threading.RLock()
+
+
+_cache: dict[Path, _Entry] = {}
+_cache_lock = threading.Lock()
+
+
+def experience_path(name_or_path: str) -> Path:
+    """Where experience `name_or_path` lives (checked against the allowed directories)."""
+    return allowed_path(resolve_experience(name_or_path))
+
+
+def known_experiences() -> list[str]:
+    home = experience_home()
+    if not home.is_dir():
+        return []
+    return sorted(p.name for p in home.iterdir() if (p / layout.SHAPE_FILE).is_file())
+
+
+def _unknown(name_or_path: str, path: Path) -> HarnessError:
+    known = known_experiences()
+    where = f"use one of: {', '.join(known)}; or " if known else "no named experience exists yet; "
+    return HarnessError(
+        f"unknown experience {name_or_path!r}: no experience at {path}",
+        where + "start it with experience_add(..., create=true) "
+        "(or `mcp-harness experience new NAME`)",
+    )
+
+
+def _entry(name_or_path: str, *, create: bool = False) -> tuple[_Entry, bool]:
+    """The cached entry for an experience (opened or created on first use), and whether it
+    was created now."""
+    path = experience_path(name_or_path)
+    with _cache_lock:
+        exists = (path / layout.SHAPE_FILE).is_file()
+        if not exists:
+            _cache.pop(path, None)  # deleted from disk since it was cached
+            if not create:
+                raise _unknown(name_or_path, path)
+            entry = _Entry(Experience.create(path))
+            _cache[path] = entry
+            return entry, True
+        entry = _cache.get(path)
+        if entry is None:
+            entry = _Entry(Experience.open(path))
+            _cache[path] = entry
+        return entry, False
+
+
+@contextmanager
+def opened(name_or_path: str, *, create: bool = False) -> Iterator[Experience]:
+    """Use a cached experience under its lock (other tool families may use this too)."""
+    entry, _ = _entry(name_or_path, create=create)
+    with entry.lock:
+        yield entry.experience
+
+
+# ---- results -------------------------------------------------------------------------------
+
+ExperienceArg = Annotated[
+    str,
+    Field(
+        min_length=1,
+        description="experience name (stored under <data home>/experience/) or a path to an "
+        "experience directory",
+    ),
+]
+RowIndex = Annotated[int, Field(ge=0, description="row index (0-based)")]
+
+
+class RowOut(BaseModel):
+    row: int = Field(description="row index (0-based; later rows move up after a delete)")
+    query: str = Field(description="retrieval keywords, one per line")
+    key: str = Field(description="the situation or task")
+    value: str = Field(description="what to do")
+    weight: float
+    provenance: dict[str, Any] = Field(description="source, timestamp and other fields")
+
+
+class HitOut(RowOut):
+    score: float = Field(description="similarity x row weight")
+
+
+class SearchResult(BaseModel):
+    experience: str = Field(description="path of the experience")
+    text: str
+    method: str
+    rows: int = Field(description="rows in the experience")
+    hits: list[HitOut] = Field(description="best first; empty when nothing matches")
+    note: str | None = Field(default=None, description="why there are no hits, if there are none")
+
+
+class RowResult(BaseModel):
+    experience: str
+    rows: int = Field(description="rows in the experience now")
+    created: bool = Field(default=False, description="whether the experience was created now")
+    entry: RowOut
+
+
+class DeleteResult(BaseModel):
+    experience: str
+    deleted: int
+    rows: int = Field(description="rows left")
+
+
+class StatsResult(BaseModel):
+    path: str
+    rows: int
+    sources: dict[str, int] = Field(description="rows per provenance source")
+    weight_mean: float | None
+    vocabulary: int = Field(description="distinct retrieval keywords")
+
+
+def _row(stored: StoredRow, limit: int = LIMIT_CHARS // 2) -> dict[str, Any]:
+    return {
+        "row": stored.index,
+        "query": fit(stored.query, "experience-query", limit),
+        "key": fit(stored.key, "experience-key", limit),
+        "value": fit(stored.value, "experience-value", limit),
+        "weight": stored.weight,
+        "provenance": stored.provenance,
+    }
+
+
+# ---- tools ---------------------------------------------------------------------------------
+
+
+def register(server: MCPServer) -> None:
+    read = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+    @harness_tool(server, read)
+    def experience_search(
+        experience: ExperienceArg,
+        text: Annotated[str, Field(description="what to look for; keywords are extracted")],
+        k: Annotated[int, Field(ge=1, le=50, description="rows to return")] = 5,
+        method: Annotated[
+            Literal["jaccard", "bm25"], Field(description="retrieval scoring")
+        ] = "jaccard",
+    ) -> SearchResult:
+        """Top-k experience rows for a text (key = situation, value = what to do), scored by
+        keyword similarity x row weight, best first; ties go to the lower row index."""
+        with opened(experience) as exp:
+            hits = exp.search(text, k, method)
+            count = len(exp)
+            path = str(exp.path)
+        limit = max(MIN_CELL_CHARS, LIMIT_CHARS // (3 * max(len(hits), 1)))
+        note = None
+        if not hits:
+            note = "the experience is empty" if count == 0 else "no row shares a keyword"
+        return SearchResult(
+            experience=path,
+            text=text,
+            method=method,
+            rows=count,
+            hits=[HitOut(score=round(h.score, 6), **_row(h.row, limit)) for h in hits],
+            note=note,
+        )
+
+    @harness_tool(server, ToolAnnotations(destructive_hint=False, open_world_hint=False))
+    def experience_add(
+        experience: ExperienceArg,
+        key: Annotated[str, Field(description="the situation or task (source text)")],
+        value: Annotated[str, Field(description="what to do (target text)")],
+        query: Annotated[
+            str | None,
+            Field(description="retrieval keywords, one per line (default: from the key)"),
+        ] = None,
+        weight: Annotated[float, Field(ge=0, le=1e6, description="row weight")] = 1.0,
+        create: Annotated[
+            bool, Field(description="create the experience if it does not exist yet")
+        ] = False,
+    ) -> RowResult:
+        """Append one row to an experience (secrets are redacted before it is stored)."""
+        from mcp_harness.experience.keywords import keywords_text
+
+        keywords = query if query is not None else keywords_text(key)
+        entry, created = _entry(experience, create=create)
+        with entry.lock:
+            exp = entry.experience
+            indices = exp.append([Row(keywords, key, value, weight, "mcp")])
+            stored = exp.row(indices[0])
+            return RowResult(
+                experience=str(exp.path), rows=len(exp), created=created, entry=_row(stored)
+            )
+
+    @harness_tool(
+        server,
+        ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False),
+    )
+    def experience_edit(
+        experience: ExperienceArg,
+        row: RowIndex,
+        query: Annotated[str | None, Field(description="new retrieval keywords")] = None,
+        key: Annotated[str | None, Field(description="new key text")] = None,
+        value: Annotated[str | None, Field(description="new value text")] = None,
+        weight: Annotated[float | None, Field(ge=0, le=1e6, description="new weight")] = None,
+    ) -> RowResult:
+        """Change one row's cells or weight in one commit (omitted fields stay as they are);
+        the old text is replaced."""
+        if all(v is None for v in (query, key, value, weight)):
+            raise HarnessError("nothing to change", "give query, key, value or weight")
+        with opened(experience) as exp:
+            stored = exp.patch(row, query=query, key=key, value=value, weight=weight)
+            return RowResult(experience=str(exp.path), rows=len(exp), entry=_row(stored))
+
+    @harness_tool(
+        server,
+        ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=False),
+    )
+    def experience_delete(
+        experience: ExperienceArg,
+        rows: Annotated[list[RowIndex], Field(min_length=1, description="row indices")],
+    ) -> DeleteResult:
+        """Delete rows in one commit; later rows move up (their indices change)."""
+        with opened(experience) as exp:
+            deleted = exp.delete(rows)
+            return DeleteResult(experience=str(exp.path), deleted=deleted, rows=len(exp))
+
+    @harness_tool(server, read)
+    def experience_stats(experience: ExperienceArg) -> StatsResult:
+        """Row count, rows per source, mean weight and vocabulary size of an experience."""
+        with opened(experience) as exp, exp.locked():  # reloads what others committed
+            return StatsResult(**exp.stats())

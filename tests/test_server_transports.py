@@ -1,0 +1,253 @@
+"""`mcp-harness serve` over real transports: stdio (as Claude Code launches it), streamable
+HTTP with a real client, and the MCP Inspector CLI from npm (a third-party client)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+from mcp_harness.experience.store import Experience, Row
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = Path(sys.executable).parent / "mcp-harness"
+INSPECTOR_BIN = ROOT / ".cache" / "inspector" / "node_modules" / ".bin"
+START_DEADLINE_S = 30.0
+
+
+def _seed(home: Path) -> None:
+    experience = Experience.create(home / "experience" / "shell")
+    experience.append([Row("list\nfiles", "list files", "ls -la")])
+
+
+def _env(home: Path, runtime: Path | None = None) -> dict[str, str]:
+    env = {"MCP_HARNESS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    if runtime is not None:
+        env["MCP_HARNESS_RUNTIME_DIR"] = str(runtime)
+    return env
+
+
+# ---- stdio ---------------------------------------------------------------------------------
+
+
+async def test_stdio_lists_and_calls_tools(
+    runtime: Path, harness_home: Path, tmp_path: Path
+) -> None:
+    _seed(harness_home)
+    params = StdioServerParameters(
+        command=str(CLI), args=["serve"], env=_env(harness_home, runtime), cwd=str(tmp_path)
+    )
+    async with Client(params, mode="legacy") as client:
+        assert client.protocol_version == "2025-11-25"
+        names = [t.name for t in (await client.list_tools()).tools]
+        assert names[:3] == ["experience_search", "experience_add", "experience_edit"]
+        assert {"terminal_run", "graph_run", "ops_catalog"} <= set(names)
+
+        found = await client.call_tool("experience_search", {"experience": "shell", "text": "ls"})
+        assert not found.is_error
+        assert found.structured_content["hits"] == []
+        found = await client.call_tool(
+            "experience_search", {"experience": "shell", "text": "list files"}
+        )
+        assert [h["value"] for h in found.structured_content["hits"]] == ["ls -la"]
+
+        # A terminal (tmux children of the server) must not disturb the wire.
+        made = await client.call_tool("terminal_create", {"name": "io", "cwd": str(tmp_path)})
+        assert not made.is_error, made.content[0].text
+        ran = await client.call_tool("terminal_run", {"name": "io", "command": "echo wire-ok"})
+        assert ran.structured_content["exit_code"] == 0
+        assert "wire-ok" in ran.structured_content["screen"]
+
+        bad = await client.call_tool("experience_stats", {"experience": "nope"})
+        assert bad.is_error and "unknown experience 'nope'" in bad.content[0].text
+        again = await client.call_tool("experience_stats", {"experience": "shell"})
+        assert again.structured_content["rows"] == 1
+
+
+def test_stdio_server_exits_on_stdin_eof(harness_home: Path, tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [str(CLI), "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **_env(harness_home)},
+        cwd=tmp_path,
+    )
+    try:
+        hello = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "eof-test", "version": "1"},
+            },
+        }
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(json.dumps(hello).encode() + b"\n")
+        proc.stdin.flush()
+        reply = json.loads(proc.stdout.readline())
+        assert reply["id"] == 1 and reply["result"]["serverInfo"]["name"] == "mcp-harness"
+        proc.stdin.close()
+        assert proc.wait(timeout=20) == 0
+        assert proc.stdout.read() == b""  # nothing but JSON-RPC ever reached stdout
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+# ---- streamable HTTP -----------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _wait_for_port(proc: subprocess.Popen[bytes], port: int) -> None:
+    """Poll connect() until the server accepts, with a bounded deadline; between attempts wait
+    briefly for the other event that ends the wait: the server exiting."""
+    deadline = time.monotonic() + START_DEADLINE_S
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            pass
+        try:
+            code = proc.wait(timeout=0.05)
+        except subprocess.TimeoutExpired:
+            continue
+        raise AssertionError(f"the server exited with {code} before listening")
+    raise AssertionError(f"the server did not listen on port {port} within {START_DEADLINE_S} s")
+
+
+@pytest.fixture
+def http_server(harness_home: Path, tmp_path: Path) -> Iterator[str]:
+    _seed(harness_home)
+    port = _free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as stderr:
+        proc = subprocess.Popen(
+            [str(CLI), "serve", "--http", "--port", str(port)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            env={**os.environ, **_env(harness_home)},
+            cwd=tmp_path,
+        )
+    try:
+        _wait_for_port(proc, port)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert f"MCP server at http://127.0.0.1:{port}/mcp" in log.read_text()
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_http_transport(http_server: str, mode: str) -> None:
+    async with Client(http_server, mode=mode) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert {"experience_add", "experience_stats", "graph_validate"} <= names
+        added = await client.call_tool(
+            "experience_add", {"experience": "shell", "key": "show disk", "value": "df -h"}
+        )
+        assert not added.is_error and added.structured_content["entry"]["row"] >= 1
+        stats = await client.call_tool("experience_stats", {"experience": "shell"})
+        assert stats.structured_content["rows"] == added.structured_content["rows"]
+        bad = await client.call_tool("experience_edit", {"experience": "shell", "row": 99})
+        assert bad.is_error and "nothing to change" in bad.content[0].text
+        catalog = await client.call_tool("ops_catalog", {})
+        assert not catalog.is_error
+
+
+def test_http_refuses_a_busy_port(harness_home: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        done = subprocess.run(
+            [str(CLI), "serve", "--http", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **_env(harness_home)},
+        )
+    assert done.returncode == 2 and done.stdout == ""
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
+
+
+# ---- the MCP Inspector CLI -----------------------------------------------------------------
+
+
+def _inspector() -> Path:
+    for name in ("mcp-inspector", "inspector"):
+        if (INSPECTOR_BIN / name).is_file():
+            return INSPECTOR_BIN / name
+    pytest.skip(
+        "MCP Inspector not installed: npm install --prefix .cache/inspector "
+        "@modelcontextprotocol/inspector@2.12.0"
+    )
+
+
+def test_inspector_cli(harness_home: Path, tmp_path: Path) -> None:
+    inspector = _inspector()
+    _seed(harness_home)
+    env = {
+        **os.environ,
+        "HOME": str(tmp_path),
+        "MCP_CATALOG_PATH": str(tmp_path / "catalog.json"),
+    }
+    server = [str(CLI), "serve", "-e", f"MCP_HARNESS_HOME={harness_home}"]
+
+    def inspect(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(inspector), "--cli", *server, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            cwd=tmp_path,
+        )
+
+    listed = inspect("--method", "tools/list")
+    assert listed.returncode == 0, listed.stderr
+    tools = {t["name"]: t for t in json.loads(listed.stdout)["tools"]}
+    assert {"experience_stats", "terminal_kill", "graph_run"} <= set(tools)
+    assert tools["experience_stats"]["annotations"]["readOnlyHint"] is True
+    assert tools["terminal_kill"]["annotations"]["destructiveHint"] is True
+    assert "outputSchema" in tools["experience_stats"]
+
+    called = inspect(
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "experience_stats",
+        "--tool-arg",
+        "experience=shell",
+    )
+    assert called.returncode == 0, called.stderr
+    result = json.loads(called.stdout)
+    assert result["isError"] is False and result["structuredContent"]["rows"] == 1
+
+    failed = inspect(
+        "--method", "tools/call", "--tool-name", "experience_stats", "--tool-arg", "experience=zz"
+    )
+    assert failed.returncode == 5
+    assert "unknown experience 'zz'" in failed.stdout
