@@ -190,12 +190,14 @@ class _Handler(BaseHTTPRequestHandler):
         step = None
         if main:
             step = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant")
+        # Logged before replying, so a reply can depend on the tool results this request carries.
+        self.owner._log(Logged("POST", self.path, body, main, step))
+        if main:
             blocks = self.owner.reply_blocks(step)
             message_id = f"msg_{step}"
         else:
             blocks = [{"type": "text", "text": "ok"}]
             message_id = "msg_side"
-        self.owner._log(Logged("POST", self.path, body, main, step))
         if body.get("stream"):
             self._stream(message_id, blocks)
         else:

@@ -42,6 +42,8 @@ from tests.test_export_skill import parse_skill_md
 BIN = Path(sys.executable).with_name("mcp-harness")
 SEARCH = "mcp__harness__experience_search"
 EXPORT = "mcp__harness__export_skill"
+RUN = "mcp__harness__module_run_start"
+JOB = "mcp__harness__job_status"
 PAUSE_S = 6.0
 CLI_TIMEOUT_S = 90
 CLAUDE_TIMEOUT_S = 180
@@ -57,6 +59,18 @@ class PausingFake(FakeAnthropic):
 
     def reply_blocks(self, step: int) -> list[dict[str, Any]]:
         time.sleep(self.pauses.get(step, 0.0))
+        spec = self.script[step] if step < len(self.script) else {}
+        if "input_from" in spec:  # a step whose input depends on an earlier tool result
+            texts = []
+            for result in self.tool_results().values():
+                content = result.get("content")
+                blocks = content if isinstance(content, list) else [{"text": str(content)}]
+                texts += [str(b.get("text", "")) for b in blocks if isinstance(b, dict)]
+            try:
+                tool_input = spec["input_from"](" ".join(texts))
+            except Exception as exc:  # answer anyway: a hung fake would hang Claude Code
+                tool_input = {"error": f"script could not build the input: {exc}"}
+            self.script[step] = {"tool": spec["tool"], "input": tool_input}
         return super().reply_blocks(step)
 
 
@@ -221,15 +235,23 @@ def session(world: World, registered: Any, claude_bin: Path) -> Iterator[Ran]:
                 "k": 2,
             },
         },
+        {"tool": RUN, "input": {"module": "coder", "inputs": {"task": TASK, "check": "true"}}},
+        {
+            "tool": JOB,
+            "input_from": lambda results: {
+                "job_id": re.search(r'"job_id": *"(\w+)"', results).group(1),
+                "wait_seconds": 30,
+            },
+        },
         {"tool": EXPORT, "input": {"module": "coder"}},
         {"tool": "Skill", "input": {"skill": "coder", "args": TASK}},
         {"text": "done"},
     ]
-    fake = PausingFake(script, pauses={2: PAUSE_S}).start()
+    fake = PausingFake(script, pauses={4: PAUSE_S}).start()
     try:
         env = {**world.env, "ANTHROPIC_BASE_URL": fake.url, "ANTHROPIC_API_KEY": "sk-ant-dummy"}
         args = ["-p", "Search, export the coder skill and use it", "--output-format", "json"]
-        args += ["--allowedTools", SEARCH, EXPORT, "Skill"]
+        args += ["--allowedTools", SEARCH, RUN, JOB, EXPORT, "Skill"]
         before = set(_server_pids(world.harness_home))
         claude = _claude(claude_bin, world, args, env)
         yield Ran(claude, fake, sorted(set(_server_pids(world.harness_home)) - before))
@@ -282,7 +304,7 @@ def test_session_finishes_with_done(session: Ran) -> None:
     result = session.result
     assert (result["type"], result["subtype"], result["is_error"]) == ("result", "success", False)
     assert result["result"] == "done"
-    assert [r.step for r in session.main()] == [0, 1, 2, 3]
+    assert [r.step for r in session.main()] == [0, 1, 2, 3, 4, 5]
     assert not result.get("permission_denials")
 
 
@@ -303,8 +325,19 @@ def test_experience_search_returns_hits(session: Ran, world: World) -> None:
     assert found["hits"][0]["key"] == "Make a script executable"
 
 
+def test_the_coder_module_runs_on_a_task_as_a_job(session: Ran) -> None:
+    results = session.fake.tool_results()
+    started, status = results["toolu_010"], results["toolu_020"]
+    assert not started.get("is_error") and not status.get("is_error"), status
+    content = status["content"]
+    text = content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
+    job = json.loads(text)
+    assert job["state"] == "done", job
+    assert "PASS" in json.dumps(job["result"]) or '"ok": true' in json.dumps(job["result"])
+
+
 def test_export_skill_writes_into_the_project(session: Ran, world: World) -> None:
-    block = session.results()["toolu_010"]
+    block = session.results()["toolu_030"]
     assert not block.get("is_error"), text_of(block)
     out = json.loads(text_of(block))
     skill_md = world.skills / "coder" / "SKILL.md"
@@ -316,7 +349,7 @@ def test_export_skill_writes_into_the_project(session: Ran, world: World) -> Non
 
 
 def test_skill_tool_launches_the_exported_skill(session: Ran, world: World) -> None:
-    block = session.results()["toolu_020"]
+    block = session.results()["toolu_040"]
     assert not block.get("is_error"), text_of(block)
     assert text_of(block) == "Launching skill: coder"
     # the skill listing Claude Code sent the model, and the body it injected after the call
