@@ -251,3 +251,62 @@ def test_inspector_cli(harness_home: Path, tmp_path: Path) -> None:
     )
     assert failed.returncode == 5
     assert "unknown experience 'zz'" in failed.stdout
+
+
+async def test_every_tool_answers_over_stdio(
+    runtime: Path, harness_home: Path, tmp_path: Path
+) -> None:
+    """One stdio session calls each tool once: a real answer, or a tool error that names the
+    problem — never a broken wire. (The in-memory suites test each tool's behaviour.)"""
+    _seed(harness_home)
+    params = StdioServerParameters(
+        command=str(CLI), args=["serve"], env=_env(harness_home, runtime), cwd=str(tmp_path)
+    )
+    spec = {"nodes": [{"id": "a", "op": "ft_const", "args": {"value": ["x"]}}], "output": "a"}
+    calls = {
+        "experience_search": {"experience": "shell", "text": "list files"},
+        "experience_add": {"experience": "shell", "key": "show disk", "value": "df -h"},
+        "experience_edit": {"experience": "shell", "row": 1, "value": "df -h ."},
+        "experience_delete": {"experience": "shell", "rows": [1]},
+        "experience_stats": {"experience": "shell"},
+        "terminal_create": {"name": "every", "cwd": str(tmp_path)},
+        "terminal_run": {"name": "every", "command": "echo hi"},
+        "terminal_send_text": {"name": "every", "text": "echo typed"},
+        "terminal_send_keys": {"name": "every", "keys": ["Enter"]},
+        "terminal_capture": {"name": "every"},
+        "terminal_list": {},
+        "terminal_kill": {"name": "every"},
+        "ops_catalog": {},
+        "graph_validate": {"spec": spec},
+        "graph_run": {"spec": spec, "inputs": {}},
+        "module_list": {},
+        "module_show": {"module": "coder"},
+        "module_run_start": {"module": "nosuch", "inputs": {"task": "x"}},
+        "module_train_start": {"module": "coder", "data": str(tmp_path / "missing.jsonl")},
+        "job_status": {"job_id": "nosuch"},
+        "job_stop": {"job_id": "nosuch"},
+        "job_list": {},
+        "trace_show": {"run_dir": str(tmp_path)},
+        "capture_status": {},
+        "capture_harvest": {"transcripts": None},
+        "capture_log": {"n": 5},
+        "export_skill": {"module": "coder", "to": str(tmp_path / "skills")},
+    }
+    async with Client(params, mode="legacy") as client:
+        names = [t.name for t in (await client.list_tools()).tools]
+        assert sorted(names) == sorted(calls), "a tool was added: give it a call here"
+        outcomes = {}
+        for name, arguments in calls.items():
+            result = await client.call_tool(name, arguments)
+            text = result.content[0].text if result.content else ""
+            outcomes[name] = result.is_error
+            if result.is_error:  # an error must say what is wrong, not "Error executing tool"
+                assert len(text) > len(f"Error executing tool {name}"), (name, text)
+    expected_errors = {
+        "module_run_start",
+        "module_train_start",
+        "job_status",
+        "job_stop",
+        "trace_show",
+    }
+    assert {n for n, failed in outcomes.items() if failed} == expected_errors
