@@ -69,6 +69,16 @@ def test_run_send_capture_and_validate(runtime: Path, tmp_path: Path) -> None:
     assert run.element(g.nodes["idle"], (0,)).status.ok
     assert done.status.ok, done
     assert "x|y|$" in done.text
+    # Per-element gradients through tmux ops and validators (element-wise: identity to the
+    # inputs that were pulled; a session's name gets none): d mean(all) / d leaf = 1.
+    from mcp_harness.runtime.future import FutureTensor
+    from mcp_harness.runtime.ops import OPS
+
+    loss_node = FutureTensor(OPS["ft_mean"](), [g.output], name="loss")
+    asyncio.run(run.forward(loss_node))
+    run.coefficients(loss_node).backward()
+    for leaf in ("cmd", "text", "check"):
+        assert run.coefficients(g.nodes[leaf]).grad.tolist() == [1.0], leaf
     asyncio.run(_kill(run))
 
 
