@@ -136,7 +136,7 @@ class RunReport:
     seconds: float
 
 
-async def run(
+def prepare(
     module: Module,
     inputs: dict[str, Any],
     *,
@@ -144,9 +144,9 @@ async def run(
     dims: dict[str, int] | None = None,
     run_dir: Path | None = None,
     workdir: Path | None = None,
-    timeout: float | None = None,
-) -> RunReport:
-    """Check the graph for these inputs' sizes, then run its output node."""
+) -> tuple[Graph, Run]:
+    """Check the inputs, bind `batch` to their size, check the graph, and make the run (in
+    `<data home>/runs/<module>-<time>-<n>` unless `run_dir` is given); nothing runs yet."""
     declared = module.spec.get("inputs", {})
     missing = set(declared) - set(inputs)
     if missing:
@@ -164,6 +164,23 @@ async def run(
     forward = Run(
         target, kernel=kernel, inputs=inputs, experience=module.experience, workdir=workdir
     )
+    return graph, forward
+
+
+async def run(
+    module: Module,
+    inputs: dict[str, Any],
+    *,
+    kernel: Any,
+    dims: dict[str, int] | None = None,
+    run_dir: Path | None = None,
+    workdir: Path | None = None,
+    timeout: float | None = None,
+) -> RunReport:
+    """`prepare`, then run the output node."""
+    graph, forward = prepare(
+        module, inputs, kernel=kernel, dims=dims, run_dir=run_dir, workdir=workdir
+    )
     started = time.perf_counter()
     elements = await forward.forward(graph.output, timeout=timeout)
-    return RunReport(target, elements, graph, forward, time.perf_counter() - started)
+    return RunReport(forward.run_dir, elements, graph, forward, time.perf_counter() - started)

@@ -366,26 +366,22 @@ async def start_run(
     dims: dict[str, int] | None,
 ) -> JobStarted:
     from mcp_harness.kernels.config import make_kernel
-    from mcp_harness.paths import data_home
     from mcp_harness.runtime import module as modules
-    from mcp_harness.runtime.future import Run
 
-    def prepare() -> tuple[Any, Any, dict[str, list[str]], Any]:
+    def prepare() -> tuple[Any, Any, Any, dict[str, list[str]], Any]:
         loaded = modules.load(_module_arg(module))
         runner = make_kernel(kernel)
         batch, bound = _run_inputs(loaded, inputs, dims)
-        graph = loaded.graph(bound)
         _fresh_workdirs(loaded, batch)
-        return loaded, graph, batch, runner
+        graph, forward = modules.prepare(loaded, batch, kernel=runner, dims=bound)
+        return loaded, graph, forward, batch, runner
 
-    loaded, graph, batch, runner = await anyio.to_thread.run_sync(prepare)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_dir = data_home() / "runs" / f"{loaded.name}-{stamp}-{uuid.uuid4().hex[:6]}"
+    loaded, graph, forward, batch, runner = await anyio.to_thread.run_sync(prepare)
+    run_dir = forward.run_dir
     size = len(next(iter(batch.values()), []))
 
     async def work(job: Job) -> dict[str, Any]:
         started = time.time()
-        forward = Run(run_dir, kernel=runner, inputs=batch, experience=loaded.experience)
         _ACTIVE_RUNS.add(forward.run_id)
         task = asyncio.ensure_future(forward.forward(graph.output))
         try:
