@@ -322,3 +322,15 @@ def test_gradients_through_sequential_format_and_expert(tmp_path: Path) -> None:
     # element 1: the expert failed and the sequence stopped there (second gets nothing).
     assert run.coefficients(second).grad.tolist() == [0.5, 0.0]
     assert run.coefficients(first).grad.tolist() == [0.5, 0.5]
+
+
+def test_run_files_are_redacted(tmp_path: Path) -> None:
+    key = "sk-ant-api03-" + "Q7w" * 30
+    shown = node(
+        "ft_format", node("ft_const", value=[f"export ANTHROPIC_API_KEY={key}"]), template="$ {0}"
+    )
+    run = Run(tmp_path)
+    [element] = asyncio.run(run.forward(shown))
+    assert key in element.text  # in memory the run sees the real text
+    stored = (tmp_path / shown.name / "storage" / "0" / "data").read_text()
+    assert key not in stored and "[REDACTED]" in stored

@@ -6,8 +6,8 @@ coords)` computes that element once (concurrent pulls of the same element share 
 computation), which pulls the input elements it needs. Each element of each node is computed
 at most once per run; an effect that must happen twice needs two op instances (the seed's cache
 broke exactly there). Computed elements are written to `<run dir>/<node>/` in the
-symbolic-tensor layout as they complete (by a writer thread); when a forward pass ends (also by
-error or cancellation) the statuses and metadata follow.
+symbolic-tensor layout as they complete (by a writer thread, secrets redacted); when a forward
+pass ends (also by error or cancellation) the statuses and metadata follow.
 
 After a forward pass `run.coefficients(node)` gives the node's status floats as a torch tensor
 that is part of autograd: each node is one `torch.autograd.Function` whose backward asks the
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.redaction import redact
 from mcp_harness.runtime.status import Status
 from mcp_harness.storage import layout
 from mcp_harness.storage.atomic import atomic_write
@@ -121,7 +122,9 @@ class Run:
         if node.op.name != "ft_const":  # literals live in the graph spec already
             self._writes.append(
                 self._writer.submit(
-                    layout.write_fresh_elements, self.run_dir / node.name, {flat: element.text}
+                    layout.write_fresh_elements,
+                    self.run_dir / node.name,
+                    {flat: redact(element.text)},
                 )
             )
         return element
