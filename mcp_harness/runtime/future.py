@@ -167,7 +167,9 @@ class Run:
             atomic_write(directory / "statuses.json", json.dumps(statuses), durable=False)
             meta = {str(i): e.meta for i, e in results.items() if e.meta}
             if meta:
-                atomic_write(directory / "meta.json", json.dumps(meta, default=str), durable=False)
+                atomic_write(
+                    directory / "meta.json", redact(json.dumps(meta, default=str)), durable=False
+                )
 
     # ---- autograd ---------------------------------------------------------------------------
     def coefficients(self, node: FutureTensor) -> torch.Tensor:
