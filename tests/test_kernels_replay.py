@@ -112,4 +112,4 @@ def test_cassette_tolerates_a_cut_last_line_but_not_a_corrupt_middle(tmp_path: P
         ReplayKernel(cassette, mode="record")
 
 
-PINNED_HASH = "0e522949ae6fd3c693ede74045b925bd5bacb70d163b0513c150d6bed14c2f45"
+PINNED_HASH = "6e08a43cc5aacd83eaaa791ded3bc84cd7beaef6903d152451a1a7d97c012eb2"

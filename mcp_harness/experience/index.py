@@ -177,13 +177,16 @@ class RetrievalIndex:
 
     def search(
         self,
-        keywords: Sequence[str],
+        keywords: Sequence[str | tuple[str, ...]],
         k: int = 16,
         method: str = "jaccard",
         noise: float = 0.0,
         seed: int | None = None,
     ) -> list[Match]:
-        """Top-`k` rows for the query keywords; [] when nothing matches or the index is empty."""
+        """Top-`k` rows for the query keywords; [] when nothing matches or the index is empty.
+
+        A keyword may be a group of alternatives (a file name and its placeholder): the group
+        is one term whose postings are the union of its members'."""
         if method not in METHODS:
             raise HarnessError(
                 f"unknown retrieval method {method!r}", f"use one of: {', '.join(METHODS)}"
@@ -196,9 +199,12 @@ class RetrievalIndex:
             )
         if len(self) == 0:
             return []
-        query = list(dict.fromkeys(keywords))
-        term_ids = [self._vocab[w] for w in query if w in self._vocab]
-        lists = [self.postings(t) for t in term_ids]
+        query = list(dict.fromkeys((w,) if isinstance(w, str) else tuple(w) for w in keywords))
+        lists = []
+        for group in query:
+            found = [self.postings(self._vocab[w]) for w in group if w in self._vocab]
+            if found:
+                lists.append(found[0] if len(found) == 1 else np.unique(np.concatenate(found)))
         n_slots = self._alive.size
         if method == "jaccard":
             scores = self._jaccard(lists, len(query), n_slots)

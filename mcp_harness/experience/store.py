@@ -24,6 +24,7 @@ from filelock import FileLock
 from mcp_harness.errors import CorruptTensorError, HarnessError
 from mcp_harness.experience.index import RetrievalIndex
 from mcp_harness.experience.keywords import extract_keywords
+from mcp_harness.experience.slots import find_slots, index_keywords, query_keywords
 from mcp_harness.redaction import redact
 from mcp_harness.storage import layout
 from mcp_harness.storage.atomic import append_lines
@@ -151,7 +152,8 @@ class Experience:
         self._index = RetrievalIndex()
         self._cells = {}
         self._index.append(
-            (extract_keywords(q) for q in queries), [m.get("w", 1.0) for m in self._meta]
+            (_terms(q, m) for q, m in zip(queries, self._meta, strict=True)),
+            [m.get("w", 1.0) for m in self._meta],
         )
         self._stamp = _stamp(self.path)
 
@@ -214,7 +216,7 @@ class Experience:
         if _stamp(self.path) != self._stamp:
             with self._lock:
                 self._refresh_if_changed()
-        matches = self._index.search(extract_keywords(text), k, method, noise, seed)
+        matches = self._index.search(query_keywords(extract_keywords(text)), k, method, noise, seed)
         return [Hit(m.score, self.row(m.row)) for m in matches]
 
     def weights(self) -> list[float]:
@@ -263,7 +265,8 @@ class Experience:
             self._stamp = _stamp(self.path)
             self._meta.extend(metas)
             self._index.append(
-                (extract_keywords(row.query) for row in prepared), [row.weight for row in prepared]
+                (_terms(r.query, m) for r, m in zip(prepared, metas, strict=True)),
+                [row.weight for row in prepared],
             )
             return range(start, start + len(prepared))
 
@@ -303,6 +306,12 @@ class Experience:
                 if change.get("weight") is not None:
                     meta["w"] = _check_weight(change["weight"])
                 meta.update(change.get("fields") or {})
+                if texts[1] is not None or texts[2] is not None:
+                    old = self.row(index)
+                    meta["slots"] = find_slots(
+                        old.key if texts[1] is None else texts[1],
+                        old.value if texts[2] is None else texts[2],
+                    )
                 metas[index] = meta
             start = len(metas)
             if prepared:
@@ -321,17 +330,16 @@ class Experience:
             self._meta = metas
             for index, texts in cells.items():
                 self._cells.pop(index, None)
-                if texts[0] is not None:
+                if any(t is not None for t in texts):
+                    query = texts[0] if texts[0] is not None else self.row(index).query
                     self._index.replace(
-                        index,
-                        extract_keywords(texts[0]),
-                        metas[index].get("w", 1.0),
+                        index, _terms(query, metas[index]), metas[index].get("w", 1.0)
                     )
                 else:
                     self._index.set_weight(index, metas[index].get("w", 1.0))
             if prepared:
                 self._index.append(
-                    (extract_keywords(row.query) for row in prepared),
+                    (_terms(r.query, m) for r, m in zip(prepared, metas[start:], strict=True)),
                     [row.weight for row in prepared],
                 )
             return range(start, start + len(prepared))
@@ -413,8 +421,18 @@ def _check_weight(weight: float) -> float:
 
 
 def _meta_for(row: Row) -> dict[str, Any]:
+    """Provenance of a new row; its slots (the spans key and value share) unless given."""
     stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    return {"w": row.weight, "source": row.source, "ts": stamp, **row.fields}
+    meta = {"w": row.weight, "source": row.source, "ts": stamp, **row.fields}
+    if not isinstance(meta.get("slots"), list):
+        meta["slots"] = find_slots(row.key, row.value)
+    return meta
+
+
+def _terms(query: str, meta: dict[str, Any]) -> list[str]:
+    """A row's retrieval terms: its query keywords, distinctive slots as placeholders."""
+    slots = meta.get("slots")
+    return index_keywords(extract_keywords(query), slots if isinstance(slots, list) else None)
 
 
 def _stamp(path: Path) -> tuple[int, ...]:

@@ -14,23 +14,35 @@ from typing import Protocol
 
 @dataclass(frozen=True)
 class Example:
-    """A retrieved experience row shown to the kernel: input (key) -> output (value)."""
+    """A retrieved experience row shown to the kernel: input (key) -> output (value).
+
+    `adapted` is the value with the row's slots filled from the request's input
+    (`experience.slots.adapt`); `unfilled` names the parameters that found no counterpart."""
 
     key: str
     value: str
     score: float
     row: int | None = None
+    adapted: str | None = None
+    unfilled: tuple[str, ...] = ()
+
+    @property
+    def answer(self) -> str:
+        return self.value if self.adapted is None else self.adapted
 
 
 @dataclass(frozen=True)
 class KernelRequest:
-    """One element's question. `task` says what the expert does; `examples` are best first."""
+    """One element's question. `task` says what the expert does; `examples` are best first;
+    `tried` are outputs this element already gave for the same input in earlier iterations of
+    its loop, which failed: a kernel should answer something else."""
 
     task: str
     input: str
     examples: tuple[Example, ...] = ()
     trajectory: str = ""
     max_tokens: int = 1024
+    tried: tuple[str, ...] = ()
 
 
 @dataclass
@@ -51,7 +63,8 @@ class Usage:
 class KernelReply:
     """`ok` False means the kernel could not answer confidently (offline: no row scored enough).
 
-    `confidence` in [0, 1] becomes the element's Status (confidence or failed).
+    `confidence` in [0, 1] becomes the element's Status (confidence or failed). `row` is the
+    experience row the answer came from, when the kernel knows (offline does).
     """
 
     text: str
@@ -59,6 +72,7 @@ class KernelReply:
     confidence: float = 1.0
     usage: Usage = field(default_factory=Usage)
     reason: str = ""
+    row: int | None = None
 
 
 class Kernel(Protocol):

@@ -1,19 +1,28 @@
 """The default kernel: answer from experience alone, with no network and no randomness.
 
-It returns the value of the best-scoring retrieved row when that score reaches the threshold
-(confidence = the score, capped at 1), and otherwise a failed reply whose reason says how close
-the best row came. Same request, same reply, always; it costs nothing.
+Each retrieved row is a candidate: its value adapted to the input (its slots filled from the
+input's aligned spans, see `experience.slots`), with confidence = the row's score, halved for
+every parameter that found no counterpart in the input. The most confident candidate that was
+not already tried (and failed) for this element answers, when its confidence reaches the
+threshold; otherwise the reply fails and says how close the best row came: "no matching
+experience" beats a confident wrong command. Same request, same reply, always; it costs nothing.
 """
 
 from __future__ import annotations
 
-from mcp_harness.kernels.base import KernelReply, KernelRequest
+from mcp_harness.kernels.base import Example, KernelReply, KernelRequest
 
 DEFAULT_THRESHOLD = 0.2
+UNFILLED_FACTOR = 0.5
+
+
+def confidence(example: Example) -> float:
+    """How far the offline kernel trusts a retrieved row for this input, in [0, 1]."""
+    return min(1.0, max(0.0, example.score * UNFILLED_FACTOR ** len(example.unfilled)))
 
 
 class OfflineKernel:
-    """Best retrieved row's value if its score >= `threshold`, else a failed reply."""
+    """The most confident untried adapted row value if it reaches `threshold`, else a failure."""
 
     name = "offline"
     model: str | None = None
@@ -37,16 +46,30 @@ class OfflineKernel:
                 reason=f"no experience row retrieved (offline kernel needs a row scoring "
                 f"≥ {self.threshold:g})",
             )
-        # Examples come best first; max() keeps the first of equal scores, so ties are stable.
-        best = max(request.examples, key=lambda e: e.score)
-        confidence = min(1.0, max(0.0, best.score))
-        if best.score >= self.threshold:
-            return KernelReply(text=best.value, ok=True, confidence=confidence)
+        tried = {t.strip() for t in request.tried}
+        # sorted() is stable and examples come best first, so ties keep retrieval order.
+        ranked = sorted(request.examples, key=confidence, reverse=True)
+        fresh = [e for e in ranked if e.answer.strip() not in tried]
+        if not fresh:
+            return KernelReply(
+                text="",
+                ok=False,
+                confidence=0.0,
+                reason=f"every retrieved row's answer was already tried and failed "
+                f"({len(tried)} tried); add experience for inputs like this or use an LLM kernel",
+            )
+        best = fresh[0]
+        trust = confidence(best)
+        if trust >= self.threshold:
+            return KernelReply(text=best.answer, ok=True, confidence=trust, row=best.row)
         row = f" (row {best.row})" if best.row is not None else ""
+        why = f"best was {best.score:.3f}{row}"
+        if best.unfilled:
+            why += f", with no counterpart for {', '.join(best.unfilled)}"
         return KernelReply(
             text="",
             ok=False,
-            confidence=confidence,
-            reason=f"no experience row scored ≥ {self.threshold:g}: best was "
-            f"{best.score:.3f}{row}; add experience for inputs like this or use an LLM kernel",
+            confidence=trust,
+            reason=f"no experience row scored ≥ {self.threshold:g}: {why}; add experience for "
+            "inputs like this or use an LLM kernel",
         )

@@ -23,7 +23,7 @@ from mcp_harness.kernels.base import Kernel, KernelReply, KernelRequest
 from mcp_harness.storage.atomic import append_lines
 
 Mode = Literal["replay", "record"]
-HASH_VERSION = 1
+HASH_VERSION = 2  # 2: requests carry adapted examples and tried outputs
 
 
 def canonical_request(request: KernelRequest) -> str:

@@ -50,6 +50,27 @@ class Element:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+class Trajectory(str):
+    """The context a loop (`ft_recurrent`) gives one iteration: the text of the earlier failed
+    attempts, plus where the loop is (`loop`: the coordinates it reduces over, `step`: this
+    iteration), so an op inside it can look up its own elements of the earlier iterations."""
+
+    loop: Coords
+    step: int
+
+    def __new__(cls, text: str, loop: Coords, step: int) -> Trajectory:
+        made = super().__new__(cls, text)
+        made.loop, made.step = tuple(loop), step
+        return made
+
+    def earlier(self, coords: Coords) -> list[Coords]:
+        """The coordinates of the same element in the earlier iterations, when `coords` is this
+        iteration's element of a node shaped like the loop's input; else none."""
+        if tuple(coords[:-1]) != self.loop or coords[-1] != self.step:
+            return []
+        return [(*self.loop, step) for step in range(self.step)]
+
+
 class FutureTensor:
     """A lazy graph node. Build with `FutureTensor(op, inputs)`; the op fixes the shape."""
 

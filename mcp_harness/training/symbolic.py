@@ -104,7 +104,7 @@ async def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]
                 f"target for unknown node {name!r}",
                 f"targets name nodes of the graph: {', '.join(graph.nodes)}",
             )
-        if not _trainable(node):
+        if not trainable(node):
             raise HarnessError(
                 f"node {name!r} ({node.op.name}) is not trainable: no expert produces it, so "
                 "no experience could change its output",
@@ -134,7 +134,7 @@ async def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]
     return grads
 
 
-def _trainable(node: FutureTensor) -> bool:
+def trainable(node: FutureTensor) -> bool:
     """Whether an ft_expert (the only op with trainable experience) is at or above `node`."""
     stack, seen = [node], set()
     while stack:

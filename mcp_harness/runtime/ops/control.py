@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mcp_harness.errors import HarnessError
-from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
+from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run, Trajectory
 from mcp_harness.runtime.ops.base import Op, ShapeError, register, same_shapes, zeros
 from mcp_harness.runtime.status import Kind, Status
 
@@ -113,7 +113,9 @@ class Sequential(Op):
 class Recurrent(Op):
     """Loop along the last dim: pull iteration 0, 1, … of the input until one is confident
     (the output is that element) or the dim runs out (the output is the best failed attempt).
-    Each iteration sees the last few failed outputs as its trajectory. Reduces the last dim."""
+    Each iteration sees the last few failed outputs as its trajectory, and the ops inside the
+    loop can see their own earlier attempts (experts do not repeat an answer that failed).
+    Reduces the last dim."""
 
     name = "ft_recurrent"
 
@@ -131,7 +133,9 @@ class Recurrent(Op):
         attempts: list[str] = []
         best: tuple[float, int, Element] | None = None
         for step in range(source.shape[-1]):
-            context = "\n".join([trajectory, *attempts[-TRAJECTORY_KEEP:]]).strip()
+            context = Trajectory(
+                "\n".join([trajectory, *attempts[-TRAJECTORY_KEEP:]]).strip(), coords, step
+            )
             result = await run.get(source, (*coords, step), context)
             meta = {**result.meta, "iterations": step + 1, "winner": step}
             if result.status.ok:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience.slots import adapt
 from mcp_harness.kernels.base import Example, KernelRequest
-from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
+from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run, Trajectory
 from mcp_harness.runtime.ops.base import Op, register
 from mcp_harness.runtime.status import Status
 from mcp_harness.storage.textdiff import unified_diff
-from mcp_harness.training.symbolic import RowPatch, RowProposal
+from mcp_harness.training.symbolic import RowPatch, RowProposal, trainable
 
 
 @register
 class Expert(Op):
     """Per element: search the `experience` tensor with the input text (top `topk`, `method`
     jaccard or bm25), then ask the kernel for the output, showing the rows as examples and the
-    recurrent trajectory. Output shape = input shape, so experts chain: one decides WHAT, the
+    recurrent trajectory. Each row's value comes adapted to the input (its slots filled from
+    the input's aligned spans), and inside a loop the kernel is told which answers already
+    failed for this input. Output shape = input shape, so experts chain: one decides WHAT, the
     next HOW. A failed input fails the element without a kernel call."""
 
     name = "ft_expert"
@@ -42,14 +45,22 @@ class Expert(Op):
                 "run with a kernel (the default is offline)",
             )
         hits = experience.search(source.text, k=self.args["topk"], method=self.args["method"])
-        examples = tuple(Example(h.row.key, h.row.value, h.score, h.row.index) for h in hits)
+        examples = tuple(_example(hit, source.text) for hit in hits)
+        tried = _tried(run, node, coords, trajectory, source.text)
         reply = await run.kernel.complete(
-            KernelRequest(self.args["task"], source.text, examples, trajectory)
+            KernelRequest(self.args["task"], source.text, examples, trajectory, tried=tried)
         )
         status = (
             Status.confidence(reply.confidence) if reply.ok else Status.failed(reply.confidence)
         )
-        meta = {"rows": [e.row for e in examples], "scores": [round(e.score, 4) for e in examples]}
+        meta: dict = {
+            "rows": [e.row for e in examples],
+            "scores": [round(e.score, 4) for e in examples],
+        }
+        if reply.ok and reply.row is not None:
+            meta["answered"] = reply.row
+        if tried:
+            meta["tried"] = list(tried)
         if reply.reason:
             meta["reason"] = reply.reason
         return Element(reply.text.strip() if reply.ok else reply.reason, status, meta)
@@ -57,10 +68,11 @@ class Expert(Op):
     async def symbolic_backward(self, run, node, targets, grads):
         """Per targeted element: credit or blame the row that answered, propose a row
         (input -> target), and by inverse retrieval give the upstream expert the key of a stored
-        row whose value is the target. When the input failed, its text is an error, not a
-        situation: the row is keyed by the input's own target if one is known, else none.
-        With an LLM kernel, reflection also patches the retrieved row and, if no stored row
-        holds the target, asks what the upstream expert should have said."""
+        row whose value is the target. Nothing learns from a wrong input: a row is keyed by the
+        input the expert should have seen (the upstream's target when one is known), and the
+        answering row is blamed only when the input was right. With an LLM kernel, reflection
+        also patches the retrieved row and, if no stored row holds the target, asks what the
+        upstream expert should have said."""
         name = self.args["experience"]
         experience = run.experience[name]
         reflective = run.kernel is not None and getattr(run.kernel, "name", "") != "offline"
@@ -70,10 +82,14 @@ class Expert(Op):
             source = run.element(upstream, coords)
             if element is None or source is None:
                 continue
-            rows = element.meta.get("rows", [])
+            wanted_input = grads.targets.get(upstream.name, {}).get(tuple(coords))
+            input_right = source.status.ok and (
+                wanted_input is None or wanted_input.strip() == source.text.strip()
+            )
             right = element.status.ok and element.text.strip() == target.strip()
-            if element.status.ok and rows:
-                grads.row_credit[name][rows[0]] += -1.0 if right else 1.0
+            answered = element.meta.get("answered")
+            if answered is not None and input_right:
+                grads.row_credit[name][answered] += -1.0 if right else 1.0
             if right:
                 continue
             where = f"{node.name}@{tuple(coords)}"
@@ -88,12 +104,12 @@ class Expert(Op):
                 )
                 if wanted:
                     grads.add_target(upstream, coords, wanted)
-            key = (
-                source.text if source.status.ok else grads.targets[upstream.name].get(tuple(coords))
-            )
+            wanted_input = grads.targets.get(upstream.name, {}).get(tuple(coords))
+            key = _row_key(experience, upstream, source, wanted_input, target)
             if key:
                 grads.rows.append(RowProposal(name, key, target, where))
-            if reflective and rows and element.status.ok:
+            rows = element.meta.get("rows", [])
+            if reflective and rows and element.status.ok and input_right:
                 row = experience.row(rows[0])
                 improved = await _reflect(
                     run,
@@ -108,6 +124,53 @@ class Expert(Op):
                     grads.patches.append(
                         RowPatch(name, rows[0], unified_diff(row.value, improved), where)
                     )
+
+
+def _example(hit, text: str) -> Example:
+    """A retrieved row as the kernel sees it, its value adapted to `text`."""
+    slots = hit.row.provenance.get("slots")
+    adaptation = adapt(hit.row.key, hit.row.value, slots if isinstance(slots, list) else [], text)
+    return Example(
+        hit.row.key,
+        hit.row.value,
+        hit.score,
+        hit.row.index,
+        adapted=adaptation.text,
+        unfilled=tuple(adaptation.unfilled),
+    )
+
+
+def _tried(run: Run, node: FutureTensor, coords: Coords, trajectory: str, text: str):
+    """What this element answered for the same input in the loop's earlier iterations."""
+    if not isinstance(trajectory, Trajectory):
+        return ()
+    tried: list[str] = []
+    for earlier in trajectory.earlier(coords):
+        answer, given = run.element(node, earlier), run.element(node.inputs[0], earlier)
+        if answer is None or given is None or not answer.status.ok:
+            continue
+        if given.text.strip() == text.strip() and answer.text not in tried:
+            tried.append(answer.text)
+    return tuple(tried)
+
+
+def _row_key(experience, upstream: FutureTensor, source: Element, wanted: str | None, target):
+    """The input a new row is keyed by: the upstream's target when known; else the input as
+    given when nothing trainable produced it (it is the world, not a decision) or when no
+    stored row already answers that input differently; else none (it may be a wrong decision,
+    and a row under it would teach the wrong situation)."""
+    if wanted is not None:
+        return wanted
+    if not source.status.ok:
+        return None
+    if not trainable(upstream):
+        return source.text
+    given = source.text.strip()
+    clash = any(
+        h.row.key.strip() == given and h.row.value.strip() != target.strip()
+        for h in experience.search(source.text, k=8)
+    )
+    return None if clash else source.text
 
 
 ROW_REFLECTION = (

@@ -1,0 +1,244 @@
+"""Parameterized experience: the spans a row's key and value share are its slots.
+
+A row learned from "Make run.sh executable" -> `chmod +x run.sh` holds one operation and one
+parameter. Its slot (`run.sh`, a file) is found when the row is created and kept in the row's
+provenance; the seed-layout cells stay the literal text. Two things use slots:
+
+- retrieval (`index_keywords`, `query_keywords`): a distinctive parameter (a file name, a path,
+  a number) counts as a typed placeholder (`<file>`, `<path>`, `<num>`), so a row
+  keys on the operation and "Make deploy.sh executable" finds the row learned on run.sh;
+- adaptation (`adapt`): the slot is filled from the span of the new input that aligns with it
+  (token alignment of the row's key with the input; failing that, the input's next unused span
+  of the same kind), and the value is rewritten with the fills. A distinctive slot with no
+  counterpart stays literal and is reported, so the caller can lower its confidence.
+Everything here is deterministic, pure text processing.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from mcp_harness.experience.keywords import STOP_WORDS
+
+_TOKEN = re.compile(
+    r"'(?P<sq>[^'\n]*)'|\"(?P<dq>[^\"\n]*)\"|`(?P<bq>[^`\n]*)`"  # quoted strings
+    r"|[$~./]*[\w$@%+=:,.\-/~]*\w[\w$@%+=:,.\-/~]*"  # words, paths, flags, identifiers
+)
+_EDGE_PUNCT = ".,:;=!?"
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
+_BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
+_COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
+DISTINCTIVE = frozenset({"file", "path", "num", "str"})
+_COMPATIBLE = {
+    "word": {"word", "path", "file", "str"},
+    "path": {"path", "file", "word"},
+    "file": {"file", "path"},
+    "num": {"num"},
+    "str": {"str", "word"},
+}
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # a quoted string's text is its contents
+    start: int
+    end: int
+    kind: str  # str, num, path, file or word
+
+    @property
+    def lower(self) -> str:
+        return self.text.lower()
+
+
+def kind_of(text: str, quoted: bool = False) -> str:
+    if quoted:
+        return "str"
+    if _NUMBER.fullmatch(text):
+        return "num"
+    if "/" in text.strip("/") or text.startswith(("./", "~/", "/")):
+        return "path"
+    if _FILE.fullmatch(text) and not _NUMBER.fullmatch(text):
+        return "file"
+    return "word"
+
+
+def tokenize(text: str) -> list[Token]:
+    """Tokens with their spans; sentence punctuation at a word's end is not part of it."""
+    out = []
+    for match in _TOKEN.finditer(text):
+        inner = next((g for g in ("sq", "dq", "bq") if match.group(g) is not None), None)
+        if inner is not None:
+            start, end = match.span(inner)
+            if match.group(inner).strip():
+                out.append(Token(match.group(inner), start, end, "str"))
+            continue
+        word = match.group(0).rstrip(_EDGE_PUNCT)
+        if word:
+            start = match.start()
+            out.append(Token(word, start, start + len(word), kind_of(word)))
+    return out
+
+
+def _content(token: Token) -> bool:
+    return token.kind != "word" or (
+        token.lower not in STOP_WORDS and len(token.text) > 1 and not token.text.startswith("-")
+    )
+
+
+def find_slots(key: str, value: str) -> list[dict[str, str]]:
+    """The key's spans that recur in the value (as a whole shell word or a part of one, never
+    as the command a pipeline segment runs): `[{"text": "run.sh", "kind": "file"}, …]`."""
+    if not key.strip() or not value.strip():
+        return []
+    candidates: dict[str, Token] = {}
+    for token in tokenize(key):
+        if _content(token):
+            candidates.setdefault(token.lower, token)
+    taken: list[tuple[int, int]] = []
+    slots: list[dict[str, str]] = []
+    for lowered, token in sorted(candidates.items(), key=lambda kv: -len(kv[0])):
+        pattern = re.compile(_BOUNDARY.format(re.escape(token.text)), re.IGNORECASE)
+        for match in pattern.finditer(value):
+            span = match.span()
+            if any(span[0] < end and start < span[1] for start, end in taken):
+                continue
+            if token.kind == "word" and _COMMAND_START.search(value[: span[0]]):
+                continue  # `git` in "Initialize a git repository" -> `git init`: the command
+            taken.append(span)
+            if not any(s["text"].lower() == lowered for s in slots):
+                slots.append({"text": token.text, "kind": token.kind})
+    return slots
+
+
+def placeholder(keyword: str) -> str | None:
+    """The typed placeholder of a distinctive keyword (`<file>`, `<path>`, `<num>`), else None."""
+    kind = kind_of(keyword)
+    return f"<{kind}>" if kind in ("file", "path", "num") else None
+
+
+def index_keywords(keywords: list[str], slots: list[dict[str, Any]] | None) -> list[str]:
+    """A row's retrieval terms: a distinctive slot counts as its placeholder, not itself."""
+    params = {s["text"].lower() for s in slots or () if s.get("kind") in DISTINCTIVE}
+    terms = [(placeholder(w) or w) if w in params else w for w in keywords]
+    return list(dict.fromkeys(terms))
+
+
+def query_keywords(keywords: list[str]) -> list[tuple[str, ...]]:
+    """A query's terms as groups: a distinctive keyword matches as itself or as its placeholder
+    (which of the query's spans are parameters is not known), and counts once."""
+    groups: dict[str, tuple[str, ...]] = {}
+    for word in keywords:
+        typed = placeholder(word)
+        groups.setdefault(word, (word, typed) if typed else (word,))
+    return list(groups.values())
+
+
+@dataclass
+class Adaptation:
+    """A row's value adapted to a new input: the filled text, the fills, and the distinctive
+    slots that found no counterpart."""
+
+    text: str
+    fills: dict[str, str] = field(default_factory=dict)
+    unfilled: list[str] = field(default_factory=list)
+
+
+def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: str) -> Adaptation:
+    """Fill the row's slots from the aligned spans of `new_input` and rewrite the value."""
+    key_tokens, input_tokens = tokenize(key), tokenize(new_input)
+    aligned = _align(key_tokens, input_tokens)
+    fills: dict[str, str] = {}
+    used: set[int] = set()
+    unfilled: list[dict[str, Any]] = []
+    for slot in slots or ():
+        lowered = slot["text"].lower()
+        target = None
+        for i, token in enumerate(key_tokens):
+            j = aligned.get(i)
+            if (
+                token.lower == lowered
+                and j is not None
+                and input_tokens[j].kind in _COMPATIBLE.get(slot["kind"], ())
+            ):
+                target = j
+                break
+        if target is None:
+            unfilled.append(slot)
+            continue
+        used.add(target)
+        fills[slot["text"]] = input_tokens[target].text
+    # Slots alignment could not place: the input's unused spans of the same kind, in order.
+    key_words = {t.lower for t in key_tokens}
+    still: list[str] = []
+    for slot in unfilled:
+        if slot["kind"] not in DISTINCTIVE:
+            continue
+        spare = next(
+            (
+                j
+                for j, t in enumerate(input_tokens)
+                if j not in used and t.kind == slot["kind"] and t.lower not in key_words
+            ),
+            None,
+        )
+        if spare is None:
+            still.append(slot["text"])
+        else:
+            used.add(spare)
+            fills[slot["text"]] = input_tokens[spare].text
+    text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
+    return Adaptation(text, fills, still)
+
+
+def _align(key: list[Token], new: list[Token]) -> dict[int, int]:
+    """Key token index -> the input token index it aligns with."""
+    matcher = difflib.SequenceMatcher(
+        None, [t.lower for t in key], [t.lower for t in new], autojunk=False
+    )
+    aligned: dict[int, int] = {}
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op == "equal":
+            aligned.update(zip(range(i1, i2), range(j1, j2), strict=True))
+        elif op == "replace":
+            pairs = _pair(key[i1:i2], new[j1:j2])
+            aligned.update({i1 + a: j1 + b for a, b in pairs.items()})
+    return aligned
+
+
+def _pair(left: list[Token], right: list[Token]) -> dict[int, int]:
+    """Within a replaced block: a short block (one or two tokens each side) position by
+    position; otherwise each distinctive key token to the next input token of its kind (a
+    plain word in a long rewording is no parameter to carry over)."""
+    if len(left) == len(right) <= 2:
+        return {a: a for a in range(len(left)) if _both_content(left[a], right[a])}
+    pairs: dict[int, int] = {}
+    start = 0
+    for a, token in enumerate(left):
+        if token.kind not in DISTINCTIVE:
+            continue
+        for b in range(start, len(right)):
+            if right[b].kind == token.kind:
+                pairs[a] = b
+                start = b + 1
+                break
+    return pairs
+
+
+def _both_content(a: Token, b: Token) -> bool:
+    return _content(a) and _content(b) and b.kind in _COMPATIBLE.get(a.kind, ())
+
+
+def _rewrite(value: str, fills: dict[str, str]) -> str:
+    """Replace every whole-word occurrence of each slot at once (no chained replacements)."""
+    if not fills:
+        return value
+    lowered = {k.lower(): v for k, v in fills.items()}
+    pattern = re.compile(
+        "|".join(_BOUNDARY.format(re.escape(k)) for k in sorted(fills, key=len, reverse=True)),
+        re.IGNORECASE,
+    )
+    return pattern.sub(lambda m: lowered[m.group(0).lower()], value)
