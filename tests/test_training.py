@@ -110,6 +110,13 @@ def test_stsgd_applies_rows_and_weights_and_logs(chain, tmp_path: Path) -> None:
     report = asyncio.run(optimizer.step(grads))
     assert report.accepted
     assert decision.find_value("Initialize a git repository") is not None
+    assert command.row(0).weight == 1.0  # credited, but a seed row changes only behind a gate
+    grads = asyncio.run(backward(run, graph, {"command": {(0,): "ls -la"}}))
+
+    async def gate(experience: dict[str, Experience]) -> float:
+        return 0.0
+
+    assert asyncio.run(optimizer.step(grads, gate)).accepted
     assert command.row(0).weight == pytest.approx(1.5)  # credited: it answered right
     again = Run(
         tmp_path / "run2",
@@ -244,7 +251,11 @@ def test_llm_reflection_patches_rows_and_teaches_upstream(tmp_path: Path) -> Non
     assert reflection_calls == 2  # command: what to ask upstream + its row's patch; decision: 0
     optimizer = StSGD({"decision": decision, "command": command})
     command.patch(0, value="ls")  # the row changed after the backward pass
-    report = asyncio.run(optimizer.step(grads))
+
+    async def gate(experience: dict[str, Experience]) -> float:
+        return 0.0  # a seed row's patch is applied only behind a gate
+
+    report = asyncio.run(optimizer.step(grads, gate))
     assert not report.accepted and "no longer applies" in report.reason
     assert command.row(0).value == "ls" and len(decision) == 1  # nothing half-applied
 

@@ -88,18 +88,21 @@ class StSGD:
         self.steps = 0
         self.recover()
 
-    def plan(self, grads: Gradients) -> Plan:
-        """What the step would change: clamped weights, and rows not already stored."""
+    def plan(self, grads: Gradients, gated: bool = True) -> Plan:
+        """What the step would change: clamped weights, and rows not already stored. An
+        ungated step changes only rows training made: the seed's and the harvest's rows are
+        changed only by a step that passes the validation gate."""
         plan = Plan()
         for name, credit in grads.row_credit.items():
             experience = self.experiences[name]
             plan.weights[name] = {
                 row: min(MAX_WEIGHT, max(MIN_WEIGHT, experience.row(row).weight - self.lr * c))
                 for row, c in credit.items()
-                if c
+                if c and (gated or self._trained(experience, row))
             }
         for patch in grads.patches:
-            plan.patches.setdefault(patch.experience, {}).setdefault(patch.row, patch.diff)
+            if gated or self._trained(self.experiences[patch.experience], patch.row):
+                plan.patches.setdefault(patch.experience, {}).setdefault(patch.row, patch.diff)
         for proposal in grads.rows:
             experience = self.experiences[proposal.experience]
             known = plan.rows.setdefault(proposal.experience, [])
@@ -122,9 +125,12 @@ class StSGD:
             )
         return plan
 
+    def _trained(self, experience: Experience, row: int) -> bool:
+        return experience.row(row).provenance.get("source") == self.step_source
+
     async def step(self, grads: Gradients, gate: Gate | None = None) -> StepReport:
         self.steps += 1
-        plan = self.plan(grads)
+        plan = self.plan(grads, gated=gate is not None)
         if plan.empty():
             report = StepReport(False, "nothing to change: every targeted element was right", plan)
         else:

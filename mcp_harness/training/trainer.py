@@ -25,7 +25,7 @@ from typing import Any
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.store import Experience
 from mcp_harness.runtime import module as modules
-from mcp_harness.training.losses import status_loss
+from mcp_harness.training.losses import task_loss, text_distance
 from mcp_harness.training.optimizer import StepReport, StSGD
 from mcp_harness.training.reflection import TracePolicy, dispatch_policy
 from mcp_harness.training.symbolic import backward
@@ -141,8 +141,22 @@ class Trainer:
     ) -> Evaluation:
         report = await self.forward(examples, experience)
         passed = [e.status.ok for e in report.elements]
-        loss = status_loss(report.run, report.graph.output).item()
+        loss = self.loss(report, examples).item()
         return Evaluation(loss, sum(passed) / len(passed), passed)
+
+    def loss(self, report: modules.RunReport, examples: list[Example]):
+        """`task_loss` of the module's output, graded by the distance of each example's
+        targeted elements to their targets (a torch scalar)."""
+        graph, run = report.graph, report.run
+        output = graph.output
+        distances: dict[tuple[int, ...], list[float]] = {}
+        for name, per_element in _targets(graph, run, examples).items():
+            node = graph.nodes[name]
+            for coords, text in per_element.items():
+                element = run.element(node, coords)
+                distance = text_distance(element.text if element else "", text)
+                distances.setdefault(coords[: len(output.shape)], []).append(distance)
+        return task_loss(run, output, {c: sum(d) / len(d) for c, d in distances.items()})
 
     async def step(
         self, batch: list[Example], heldout: list[Example] | None = None
@@ -155,20 +169,9 @@ class Trainer:
         graph, run = report.graph, report.run
         trace = TracePolicy()
         with dispatch_policy(trace):
-            loss = status_loss(run, graph.output)
+            loss = self.loss(report, batch)
             loss.backward()  # numeric, per element, plain torch
-        targets: dict[str, dict[tuple[int, ...], str]] = {}
-        for index, example in enumerate(batch):
-            for name, per_step in example.targets.items():
-                node = graph.nodes.get(name)
-                if node is None:
-                    raise HarnessError(
-                        f"target for unknown node {name!r}", f"nodes: {', '.join(graph.nodes)}"
-                    )
-                for step, text in enumerate(per_step):
-                    coords = (index, step)[: len(node.shape)]
-                    if run.element(node, coords) is not None:
-                        targets.setdefault(name, {})[coords] = text
+        targets = _targets(graph, run, batch)
         with dispatch_policy(trace):
             grads = await backward(run, graph, targets)
         if self.trace_dir is not None:
@@ -226,3 +229,21 @@ class Trainer:
                 )
             )
         return history
+
+
+def _targets(graph, run, examples: list[Example]) -> dict[str, dict[tuple[int, ...], str]]:
+    """Each example's targets as node -> element coordinates -> text (step n of example i is
+    element (i, n)), for the elements the run computed."""
+    targets: dict[str, dict[tuple[int, ...], str]] = {}
+    for index, example in enumerate(examples):
+        for name, per_step in example.targets.items():
+            node = graph.nodes.get(name)
+            if node is None:
+                raise HarnessError(
+                    f"target for unknown node {name!r}", f"nodes: {', '.join(graph.nodes)}"
+                )
+            for step, text in enumerate(per_step):
+                coords = (index, step)[: len(node.shape)]
+                if run.element(node, coords) is not None:
+                    targets.setdefault(name, {})[coords] = text
+    return targets
