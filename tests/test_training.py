@@ -138,7 +138,7 @@ def test_gate_rejects_a_step_that_makes_heldout_worse(chain, tmp_path: Path) -> 
         return float(len(experience["decision"]))  # any new row counts as worse here
 
     report = asyncio.run(optimizer.step(grads, gate))
-    assert not report.accepted and "held-out loss would rise" in report.reason
+    assert not report.accepted and "validation loss would rise" in report.reason
     assert len(decision) == before  # nothing real changed
 
 

@@ -161,14 +161,14 @@ class StSGD:
         if after > before:
             return StepReport(
                 False,
-                f"rejected: held-out loss would rise {before:.4f} -> {after:.4f}",
+                f"rejected: validation loss would rise {before:.4f} -> {after:.4f}",
                 plan,
                 before,
                 after,
             )
         self._apply(plan, self.experiences, self._journal())
         return StepReport(
-            True, f"accepted: held-out loss {before:.4f} -> {after:.4f}", plan, before, after
+            True, f"accepted: validation loss {before:.4f} -> {after:.4f}", plan, before, after
         )
 
     @staticmethod

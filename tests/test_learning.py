@@ -1,0 +1,202 @@
+"""Learning that transfers: parameterized rows, adaptation, retries that explore, a loss the
+gate can use, and training that cannot pollute (real coder module, real tmux)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from mcp_harness.experience.keywords import keywords_text
+from mcp_harness.experience.slots import adapt, find_slots
+from mcp_harness.experience.store import Experience, Row
+from mcp_harness.kernels.base import Example as Shown
+from mcp_harness.kernels.base import KernelRequest
+from mcp_harness.kernels.config import make_kernel
+from mcp_harness.kernels.offline import OfflineKernel
+from mcp_harness.runtime import module as modules
+from mcp_harness.training.losses import task_outcome
+from mcp_harness.training.trainer import Example, Trainer
+
+
+# ---- slots and adaptation -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("key", "value", "new_input", "adapted"),
+    [
+        ("Make run.sh executable", "chmod +x run.sh", "Make deploy.sh executable",
+         "chmod +x deploy.sh"),
+        ("Count the lines in notes.txt into count.txt", "wc -l < notes.txt > count.txt",
+         "Count the lines in todo.md into total.txt", "wc -l < todo.md > total.txt"),
+        ("Create a directory called build", "mkdir -p build", "Create a directory called logs",
+         "mkdir -p logs"),
+        ("Show the last 50 lines of app.log", "tail -n 50 app.log",
+         "Show the last 7 lines of db.log", "tail -n 7 db.log"),
+        ("Write 'hello world' into greeting.txt", "echo 'hello world' > greeting.txt",
+         'Write "good bye" into farewell.txt', "echo 'good bye' > farewell.txt"),
+        ("Use xz to compress the data.csv file", "xz -k data.csv", "Compress report.txt with xz",
+         "xz -k report.txt"),
+        ("Replace foo with bar in config.ini", "sed -i 's/foo/bar/g' config.ini",
+         "Replace red with blue in colors.txt", "sed -i 's/red/blue/g' colors.txt"),
+    ],
+)  # fmt: skip
+def test_slots_are_filled_from_the_aligned_spans(key, value, new_input, adapted) -> None:
+    slots = find_slots(key, value)
+    assert slots, "key and value share a parameter"
+    result = adapt(key, value, slots, new_input)
+    assert result.text == adapted and result.unfilled == []
+
+
+def test_the_command_a_value_runs_is_not_a_slot() -> None:
+    assert find_slots("Initialize a git repository", "git init -q") == []
+    assert find_slots("Compress data.csv with xz", "xz -k data.csv") == [
+        {"text": "data.csv", "kind": "file"}
+    ]
+
+
+def test_a_parameter_without_counterpart_is_reported() -> None:
+    key, value = "Make run.sh executable", "chmod +x run.sh"
+    result = adapt(key, value, find_slots(key, value), "Make it executable")
+    assert result.text == value and result.unfilled == ["run.sh"]
+
+
+def test_retrieval_keys_on_the_operation_not_the_parameters(tmp_path: Path) -> None:
+    experience = Experience.create(tmp_path / "e")
+    experience.append(
+        [
+            Row(keywords_text(k), k, v)
+            for k, v in [
+                ("Make run.sh executable", "chmod +x run.sh"),
+                ("Show the deploy.sh script", "cat deploy.sh"),
+            ]
+        ]
+    )
+    experience = Experience.open(tmp_path / "e")  # the slots come back from the sidecar
+    assert experience.row(0).provenance["slots"] == [{"text": "run.sh", "kind": "file"}]
+    hits = experience.search("Make deploy.sh executable", k=2)
+    assert hits[0].row.value == "chmod +x run.sh"  # not the row that shares the file name
+
+
+# ---- the offline kernel ---------------------------------------------------------------------
+def test_offline_never_repeats_a_failed_answer_and_takes_the_next() -> None:
+    kernel = OfflineKernel()
+    examples = (
+        Shown("make a marker", "touch a", 0.9, 0, adapted="touch a"),
+        Shown("make a marker", "touch a", 0.8, 1, adapted="touch a"),
+        Shown("make a marker file", "touch b", 0.7, 2, adapted="touch b"),
+    )
+    first = kernel.answer(KernelRequest("t", "make a marker", examples))
+    assert (first.text, first.row) == ("touch a", 0)
+    second = kernel.answer(KernelRequest("t", "make a marker", examples, tried=("touch a",)))
+    assert (second.text, second.row) == ("touch b", 2)
+    third = kernel.answer(KernelRequest("t", "x", examples, tried=("touch a", "touch b")))
+    assert not third.ok and "already tried" in third.reason
+
+
+def test_an_unfilled_parameter_lowers_confidence_below_the_threshold() -> None:
+    kernel = OfflineKernel()
+    shown = Shown("Make run.sh executable", "chmod +x run.sh", 0.3, 0, unfilled=("run.sh",))
+    reply = kernel.answer(KernelRequest("t", "Make it executable", (shown,)))
+    assert not reply.ok and "no counterpart for run.sh" in reply.reason
+
+
+def test_the_loss_grades_outcomes() -> None:
+    from mcp_harness.runtime.future import Element
+    from mcp_harness.runtime.status import Status
+
+    failed = Status.failed(0.5)
+    assert task_outcome(Element("", Status.confidence(1.0), {"validated": True})) == 0
+    ran_ok = task_outcome(Element("", failed, {"validated": False, "exit_code": 0}))
+    ran_bad = task_outcome(Element("", failed, {"validated": False, "exit_code": 2}))
+    nothing = task_outcome(Element("", failed, {"validated": False}))
+    assert 0 < ran_ok < ran_bad < nothing == 1
+
+
+# ---- the real coder --------------------------------------------------------------------------
+def _coder(root: Path, rows: dict[str, list[tuple[str, str]]] | None = None) -> Trainer:
+    """A fresh copy of the built-in coder (seed experience), optionally with extra rows."""
+    directory = modules.new("c", template="coder", target=root / "module")
+    module = modules.load(str(directory))
+    for name, pairs in (rows or {}).items():
+        module.experience[name].append([Row(keywords_text(k), k, v) for k, v in pairs])
+    return Trainer(
+        module, make_kernel("offline"), root / "work", dims={"steps": 3}, log=root / "s.jsonl"
+    )
+
+
+def _commands(report, index: int) -> list[str]:
+    graph, run = report.graph, report.run
+    steps = report.elements[index].meta.get("iterations", 0)
+    found = [run.element(graph.nodes["command"], (index, s)) for s in range(steps)]
+    return [c.text for c in found if c is not None and c.status.ok]
+
+
+def test_retries_explore_the_next_candidate(tmp_path: Path, runtime: Path) -> None:
+    task = "Leave a marker named done.flag"
+    trainer = _coder(
+        tmp_path,
+        {
+            "decision": [(task, "Leave the done.flag marker")],
+            "command": [
+                ("Leave the done.flag marker", "false"),
+                ("Leave the done.flag marker", "touch done.flag"),
+            ],
+        },
+    )
+    example = Example({"task": task, "check": "test -f done.flag"})
+    report = asyncio.run(trainer.forward([example]))
+    assert report.elements[0].status.ok
+    assert _commands(report, 0) == ["false", "touch done.flag"]
+
+
+def test_training_on_a_wrong_decision_does_not_pollute_the_seed(
+    tmp_path: Path, runtime: Path
+) -> None:
+    """The upstream decision for the training task is a seed row's ("Which process is
+    listening on port 8080"); the new command must be keyed by the decision target, so the
+    seed task still runs its own command afterwards and .env files are left alone."""
+    trainer = _coder(tmp_path)
+    seed = Example({"task": "Which process is listening on port 8080", "check": "true"})
+    train = Example(
+        {"task": "Set PORT to 8080 in the .env file", "check": "grep -qx PORT=8080 .env"},
+        {"decision": ["Set PORT=8080 in .env"], "command": ["sed -i 's/^PORT=.*/PORT=8080/' .env"]},
+        {".env": "PORT=3000\n"},
+    )
+    before = asyncio.run(trainer.forward([seed, train]))
+    assert _commands(before, 0) == ["ss -ltnp 'sport = :8080'"]
+    assert "8080" in before.run.element(before.graph.nodes["decision"], (1, 0)).text
+    assert not before.elements[1].status.ok  # the wrong decision ran the wrong command
+    for _ in range(2):
+        asyncio.run(trainer.step([train]))
+    after = asyncio.run(trainer.forward([seed, train]))
+    assert _commands(after, 0) == ["ss -ltnp 'sport = :8080'"]
+    assert after.elements[1].status.ok
+    command = trainer.module.experience["command"]
+    seed_row = next(r for r in command.rows() if r.key.startswith("Which process is listening"))
+    assert seed_row.weight == 1.0  # no gate: the seed row is untouched
+    learned = [(r.key, r.value) for r in command.rows() if r.provenance["source"] == "training"]
+    assert learned == [("Set PORT=8080 in .env", "sed -i 's/^PORT=.*/PORT=8080/' .env")]
+
+
+def test_the_gate_rejects_a_polluting_step(tmp_path: Path, runtime: Path) -> None:
+    """A mislabeled training task (a file where a directory is meant) would teach every
+    "Create a directory called …" task to `touch`: the validation task catches it."""
+    trainer = _coder(
+        tmp_path,
+        {
+            "decision": [("Create a directory called dist", "Create the dist directory")],
+            "command": [("Create the dist directory", "mkdir -p dist")],
+        },
+    )
+    val = [Example({"task": "Create a directory called build", "check": "test -d build"})]
+    assert asyncio.run(trainer.evaluate(val)).passed == [True]
+    mislabeled = Example(
+        {"task": "Create a directory called cache", "check": "test -e cache"},
+        {"decision": ["Create the cache directory"], "command": ["touch cache"]},
+    )
+    rows = {name: len(e) for name, e in trainer.module.experience.items()}
+    _, report = asyncio.run(trainer.step([mislabeled], val))
+    assert not report.accepted and "validation loss would rise" in report.reason
+    assert report.loss_after > report.loss_before
+    assert {name: len(e) for name, e in trainer.module.experience.items()} == rows
+    assert asyncio.run(trainer.evaluate(val)).passed == [True]
