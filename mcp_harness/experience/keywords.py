@@ -39,3 +39,51 @@ def extract_keywords(text: str) -> list[str]:
 def keywords_text(text: str) -> str:
     """The query-column form: one keyword per line."""
     return "\n".join(extract_keywords(text))
+
+
+# Words of the same meaning in terminal tasks, each mapped to one canonical form, so that
+# "Make a new folder named logs" and "Create a directory called build" share their operation.
+_SYNONYMS_TEXT = """
+directory: folder folders dir dirs directories subdirectory subfolder
+create: make add generate
+delete: remove erase rm del
+copy: duplicate cp
+rename: move mv
+show: print display output view
+count: tally many
+archive: tarball tarfile
+executable: runnable
+write: save put store record
+first: top beginning
+last: bottom final
+replace: substitute swap
+sort: order alphabetize
+find: search locate
+contain: mention include containing contains mentioning mentions includes including
+empty: blank
+symlink: link symbolic shortcut
+initialize: init initialise
+called: named titled
+text: content contents
+"""
+SYNONYMS = {
+    word: canonical
+    for line in _SYNONYMS_TEXT.strip().splitlines()
+    for canonical, _, words in [line.partition(":")]
+    for word in [canonical, *words.split()]
+}
+
+
+def canonical(word: str) -> str:
+    """The canonical form of a lowercased keyword: its synonym group's word, or the word
+    without a plural `s` (`files` -> `file`); anything with a digit, dot or slash as is."""
+    if word in SYNONYMS:
+        return SYNONYMS[word]
+    if (
+        len(word) > 3
+        and word.isalpha()
+        and word.endswith("s")
+        and not word.endswith(("ss", "us", "is"))
+    ):
+        return SYNONYMS.get(word[:-1], word[:-1])
+    return word

@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_harness.experience.keywords import STOP_WORDS
+from mcp_harness.experience.keywords import STOP_WORDS, canonical
 
 _TOKEN = re.compile(
     r"'(?P<sq>[^'\n]*)'|\"(?P<dq>[^\"\n]*)\"|`(?P<bq>[^`\n]*)`"  # quoted strings
@@ -121,17 +121,19 @@ def placeholder(keyword: str) -> str | None:
 
 
 def index_keywords(keywords: list[str], slots: list[dict[str, Any]] | None) -> list[str]:
-    """A row's retrieval terms: a distinctive slot counts as its placeholder, not itself."""
+    """A row's retrieval terms: a distinctive slot counts as its placeholder, not itself; the
+    other words in their canonical form (`keywords.canonical`), as on the query side."""
     params = {s["text"].lower() for s in slots or () if s.get("kind") in DISTINCTIVE}
-    terms = [(placeholder(w) or w) if w in params else w for w in keywords]
+    terms = [(placeholder(w) or w) if w in params else canonical(w) for w in keywords]
     return list(dict.fromkeys(terms))
 
 
 def query_keywords(keywords: list[str]) -> list[tuple[str, ...]]:
-    """A query's terms as groups: a distinctive keyword matches as itself or as its placeholder
+    """A query's terms as groups (words in their canonical form, `keywords.canonical`): a
+    distinctive keyword matches as itself or as its placeholder
     (which of the query's spans are parameters is not known), and counts once."""
     groups: dict[str, tuple[str, ...]] = {}
-    for word in keywords:
+    for word in map(canonical, keywords):
         typed = placeholder(word)
         groups.setdefault(word, (word, typed) if typed else (word,))
     return list(groups.values())
@@ -148,8 +150,11 @@ class Adaptation:
 
 
 def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: str) -> Adaptation:
-    """Fill the row's slots from the aligned spans of `new_input` and rewrite the value."""
-    key_tokens, input_tokens = tokenize(key), tokenize(new_input)
+    """Fill the row's slots from the aligned spans of `new_input` and rewrite the value.
+    Alignment runs over content tokens (no stop words), words in their canonical form, so
+    "a new folder named logs" aligns `logs` with `build` in "a directory called build"."""
+    key_tokens = [t for t in tokenize(key) if _content(t)]
+    input_tokens = [t for t in tokenize(new_input) if _content(t)]
     aligned = _align(key_tokens, input_tokens)
     fills: dict[str, str] = {}
     used: set[int] = set()
@@ -196,9 +201,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
 
 def _align(key: list[Token], new: list[Token]) -> dict[int, int]:
     """Key token index -> the input token index it aligns with."""
-    matcher = difflib.SequenceMatcher(
-        None, [t.lower for t in key], [t.lower for t in new], autojunk=False
-    )
+    matcher = difflib.SequenceMatcher(None, _forms(key), _forms(new), autojunk=False)
     aligned: dict[int, int] = {}
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
@@ -209,11 +212,15 @@ def _align(key: list[Token], new: list[Token]) -> dict[int, int]:
     return aligned
 
 
+def _forms(tokens: list[Token]) -> list[str]:
+    return [canonical(t.lower) if t.kind == "word" else t.lower for t in tokens]
+
+
 def _pair(left: list[Token], right: list[Token]) -> dict[int, int]:
-    """Within a replaced block: a short block (one or two tokens each side) position by
+    """Within a replaced block: a short block (up to three tokens each side) position by
     position; otherwise each distinctive key token to the next input token of its kind (a
     plain word in a long rewording is no parameter to carry over)."""
-    if len(left) == len(right) <= 2:
+    if len(left) == len(right) <= 3:
         return {a: a for a in range(len(left)) if _both_content(left[a], right[a])}
     pairs: dict[int, int] = {}
     start = 0

@@ -86,6 +86,7 @@ class StSGD:
         self.log = log
         self.step_source = step_source
         self.steps = 0
+        self._gate_loss: tuple[Any, float] | None = None  # (gate key, its loss now)
         self.recover()
 
     def plan(self, grads: Gradients, gated: bool = True) -> Plan:
@@ -128,7 +129,15 @@ class StSGD:
     def _trained(self, experience: Experience, row: int) -> bool:
         return experience.row(row).provenance.get("source") == self.step_source
 
-    async def step(self, grads: Gradients, gate: Gate | None = None) -> StepReport:
+    async def step(
+        self,
+        grads: Gradients,
+        gate: Gate | None = None,
+        facts: dict[str, Any] | None = None,
+        gate_key: Any = None,
+    ) -> StepReport:
+        """Apply one step (behind `gate` if given); `facts` go into the step log line. Steps
+        that pass the same `gate_key` share the gate's loss of the unchanged experience."""
         self.steps += 1
         plan = self.plan(grads, gated=gate is not None)
         if plan.empty():
@@ -137,16 +146,24 @@ class StSGD:
             try:
                 if gate is None:
                     self._apply(plan, self.experiences, self._journal())
+                    self._gate_loss = None
                     report = StepReport(True, "applied (no validation gate)", plan)
                 else:
-                    report = await self._gated(plan, gate)
+                    report = await self._gated(plan, gate, gate_key)
             except StalePatch as exc:
                 report = StepReport(False, f"rejected: {exc}", plan)
-        self._log(report)
+        self._log(report, facts or {})
         return report
 
-    async def _gated(self, plan: Plan, gate: Gate) -> StepReport:
-        before = await gate(self.experiences)
+    async def _gated(self, plan: Plan, gate: Gate, key: Any) -> StepReport:
+        """With a `key`, the gate's loss before the step is measured once and carried over:
+        after an accepted step it is that step's loss after, after a rejected one it is
+        unchanged (only this optimizer changes the experience during training)."""
+        if key is not None and self._gate_loss is not None and self._gate_loss[0] == key:
+            before = self._gate_loss[1]
+        else:
+            before = await gate(self.experiences)
+            self._gate_loss = (key, before) if key is not None else None
         with tempfile.TemporaryDirectory(prefix="stsgd-") as scratch:
             copies = {}
             for name, experience in self.experiences.items():
@@ -167,6 +184,7 @@ class StSGD:
                 after,
             )
         self._apply(plan, self.experiences, self._journal())
+        self._gate_loss = (key, after) if key is not None else None
         return StepReport(
             True, f"accepted: validation loss {before:.4f} -> {after:.4f}", plan, before, after
         )
@@ -196,7 +214,7 @@ class StSGD:
     def _journal(self) -> Path | None:
         return self.log.with_name("pending-step.json") if self.log is not None else None
 
-    def _log(self, report: StepReport) -> None:
+    def _log(self, report: StepReport, facts: dict[str, Any]) -> None:
         if self.log is None:
             return
         line = {
@@ -206,6 +224,7 @@ class StSGD:
             "reason": report.reason,
             "loss_before": report.loss_before,
             "loss_after": report.loss_after,
+            **facts,
             **report.plan.describe(),
         }
         append_lines(self.log, [json.dumps(line, ensure_ascii=False)])

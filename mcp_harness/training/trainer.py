@@ -158,14 +158,20 @@ class Trainer:
                 distances.setdefault(coords[: len(output.shape)], []).append(distance)
         return task_loss(run, output, {c: sum(d) / len(d) for c, d in distances.items()})
 
+    def _calls(self) -> int:
+        usage = getattr(self.kernel, "usage", None)
+        return usage.calls if usage is not None else 0
+
     async def step(
         self, batch: list[Example], heldout: list[Example] | None = None
     ) -> tuple[float, StepReport]:
         """One training step on `batch`; returns its loss and what the optimizer did.
         `last_timing` keeps how long the forward, backward and optimizer phases took."""
         started = time.perf_counter()
+        calls_before = self._calls()
         report = await self.forward(batch)
         forwarded = time.perf_counter()
+        calls = {"forward": self._calls() - calls_before}
         graph, run = report.graph, report.run
         trace = TracePolicy()
         with dispatch_policy(trace):
@@ -177,14 +183,19 @@ class Trainer:
         if self.trace_dir is not None:
             self.trace_dir.mkdir(parents=True, exist_ok=True)
             trace.save(self.trace_dir / f"step-{self.optimizer.steps + 1}.jsonl")
+        calls["backward"] = self._calls() - calls_before - calls["forward"]
         gate = None
         if heldout:
 
             async def gate(experience: dict[str, Experience]) -> float:
-                return (await self.evaluate(heldout, experience)).loss
+                spent = self._calls()
+                loss = (await self.evaluate(heldout, experience)).loss
+                calls["gate"] = calls.get("gate", 0) + self._calls() - spent
+                return loss
 
         backwarded = time.perf_counter()
-        result = await self.optimizer.step(grads, gate)
+        key = tuple(id(example) for example in heldout) if heldout else None
+        result = await self.optimizer.step(grads, gate, {"kernel_calls": calls}, gate_key=key)
         self.last_timing = {
             "forward_s": forwarded - started,
             "backward_s": backwarded - forwarded,
