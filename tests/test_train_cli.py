@@ -22,7 +22,7 @@ from tests.kernel_stubs import ApiStub
 SCRIPT = str(Path(sys.executable).parent / "mcp-harness")
 PNG = b"\x89PNG\r\n\x1a\n"
 XZ = {
-    "inputs": {"task": "Use xz to compress the data.csv file", "check": "true"},
+    "inputs": {"task": "Use xz to compress the data.csv file", "check": "test -f data.csv.xz"},
     "files": {"data.csv": "a,b\n"},
     "targets": {"decision": "Compress data.csv with xz", "command": "xz -k data.csv"},
 }
@@ -30,7 +30,7 @@ DIST = {
     "inputs": {"task": "Make a directory named dist", "check": "test -d dist"},
     "targets": {"decision": "Create the dist directory", "command": "mkdir -p dist"},
 }
-HELDOUT = {
+VAL = {
     "inputs": {"task": "Compress data.csv with xz", "check": "test -f data.csv.xz"},
     "files": {"data.csv": "a,b\n"},
 }
@@ -51,22 +51,22 @@ def jsonl(path: Path, *lines: dict) -> Path:
     return path
 
 
-def test_training_improves_heldout_and_resumes(
+def test_training_improves_val_and_resumes(
     harness_home: Path, runtime: Path, tmp_path: Path
 ) -> None:
     data = jsonl(tmp_path / "train.jsonl", XZ, DIST)
-    heldout = jsonl(tmp_path / "heldout.jsonl", HELDOUT)
+    val = jsonl(tmp_path / "val.jsonl", VAL)
     out = tmp_path / "run"
     done = cli(
-        "train", "coder", "--data", str(data), "--heldout", str(heldout), "--epochs", "2",
+        "train", "coder", "--data", str(data), "--val", str(val), "--epochs", "2",
         "--batch", "1", "--out", str(out), "--json", home=harness_home, runtime=runtime,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)  # progress went to stderr, one line per batch (no tty)
     assert "epoch 1/2 [############............] 1/2 batches, loss" in done.stderr
     assert result["status"] == "complete"
-    assert result["before"]["heldout_success"] == 0.0
-    assert [e["heldout_success"] for e in result["epochs"]] == [1.0, 1.0]
+    assert result["before"]["val_success"] == 0.0
+    assert [e["val_success"] for e in result["epochs"]] == [1.0, 1.0]
     history = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
     first = history["epochs"][0]
@@ -79,7 +79,7 @@ def test_training_improves_heldout_and_resumes(
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no half checkpoint
     config = json.loads((out / "train.json").read_text())
     assert config["module"] == str(harness_home / "modules" / "coder")
-    assert config["data"] == str(data) and config["heldout"] == str(heldout)
+    assert config["data"] == str(data) and config["val"] == str(val)
     assert len((out / "steps.jsonl").read_text().splitlines()) == 4
 
     # Undo the training by hand; --resume restores the last checkpoint, then goes on.
@@ -93,7 +93,7 @@ def test_training_improves_heldout_and_resumes(
     history = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]
     assert history["epochs"][2]["batch_losses"] == [0.0, 0.0]  # restored: both pass at once
-    assert history["epochs"][2]["heldout_success"] == 1.0
+    assert history["epochs"][2]["val_success"] == 1.0
     assert (out / "epoch-3" / "experience" / "command" / "shape").is_file()
     steps = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == [1, 2, 3, 4, 5, 6]  # appended, numbered on
@@ -105,11 +105,12 @@ def test_training_improves_heldout_and_resumes(
 def test_budget_stop_checkpoints_and_resume_finishes_the_epoch(
     harness_home: Path, runtime: Path, tmp_path: Path
 ) -> None:
-    """A billing kernel (OpenAI-compatible, served by a loopback stub: no network)."""
-    lax_dist = {**DIST, "inputs": {**DIST["inputs"], "check": "true"}}
-    data = jsonl(tmp_path / "train.jsonl", XZ, lax_dist)
+    """A billing kernel (OpenAI-compatible, served by a loopback stub: no network) whose every
+    answer, `touch ok`, does both tasks at their first step."""
+    lax = [{**line, "inputs": {**line["inputs"], "check": "test -f ok"}} for line in (XZ, DIST)]
+    data = jsonl(tmp_path / "train.jsonl", *lax)
     out = tmp_path / "run"
-    with ApiStub("openai", text="true") as stub:
+    with ApiStub("openai", text="touch ok") as stub:
         env = {"OPENAI_BASE_URL": stub.base_url, "OPENAI_API_KEY": "sk-test"}
         done = cli(
             "train", "coder", "--data", str(data), "--kernel", "openai", "--batch", "1",
@@ -145,8 +146,8 @@ def test_budget_stop_checkpoints_and_resume_finishes_the_epoch(
         ("empty", "the dataset is empty"),
         ("malformed", "train.jsonl:2: not valid JSON"),
         ("unknown-module", "unknown module 'nosuch'"),
-        ("unknown-node", "task 1: target for unknown node 'nope'"),
-        ("missing-input", "task 1 has no input 'check'"),
+        ("unknown-node", "train.jsonl:1: target for unknown node 'nope'"),
+        ("missing-input", "train.jsonl:1: the task has no input 'check'"),
         ("resume-not-a-run", "not a training run (no train.json)"),
         ("no-data", "train needs a module and --data"),
         ("bad-epochs", "--epochs is 0"),
