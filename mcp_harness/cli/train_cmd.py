@@ -112,7 +112,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 # ---- options ------------------------------------------------------------------------------------
-def _dims(items: list[str]) -> dict[str, int]:
+def parse_dims(items: list[str]) -> dict[str, int]:
+    """`--dim NAME=SIZE` options as a dict."""
     dims = {}
     for item in items:
         name, sep, size = item.partition("=")
@@ -126,7 +127,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
     """The options given on this command line (None = not given)."""
     given = {key: getattr(args, key) for key in OPTIONS if getattr(args, key) is not None}
     if args.dim:
-        given["dims"] = _dims(args.dim)
+        given["dims"] = parse_dims(args.dim)
     return given
 
 

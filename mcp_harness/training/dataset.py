@@ -50,8 +50,9 @@ def load_task_sets(
     from mcp_harness.training.trainer import load_dataset
 
     if val is not None and _same_file(data, val):
+        same = "" if data.resolve() == val.resolve() else " (the same tasks)"
         raise HarnessError(
-            f"the val set {val} is the training set {data}",
+            f"the val set {val} is the training set {data}{same}",
             "give as val set a file of other tasks: the gate must measure tasks the module "
             "does not train on",
         )
