@@ -327,6 +327,7 @@ async def test_bad_input_is_a_tool_error_and_the_server_keeps_serving(
     empty = jsonl(home / "empty.jsonl", "")
     unknown_node = jsonl(home / "node.jsonl", {**XZ, "targets": {"nope": "x"}})
     no_check = jsonl(home / "nocheck.jsonl", {"inputs": {"task": "x"}})
+    passes = jsonl(home / "passes.jsonl", {**XZ, "inputs": {**XZ["inputs"], "check": "true"}})
     jsonl(outside / "train.jsonl", XZ)
     run = {"module": "coder", "inputs": {"task": "x", "check": "true"}}
     cases: list[tuple[str, dict[str, Any], str]] = [
@@ -360,6 +361,10 @@ async def test_bad_input_is_a_tool_error_and_the_server_keeps_serving(
         ("module_train_start", {"module": "nosuch", "data": data}, "unknown module 'nosuch'"),
         ("module_train_start", {"module": "coder", "data": data, "val": malformed},
          "bad.jsonl:2: not valid JSON"),
+        ("module_train_start", {"module": "coder", "data": data, "val": data},
+         f"the val set {data} is the training set {data}"),
+        ("module_train_start", {"module": "coder", "data": passes},
+         "passes.jsonl:1: the check 'true' already passes on the task's fresh workspace"),
         ("module_train_start", {"module": "coder", "data": data, "epochs": 0},
          "greater than or equal to 1"),
         ("module_train_start", {"module": "coder", "data": data, "batch": "many"},
