@@ -20,7 +20,6 @@ from typing import Any, TextIO
 from mcp_harness.errors import HarnessError
 
 BUDGET_EXIT = 3
-OPTIONS = ("epochs", "batch", "lr", "kernel", "max_calls", "max_tokens", "max_cost", "gate")
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -125,7 +124,9 @@ def parse_dims(items: list[str]) -> dict[str, int]:
 
 def _given(args: argparse.Namespace) -> dict[str, Any]:
     """The options given on this command line (None = not given)."""
-    given = {key: getattr(args, key) for key in OPTIONS if getattr(args, key) is not None}
+    from mcp_harness.training.job import DEFAULTS
+
+    given = {k: getattr(args, k) for k in DEFAULTS if k != "dims" and getattr(args, k) is not None}
     if args.dim:
         given["dims"] = parse_dims(args.dim)
     return given
