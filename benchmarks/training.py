@@ -34,7 +34,7 @@ async def session(root: Path) -> dict[str, float]:
     await trainer.step(train)
     step = time.perf_counter() - started
     timing = trainer.last_timing
-    await trainer.fit(train, demo.EPOCHS - 1, batch_size=4, progress=lambda _: None)
+    await trainer.fit(train, demo.EPOCHS - 1, batch_size=4)
     after = await trainer.evaluate(heldout)
     return {"before": before.success, "after": after.success, "step_s": step, **timing}
 

@@ -27,7 +27,7 @@ from typing import Any
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.paths import ENV_HOME
-from mcp_harness.training.trainer import Example, Trainer
+from mcp_harness.training.trainer import Example, Lines, Trainer
 
 STEPS = 4
 WORKSPACE = {
@@ -173,7 +173,7 @@ def _run(root: Path, kernel_name: str | None, out: Callable[[str], None], kept: 
                 [task.example() for task in TRAIN],
                 EPOCHS,
                 batch_size=4,
-                progress=lambda line: out(f"   {line.strip()}"),
+                progress=Lines(lambda line: out(f"   {line}")),
             )
         )
         after = asyncio.run(trainer.evaluate(heldout))

@@ -19,7 +19,7 @@ from mcp_harness.server.app import build_server
 from mcp_harness.terminal.session import TerminalSession
 
 XZ = {
-    "inputs": {"task": "Use xz to compress the data.csv file", "check": "true"},
+    "inputs": {"task": "Use xz to compress the data.csv file", "check": "test -f data.csv.xz"},
     "files": {"data.csv": "a,b\n"},
     "targets": {"decision": "Compress data.csv with xz", "command": "xz -k data.csv"},
 }
@@ -27,7 +27,7 @@ DIST = {
     "inputs": {"task": "Make a directory named dist", "check": "test -d dist"},
     "targets": {"decision": "Create the dist directory", "command": "mkdir -p dist"},
 }
-HELDOUT = {
+VAL = {
     "inputs": {"task": "Compress data.csv with xz", "check": "test -f data.csv.xz"},
     "files": {"data.csv": "a,b\n"},
 }
@@ -182,12 +182,12 @@ async def test_job_stop_cancels_a_run_and_kills_its_terminals(
 
 async def test_train_a_module_then_read_its_trace(harness_home: Path, runtime: Path) -> None:
     data = jsonl(harness_home / "data" / "train.jsonl", XZ, DIST)
-    heldout = jsonl(harness_home / "data" / "heldout.jsonl", HELDOUT)
+    val = jsonl(harness_home / "data" / "val.jsonl", VAL)
     async with Client(build_server(), mode="legacy") as client:
         started = await ok(
             client,
             "module_train_start",
-            {"module": "coder", "data": data, "heldout": heldout, "epochs": 2, "batch": 1},
+            {"module": "coder", "data": data, "val": val, "epochs": 2, "batch": 1},
         )
         assert started["kind"] == "train" and "--resume" in started["next"]
         busy = await error(client, "module_train_start", {"module": "coder", "data": data})
@@ -195,10 +195,10 @@ async def test_train_a_module_then_read_its_trace(harness_home: Path, runtime: P
         status = await finished(client, started["job_id"])
         assert status["state"] == "done", status
         result = status["result"]
-        assert result["status"] == "complete" and result["before"]["heldout_success"] == 0.0
+        assert result["status"] == "complete" and result["before"]["val_success"] == 0.0
         epochs = result["epochs"]
         assert [e["epoch"] for e in epochs] == [1, 2]
-        assert [e["heldout_success"] for e in epochs] == [1.0, 1.0]
+        assert [e["val_success"] for e in epochs] == [1.0, 1.0]
         assert epochs[0]["steps_accepted"] >= 1 and len(epochs[0]["batch_losses"]) == 2
         assert any(line.startswith("epoch 2/2: train loss") for line in result["log"])
         out = Path(result["out"])
@@ -327,6 +327,7 @@ async def test_bad_input_is_a_tool_error_and_the_server_keeps_serving(
     empty = jsonl(home / "empty.jsonl", "")
     unknown_node = jsonl(home / "node.jsonl", {**XZ, "targets": {"nope": "x"}})
     no_check = jsonl(home / "nocheck.jsonl", {"inputs": {"task": "x"}})
+    passes = jsonl(home / "passes.jsonl", {**XZ, "inputs": {**XZ["inputs"], "check": "true"}})
     jsonl(outside / "train.jsonl", XZ)
     run = {"module": "coder", "inputs": {"task": "x", "check": "true"}}
     cases: list[tuple[str, dict[str, Any], str]] = [
@@ -358,8 +359,12 @@ async def test_bad_input_is_a_tool_error_and_the_server_keeps_serving(
          "target for unknown node 'nope'"),
         ("module_train_start", {"module": "coder", "data": no_check}, "has no input 'check'"),
         ("module_train_start", {"module": "nosuch", "data": data}, "unknown module 'nosuch'"),
-        ("module_train_start", {"module": "coder", "data": data, "heldout": malformed},
+        ("module_train_start", {"module": "coder", "data": data, "val": malformed},
          "bad.jsonl:2: not valid JSON"),
+        ("module_train_start", {"module": "coder", "data": data, "val": data},
+         f"the val set {data} is the training set {data}"),
+        ("module_train_start", {"module": "coder", "data": passes},
+         "passes.jsonl:1: the check 'true' already passes on the task's fresh workspace"),
         ("module_train_start", {"module": "coder", "data": data, "epochs": 0},
          "greater than or equal to 1"),
         ("module_train_start", {"module": "coder", "data": data, "batch": "many"},

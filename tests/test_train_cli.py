@@ -1,5 +1,6 @@
-"""`mcp-harness train` and `mcp-harness dataset from-harvest` as users run them: the installed
-script on the built-in `coder` module, a private data home and a private tmux server."""
+"""`mcp-harness train`, `mcp-harness eval` and `mcp-harness dataset from-harvest` as users run
+them: the installed script on the built-in `coder` module, a private data home and a private
+tmux server."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from pathlib import Path
 import pytest
 
 from mcp_harness.capture.join import Call
+from mcp_harness.cli.eval_cmd import scratch_module
+from mcp_harness.experience.store import Row
+from mcp_harness.runtime.module import resolve
 from mcp_harness.training.dataset import dataset_from_calls
 from mcp_harness.training.trainer import load_dataset
 from tests.kernel_stubs import ApiStub
@@ -22,7 +26,7 @@ from tests.kernel_stubs import ApiStub
 SCRIPT = str(Path(sys.executable).parent / "mcp-harness")
 PNG = b"\x89PNG\r\n\x1a\n"
 XZ = {
-    "inputs": {"task": "Use xz to compress the data.csv file", "check": "true"},
+    "inputs": {"task": "Use xz to compress the data.csv file", "check": "test -f data.csv.xz"},
     "files": {"data.csv": "a,b\n"},
     "targets": {"decision": "Compress data.csv with xz", "command": "xz -k data.csv"},
 }
@@ -30,9 +34,13 @@ DIST = {
     "inputs": {"task": "Make a directory named dist", "check": "test -d dist"},
     "targets": {"decision": "Create the dist directory", "command": "mkdir -p dist"},
 }
-HELDOUT = {
+VAL = {
     "inputs": {"task": "Compress data.csv with xz", "check": "test -f data.csv.xz"},
     "files": {"data.csv": "a,b\n"},
+}
+CHMOD = {  # the coder's seed experience does this at its first step
+    "inputs": {"task": "Make a script executable", "check": "test -x script.sh"},
+    "files": {"script.sh": "echo hi\n"},
 }
 
 
@@ -51,22 +59,22 @@ def jsonl(path: Path, *lines: dict) -> Path:
     return path
 
 
-def test_training_improves_heldout_and_resumes(
+def test_training_improves_val_and_resumes(
     harness_home: Path, runtime: Path, tmp_path: Path
 ) -> None:
     data = jsonl(tmp_path / "train.jsonl", XZ, DIST)
-    heldout = jsonl(tmp_path / "heldout.jsonl", HELDOUT)
+    val = jsonl(tmp_path / "val.jsonl", VAL)
     out = tmp_path / "run"
     done = cli(
-        "train", "coder", "--data", str(data), "--heldout", str(heldout), "--epochs", "2",
+        "train", "coder", "--data", str(data), "--val", str(val), "--epochs", "2",
         "--batch", "1", "--out", str(out), "--json", home=harness_home, runtime=runtime,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)  # progress went to stderr, one line per batch (no tty)
     assert "epoch 1/2 [############............] 1/2 batches, loss" in done.stderr
     assert result["status"] == "complete"
-    assert result["before"]["heldout_success"] == 0.0
-    assert [e["heldout_success"] for e in result["epochs"]] == [1.0, 1.0]
+    assert result["before"]["val_success"] == 0.0
+    assert [e["val_success"] for e in result["epochs"]] == [1.0, 1.0]
     history = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2]
     first = history["epochs"][0]
@@ -79,7 +87,7 @@ def test_training_improves_heldout_and_resumes(
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no half checkpoint
     config = json.loads((out / "train.json").read_text())
     assert config["module"] == str(harness_home / "modules" / "coder")
-    assert config["data"] == str(data) and config["heldout"] == str(heldout)
+    assert config["data"] == str(data) and config["val"] == str(val)
     assert len((out / "steps.jsonl").read_text().splitlines()) == 4
 
     # Undo the training by hand; --resume restores the last checkpoint, then goes on.
@@ -93,7 +101,7 @@ def test_training_improves_heldout_and_resumes(
     history = json.loads((out / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1, 2, 3]
     assert history["epochs"][2]["batch_losses"] == [0.0, 0.0]  # restored: both pass at once
-    assert history["epochs"][2]["heldout_success"] == 1.0
+    assert history["epochs"][2]["val_success"] == 1.0
     assert (out / "epoch-3" / "experience" / "command" / "shape").is_file()
     steps = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
     assert [s["step"] for s in steps] == [1, 2, 3, 4, 5, 6]  # appended, numbered on
@@ -105,11 +113,12 @@ def test_training_improves_heldout_and_resumes(
 def test_budget_stop_checkpoints_and_resume_finishes_the_epoch(
     harness_home: Path, runtime: Path, tmp_path: Path
 ) -> None:
-    """A billing kernel (OpenAI-compatible, served by a loopback stub: no network)."""
-    lax_dist = {**DIST, "inputs": {**DIST["inputs"], "check": "true"}}
-    data = jsonl(tmp_path / "train.jsonl", XZ, lax_dist)
+    """A billing kernel (OpenAI-compatible, served by a loopback stub: no network) whose every
+    answer, `touch ok`, does both tasks at their first step."""
+    lax = [{**line, "inputs": {**line["inputs"], "check": "test -f ok"}} for line in (XZ, DIST)]
+    data = jsonl(tmp_path / "train.jsonl", *lax)
     out = tmp_path / "run"
-    with ApiStub("openai", text="true") as stub:
+    with ApiStub("openai", text="touch ok") as stub:
         env = {"OPENAI_BASE_URL": stub.base_url, "OPENAI_API_KEY": "sk-test"}
         done = cli(
             "train", "coder", "--data", str(data), "--kernel", "openai", "--batch", "1",
@@ -145,11 +154,17 @@ def test_budget_stop_checkpoints_and_resume_finishes_the_epoch(
         ("empty", "the dataset is empty"),
         ("malformed", "train.jsonl:2: not valid JSON"),
         ("unknown-module", "unknown module 'nosuch'"),
-        ("unknown-node", "task 1: target for unknown node 'nope'"),
-        ("missing-input", "task 1 has no input 'check'"),
+        ("unknown-node", "train.jsonl:1: target for unknown node 'nope'"),
+        ("missing-input", "train.jsonl:1: the task has no input 'check'"),
         ("resume-not-a-run", "not a training run (no train.json)"),
         ("no-data", "train needs a module and --data"),
         ("bad-epochs", "--epochs is 0"),
+        ("always-passes", "train.jsonl:2: the check 'true' already passes on the task's fresh"),
+        ("passes-with-its-files", "train.jsonl:1: the check 'test -f data.csv' already passes"),
+        ("eval-always-passes", "train.jsonl:2: the check 'true' already passes"),
+        ("val-always-passes", "val.jsonl:1: the check 'true' already passes"),
+        ("val-is-data", "the val set {data} is the training set {data}"),
+        ("val-same-tasks", "the val set {val} is the training set {data} (the same tasks)"),
     ],
 )
 def test_bad_input_is_named(harness_home: Path, tmp_path: Path, case: str, message: str) -> None:
@@ -159,18 +174,75 @@ def test_bad_input_is_named(harness_home: Path, tmp_path: Path, case: str, messa
         "malformed": json.dumps(XZ) + "\n{oops\n",
         "unknown-node": json.dumps({**XZ, "targets": {"nope": "x"}}) + "\n",
         "missing-input": json.dumps({"inputs": {"task": "x"}}) + "\n",
+        "always-passes": "\n" + json.dumps({**XZ, "inputs": {**XZ["inputs"], "check": "true"}}),
+        "passes-with-its-files": json.dumps(
+            {**XZ, "inputs": {**XZ["inputs"], "check": "test -f data.csv"}}
+        ),
     }
+    lines["eval-always-passes"] = lines["always-passes"]
     data.write_text(lines.get(case, json.dumps(XZ) + "\n"))
+    val = tmp_path / "val.jsonl"
+    val.write_text(
+        {"val-same-tasks": data.read_text(), "val-always-passes": json.dumps(CHMOD | {
+            "inputs": {**CHMOD["inputs"], "check": "true"}})}.get(case, json.dumps(VAL))
+    )  # fmt: skip
+    run = ["--out", str(tmp_path / "run")]
     args = {
         "unknown-module": ["train", "nosuch", "--data", str(data)],
         "resume-not-a-run": ["train", "--resume", str(tmp_path)],
         "no-data": ["train", "coder"],
         "bad-epochs": ["train", "coder", "--data", str(data), "--epochs", "0"],
-    }.get(case, ["train", "coder", "--data", str(data), "--out", str(tmp_path / "run")])
+        "eval-always-passes": ["eval", "coder", "--data", str(data)],
+        "val-is-data": ["train", "coder", "--data", str(data), "--val", str(data), *run],
+    }.get(case, ["train", "coder", "--data", str(data), "--val", str(val), *run])
     done = cli(*args, home=harness_home)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert message in done.stderr and "Traceback" not in done.stderr
+    assert message.format(data=data, val=val) in done.stderr and "Traceback" not in done.stderr
+    if "already passes" in message:
+        assert "this check cannot tell success from failure" in done.stderr
     assert not (tmp_path / "run").exists()  # nothing was started
+    assert not (harness_home / "runs").exists()
+
+
+def test_eval_reports_every_task_and_leaves_the_module_unchanged(
+    harness_home: Path, runtime: Path, tmp_path: Path
+) -> None:
+    data = jsonl(tmp_path / "tasks.jsonl", CHMOD, VAL)
+    module = resolve("coder")  # the data dir's copy of the built-in, as eval will find it
+    before = {p: p.read_bytes() for p in sorted(module.rglob("*")) if p.is_file()}
+    done = cli(
+        "eval", "coder", "--data", str(data), "--dim", "steps=2", "--json",
+        home=harness_home, runtime=runtime,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) == {"passed", "total", "tasks"}
+    assert (result["passed"], result["total"]) == (1, 2)
+    solved, unsolved = result["tasks"]
+    assert solved["index"] == 0 and solved["task"] == "Make a script executable"
+    assert solved["passed"] is True and solved["commands"] == ["chmod +x script.sh"]
+    assert "reason" not in solved
+    assert unsolved["index"] == 1 and unsolved["passed"] is False
+    assert len(unsolved["commands"]) == 2  # one per step, both without a matching row
+    assert all(c.startswith("(none: ") for c in unsolved["commands"])
+    assert unsolved["reason"] == "the check 'test -f data.csv.xz' still failed after 2 steps"
+    after = {p: p.read_bytes() for p in sorted(module.rglob("*")) if p.is_file()}
+    assert after == before  # not a byte of the module changed
+
+    text = cli("eval", "coder", "--data", str(data), "--dim", "steps=1", home=harness_home,
+               runtime=runtime)  # fmt: skip
+    assert text.returncode == 0, text.stderr  # tasks failed, but the evaluation ran
+    assert "[PASS] Make a script executable\n   commands: chmod +x script.sh" in text.stdout
+    assert "[FAIL] Compress data.csv with xz" in text.stdout
+    assert "passed 1/2 tasks" in text.stdout and "the module is unchanged" in text.stdout
+
+    # eval runs on copies: even a write to the module it runs lands in the scratch dir
+    scratch = scratch_module("coder", tmp_path / "scratch")
+    assert scratch.path == module and set(scratch.experience) == {"decision", "command"}
+    for experience in scratch.experience.values():
+        assert experience.path.is_relative_to(tmp_path / "scratch")
+        experience.append([Row("x", "a new row", "echo x")])
+    assert {p: p.read_bytes() for p in sorted(module.rglob("*")) if p.is_file()} == before
 
 
 def test_dataset_from_calls_keeps_successful_described_calls() -> None:

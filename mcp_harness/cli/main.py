@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mcp_harness.cli import (
         capture_cmd,
         demo_cmd,
+        eval_cmd,
         experience_cmd,
         export_cmd,
         module_cmd,
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace_cmd.register(commands)
     demo_cmd.register(commands)
     train_cmd.register(commands)
+    eval_cmd.register(commands)
     serve_cmd.register(commands)
     export_cmd.register(commands)
     return parser

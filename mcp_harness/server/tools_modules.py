@@ -10,12 +10,9 @@ run keeps a checkpoint of where it stopped (`mcp-harness train --resume <out>` g
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
-import shutil
-import tempfile
 import time
 import uuid
 from importlib import resources
@@ -416,7 +413,7 @@ async def start_run(
 
 # ---- training -----------------------------------------------------------------------------------
 class _JobProgress:
-    """The CLI's progress interface (`train_cmd.Progress`), written to `job.progress`."""
+    """Training progress (`trainer.Progress`), written to `job.progress`; lines are kept."""
 
     def __init__(self, job: Job) -> None:
         self.job = job
@@ -449,18 +446,18 @@ async def start_training(
     state: ServerState,
     module: str,
     data: str,
-    heldout: str | None,
+    val: str | None,
     epochs: int,
     batch: int,
     kernel: str | None,
 ) -> JobStarted:
     from mcp_harness.cli import train_cmd
-    from mcp_harness.kernels.config import make_kernel
     from mcp_harness.runtime import module as modules
+    from mcp_harness.training import job as training
 
     data_path = allowed(data)
-    heldout_path = allowed(heldout) if heldout is not None else None
-    for label, path in (("data", data_path), ("heldout", heldout_path)):
+    val_path = allowed(val) if val is not None else None
+    for label, path in (("data", data_path), ("val", val_path)):
         if path is not None and not path.is_file():
             raise HarnessError(
                 f"{label} {path}: no such dataset file",
@@ -469,7 +466,6 @@ async def start_training(
     given: dict[str, Any] = {"epochs": epochs, "batch": batch}
     if kernel is not None:
         given["kernel"] = kernel
-    options = {**train_cmd.DEFAULTS, **given}
     name = _module_arg(module)
     target = await anyio.to_thread.run_sync(modules.resolve, name)
     busy = [
@@ -483,44 +479,31 @@ async def start_training(
             f"module {target.name!r} is already training in {where}",
             "wait for it to end (job_status) or stop it (job_stop), then start again",
         )
-
-    def prepare() -> tuple[Any, Any, Any, Any]:
-        train_cmd._check_options(options)
-        runner = make_kernel(options["kernel"], budget=train_cmd._budget(options))
-        args = argparse.Namespace(module=name, data=data_path, heldout=heldout_path, out=None)
-        run, loaded, dataset = train_cmd._fresh(args, given)
-        return runner, run, loaded, dataset
-
     _STARTING.add(target)
     try:
-        runner, run, loaded, dataset = await anyio.to_thread.run_sync(prepare)
+        run = await anyio.to_thread.run_sync(
+            lambda: training.start(name, data_path, val_path, given)
+        )
     finally:
         _STARTING.discard(target)
-    workroot = Path(tempfile.mkdtemp(prefix="work-", dir=run.out))
-    trainer = train_cmd._trainer(loaded, runner, workroot, run)
-    prefixes = train_cmd._session_prefixes(loaded)
+    prefixes = train_cmd._session_prefixes(run.module)
+    resume = training.RESUME_HINT.format(out=run.out)
 
     async def work(job: Job) -> dict[str, Any]:
         progress = _JobProgress(job)
-        progress.line(
-            f"training {loaded.name} on {len(dataset[0])} tasks"
-            + (f", {len(dataset[1])} held out" if dataset[1] else "")
-            + f" ({runner.name} kernel, batch {batch}); run files: {run.out}"
-        )
         before = await train_cmd._sessions(prefixes)
         try:
-            await train_cmd._loop(run, loaded, trainer, dataset, progress)
+            await training.train(run, progress)
         finally:
             with contextlib.suppress(Exception):
                 await _sweep(prefixes, before)
-            shutil.rmtree(workroot, ignore_errors=True)
-        result = train_cmd._result(run, runner, None)
+        result = training.result(run)
         result["log"] = progress.lines
         if run.stopped == "budget":
-            result["resume"] = train_cmd.RESUME_HINT.format(out=run.out)
+            result["resume"] = resume
         return result
 
-    job = state.start("train", f"train {loaded.name} on {data_path.name} ({run.out})", work)
+    job = state.start("train", f"train {run.module.name} on {data_path.name} ({run.out})", work)
     _TRAINING[job.id] = target
     return JobStarted(
         job_id=job.id,
@@ -530,7 +513,7 @@ async def start_training(
         files=str(run.out),
         next=(
             f"poll job_status(job_id={job.id!r}); job_stop keeps a checkpoint in {run.out} "
-            f"(continue with: {train_cmd.RESUME_HINT.format(out=run.out)})"
+            f"(continue with: {resume})"
         ),
     )
 
@@ -700,9 +683,13 @@ def register(server: MCPServer) -> None:
                 '{"inputs": {...}, "targets": {"<node>": "text"}, "files": {...}} per line'
             ),
         ],
-        heldout: Annotated[
+        val: Annotated[
             str | None,
-            Field(description="held-out tasks (same format): evaluated and used to gate steps"),
+            Field(
+                description="the val set: other tasks (same format), measured before training "
+                "and after every epoch, and the gate of every step (a step that raises its "
+                "loss is rejected); not the data file"
+            ),
         ] = None,
         epochs: Annotated[int, Field(ge=1, le=1000, description="passes over the data")] = 2,
         batch: Annotated[int, Field(ge=1, le=1024, description="tasks per training step")] = 4,
@@ -711,8 +698,9 @@ def register(server: MCPServer) -> None:
         """Start training a module's experience on a dataset in the background; returns a job
         id at once. The module's experience changes (every epoch is checkpointed in the run's
         out dir). Poll job_status for progress and per-epoch metrics; job_stop stops it after
-        saving a checkpoint; trace_show explains each step."""
-        return await start_training(_state(ctx), module, data, heldout, epochs, batch, kernel)
+        saving a checkpoint; trace_show explains each step. Bad input (a val set that is the
+        data, a task whose check already passes on its fresh workspace) is refused at once."""
+        return await start_training(_state(ctx), module, data, val, epochs, batch, kernel)
 
     @server.tool(
         title="Job status",

@@ -4,9 +4,9 @@ half-written one and a run can be resumed from its last checkpoint.
 ```
 <out>/
   train.json               module path, experience paths, data paths and options (for --resume)
-  history.json             {"module", "status", "before": held-out metrics, "epochs": [entry, …]}
+  history.json             {"module", "status", "before": val metrics, "epochs": [entry, …]}
   steps.jsonl              the optimizer's step log (one line per step, accepted or not)
-  training.png             loss and held-out success per epoch
+  training.png             loss and val success per epoch
   epoch-<n>/
     checkpoint.json        that epoch's history entry (`complete`, `examples_done`, metrics)
     experience/<name>/     a copy of every experience tensor after epoch <n>

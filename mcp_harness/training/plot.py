@@ -1,4 +1,4 @@
-"""`training.png`: train / held-out loss and held-out success per epoch of a training run.
+"""`training.png`: train / val loss and val success per epoch of a training run.
 
 matplotlib is imported only here, when a plot is drawn (it is slow to import), and only its
 Agg canvas is used: no pyplot, no display, no global backend switch.
@@ -37,7 +37,7 @@ def plot_history(history: dict[str, Any], path: Path) -> Path:
     loss_ax, success_ax = figure.subplots(1, 2)
     for key, label, style in (
         ("train_loss", "train loss", "o-"),
-        ("heldout_loss", "held-out loss", "s--"),
+        ("val_loss", "val loss", "s--"),
     ):
         xs, ys = _points(entries, key)
         if xs:
@@ -45,12 +45,12 @@ def plot_history(history: dict[str, Any], path: Path) -> Path:
     loss_ax.set_title("loss")
     loss_ax.set_xlabel("epoch")
     loss_ax.set_ylim(bottom=0)
-    xs, ys = _points(entries, "heldout_success")
+    xs, ys = _points(entries, "val_success")
     if xs:
-        success_ax.plot(xs, [100 * y for y in ys], "o-", color="tab:green", label="held-out")
+        success_ax.plot(xs, [100 * y for y in ys], "o-", color="tab:green", label="val")
     else:
-        success_ax.text(0.5, 0.5, "no held-out set", ha="center", va="center")
-    success_ax.set_title("held-out success (%)")
+        success_ax.text(0.5, 0.5, "no val set", ha="center", va="center")
+    success_ax.set_title("val success (%)")
     success_ax.set_xlabel("epoch")
     success_ax.set_ylim(-5, 105)
     for ax in (loss_ax, success_ax):

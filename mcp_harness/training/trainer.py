@@ -9,10 +9,15 @@ Dataset (JSON Lines), one task per line:
 `inputs` are the module's run inputs except `workdir`, which the trainer makes fresh for every
 run of a task (with `files` written into it) when the module declares one. `targets` name
 expert nodes: a string is the target of the task's first step, a list gives one per step.
+
+`Trainer.fit` is the one training loop (the CLI, the MCP training job and the demo use it); its
+history is `{"module", "status", "before": val metrics, "epochs": [entry, …]}`, an entry as
+`new_entry` makes it and `fit` fills it in.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import json
@@ -20,10 +25,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.store import Experience
+from mcp_harness.kernels.runner import BudgetExceeded
 from mcp_harness.runtime import module as modules
 from mcp_harness.training.losses import task_loss, text_distance
 from mcp_harness.training.optimizer import StepReport, StSGD
@@ -38,6 +44,7 @@ class Example:
     inputs: dict[str, str]
     targets: dict[str, list[str]] = field(default_factory=dict)
     files: dict[str, str] = field(default_factory=dict)
+    line: int = 0  # its line in the dataset file (for error messages); 0: not from a file
 
 
 def load_dataset(path: Path) -> list[Example]:
@@ -66,7 +73,7 @@ def load_dataset(path: Path) -> list[Example]:
             isinstance(v, list) and all(isinstance(t, str) for t in v) for v in steps.values()
         ):
             raise HarnessError(f"{path}:{number}: a target is text or a list of texts", FORMAT)
-        examples.append(Example(inputs, steps, files))
+        examples.append(Example(inputs, steps, files, number))
     if not examples:
         raise HarnessError(f"{path}: the dataset is empty", FORMAT)
     return examples
@@ -163,7 +170,7 @@ class Trainer:
         return usage.calls if usage is not None else 0
 
     async def step(
-        self, batch: list[Example], heldout: list[Example] | None = None
+        self, batch: list[Example], val: list[Example] | None = None
     ) -> tuple[float, StepReport]:
         """One training step on `batch`; returns its loss and what the optimizer did.
         `last_timing` keeps how long the forward, backward and optimizer phases took."""
@@ -185,16 +192,16 @@ class Trainer:
             trace.save(self.trace_dir / f"step-{self.optimizer.steps + 1}.jsonl")
         calls["backward"] = self._calls() - calls_before - calls["forward"]
         gate = None
-        if heldout:
+        if val:
 
             async def gate(experience: dict[str, Experience]) -> float:
                 spent = self._calls()
-                loss = (await self.evaluate(heldout, experience)).loss
+                loss = (await self.evaluate(val, experience)).loss
                 calls["gate"] = calls.get("gate", 0) + self._calls() - spent
                 return loss
 
         backwarded = time.perf_counter()
-        key = tuple(id(example) for example in heldout) if heldout else None
+        key = tuple(id(example) for example in val) if val else None
         result = await self.optimizer.step(grads, gate, {"kernel_calls": calls}, gate_key=key)
         self.last_timing = {
             "forward_s": forwarded - started,
@@ -208,37 +215,83 @@ class Trainer:
         train: list[Example],
         epochs: int,
         batch_size: int,
-        heldout: list[Example] | None = None,
-        progress: Callable[[str], None] = print,
-    ) -> list[dict[str, float]]:
-        history = []
-        for epoch in range(1, epochs + 1):
-            losses, accepted = [], 0
-            for start in range(0, len(train), batch_size):
-                loss, report = await self.step(train[start : start + batch_size], heldout)
-                losses.append(loss)
-                accepted += report.accepted
-                progress(
-                    f"  epoch {epoch} batch {start // batch_size + 1}: loss {loss:.3f}, "
-                    f"{report.reason}"
-                )
-            metrics = {
-                "epoch": epoch,
-                "train_loss": sum(losses) / len(losses),
-                "steps_accepted": accepted,
-            }
-            if heldout:
-                evaluation = await self.evaluate(heldout)
-                metrics.update(heldout_loss=evaluation.loss, heldout_success=evaluation.success)
-            history.append(metrics)
-            progress(
-                f"epoch {epoch}: "
-                + ", ".join(
-                    f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
-                    for k, v in metrics.items()
-                    if k != "epoch"
-                )
-            )
+        val: list[Example] | None = None,
+        *,
+        gate: bool = True,
+        history: dict[str, Any] | None = None,
+        progress: Progress | None = None,
+        save: Callable[[dict[str, Any] | None], None] | None = None,
+    ) -> dict[str, Any]:
+        """Train up to epoch `epochs` (a total) in batches of `batch_size`; returns the history.
+
+        `val` is measured before training and after every epoch and, with `gate`, is the
+        validation gate of every step. `history` continues a run: after its last epoch, or
+        inside it at `examples_done` if that entry is incomplete. `save(entry)` is called
+        whenever the history changed: with the epoch's entry after every epoch and at a stop
+        (checkpoint it), with None otherwise. A budget stop or a cancellation is saved (status
+        "budget" / "interrupted", the entry marked `stopped`) and raised again.
+        """
+        history = history if history is not None else new_history(self.module.name)
+        progress = progress or Lines(lambda _: None)
+        save = save or (lambda _: None)
+        last = history["epochs"][-1] if history["epochs"] else None
+        carried = last if last is not None and not last.get("complete") else None
+        first = 1 if last is None else last["epoch"] + (carried is None)
+        history["status"] = "running"
+        entry: dict[str, Any] | None = None
+        try:
+            if val and history.get("before") is None and first == 1:
+                progress.status("val set before training…")
+                history["before"] = _metrics(await self.evaluate(val))
+                save(None)
+                progress.line("before training: " + _val_text(history["before"]))
+            for epoch in range(first, epochs + 1):
+                entry = carried or new_entry(epoch, len(train))
+                carried = None
+                entry["examples"] = len(train)
+                started, base_seconds = time.perf_counter(), entry["seconds"]
+                batches = -(-len(train) // batch_size)
+                for start in range(entry["examples_done"], len(train), batch_size):
+                    loss, report = await self.step(
+                        train[start : start + batch_size], val if gate else None
+                    )
+                    entry["batch_losses"].append(loss)
+                    if report.accepted:
+                        entry["steps_accepted"] += 1
+                    elif report.plan.empty():
+                        entry["steps_unchanged"] += 1
+                    else:
+                        entry["steps_rejected"] += 1
+                    entry["examples_done"] = min(len(train), start + batch_size)
+                    entry["train_loss"] = sum(entry["batch_losses"]) / len(entry["batch_losses"])
+                    entry["seconds"] = base_seconds + time.perf_counter() - started
+                    progress.bar(
+                        f"epoch {epoch}/{epochs}",
+                        -(-entry["examples_done"] // batch_size),
+                        batches,
+                        f"batches, loss {entry['train_loss']:.3f}, steps "
+                        f"{entry['steps_accepted']} accepted / {entry['steps_rejected']} rejected",
+                    )
+                if val:
+                    progress.status(f"epoch {epoch}/{epochs}: val set…")
+                    entry.update(_metrics(await self.evaluate(val)))
+                entry["complete"] = True
+                entry["seconds"] = base_seconds + time.perf_counter() - started
+                entry.pop("stopped", None)
+                _put(history, entry)
+                save(entry)
+                progress.line(_epoch_text(entry, epochs))
+                entry = None
+            history["status"] = "complete"
+            save(None)
+        except (BudgetExceeded, asyncio.CancelledError) as exc:
+            budget = isinstance(exc, BudgetExceeded)
+            history["status"] = "budget" if budget else "interrupted"
+            if entry is not None:  # the epoch stops here; continuing goes on from this example
+                entry["stopped"] = exc.message if budget else "interrupted"
+                _put(history, entry)
+            save(entry)
+            raise
         return history
 
 
@@ -258,3 +311,82 @@ def _targets(graph, run, examples: list[Example]) -> dict[str, dict[tuple[int, .
                 if run.element(node, coords) is not None:
                     targets.setdefault(name, {})[coords] = text
     return targets
+
+
+class Progress(Protocol):
+    """Where `Trainer.fit` reports: a bar per batch, transient notes, and lines to keep."""
+
+    def bar(self, prefix: str, done: int, total: int, suffix: str) -> None: ...
+
+    def status(self, text: str) -> None: ...
+
+    def line(self, text: str) -> None: ...
+
+
+class Lines:
+    """A `Progress` that writes every bar update and line through `write` (no notes)."""
+
+    def __init__(self, write: Callable[[str], None]) -> None:
+        self.write = write
+
+    def bar(self, prefix: str, done: int, total: int, suffix: str) -> None:
+        self.write(f"{prefix}: {done}/{total} {suffix}")
+
+    def status(self, text: str) -> None:
+        pass
+
+    def line(self, text: str) -> None:
+        self.write(text)
+
+
+def new_history(module: str) -> dict[str, Any]:
+    return {"module": module, "status": "running", "before": None, "epochs": []}
+
+
+def new_entry(epoch: int, total: int) -> dict[str, Any]:
+    """An epoch's history entry before its first batch."""
+    return {
+        "epoch": epoch,
+        "complete": False,
+        "examples": total,
+        "examples_done": 0,
+        "batch_losses": [],
+        "train_loss": None,
+        "steps_accepted": 0,
+        "steps_rejected": 0,
+        "steps_unchanged": 0,
+        "seconds": 0.0,
+    }
+
+
+def _put(history: dict[str, Any], entry: dict[str, Any]) -> None:
+    epochs = [e for e in history["epochs"] if e["epoch"] != entry["epoch"]]
+    history["epochs"] = sorted([*epochs, entry], key=lambda e: e["epoch"])
+
+
+def _metrics(evaluation: Evaluation) -> dict[str, Any]:
+    return {
+        "val_loss": evaluation.loss,
+        "val_success": evaluation.success,
+        "val_passed": sum(evaluation.passed),
+        "val_total": len(evaluation.passed),
+    }
+
+
+def _val_text(metrics: dict[str, Any]) -> str:
+    return (
+        f"val loss {metrics['val_loss']:.3f}, success {metrics['val_passed']}/"
+        f"{metrics['val_total']} ({100 * metrics['val_success']:.0f}%)"
+    )
+
+
+def _epoch_text(entry: dict[str, Any], epochs: int) -> str:
+    loss = entry["train_loss"]
+    parts = [
+        f"epoch {entry['epoch']}/{epochs}: train loss " + ("-" if loss is None else f"{loss:.3f}"),
+        f"steps {entry['steps_accepted']} accepted / {entry['steps_rejected']} rejected / "
+        f"{entry['steps_unchanged']} unchanged",
+    ]
+    if "val_loss" in entry:
+        parts.append(_val_text(entry))
+    return ", ".join(parts) + f" [{entry['seconds']:.1f} s]"
