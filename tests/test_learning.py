@@ -152,28 +152,38 @@ def test_retries_explore_the_next_candidate(tmp_path: Path, runtime: Path) -> No
 def test_training_on_a_wrong_decision_does_not_pollute_the_seed(
     tmp_path: Path, runtime: Path
 ) -> None:
-    """The upstream decision for the training task is a seed row's ("Which process is
-    listening on port 8080"); the new command must be keyed by the decision target, so the
-    seed task still runs its own command afterwards and .env files are left alone."""
-    trainer = _coder(tmp_path)
+    """The upstream decision for the training task is wrong (a bad decision row answers it
+    with a seed task, "Which process is listening on port 8080"); the new command must be keyed
+    by the decision target, not by that wrong decision, so the seed task still runs its own
+    command afterwards, and the seed's command row is not blamed for a wrong input."""
+    task = "Set PORT to 8080 in the .env file"
+    trainer = _coder(tmp_path, {"decision": [(task, "Which process is listening on port 8080")]})
     seed = Example({"task": "Which process is listening on port 8080", "check": "true"})
+    files = {".env": "PORT=3000\n"}
     train = Example(
-        {"task": "Set PORT to 8080 in the .env file", "check": "grep -qx PORT=8080 .env"},
+        {"task": task, "check": "grep -qx PORT=8080 .env"},
         {"decision": ["Set PORT=8080 in .env"], "command": ["sed -i 's/^PORT=.*/PORT=8080/' .env"]},
-        {".env": "PORT=3000\n"},
+        files,
     )
+    val = [
+        Example(
+            {"task": "Set PORT to 9090 in the .env file", "check": "grep -qx PORT=9090 .env"},
+            files=files,
+        )
+    ]
     before = asyncio.run(trainer.forward([seed, train]))
     assert _commands(before, 0) == ["ss -ltnp 'sport = :8080'"]
-    assert "8080" in before.run.element(before.graph.nodes["decision"], (1, 0)).text
+    decided = before.run.element(before.graph.nodes["decision"], (1, 0)).text
+    assert decided == "Which process is listening on port 8080"
     assert not before.elements[1].status.ok  # the wrong decision ran the wrong command
-    for _ in range(2):
-        asyncio.run(trainer.step([train]))
-    after = asyncio.run(trainer.forward([seed, train]))
+    _, report = asyncio.run(trainer.step([train], val))
+    assert report.accepted, report.reason
+    after = asyncio.run(trainer.forward([seed, train, *val]))
     assert _commands(after, 0) == ["ss -ltnp 'sport = :8080'"]
-    assert after.elements[1].status.ok
+    assert after.elements[1].status.ok and after.elements[2].status.ok
     command = trainer.module.experience["command"]
     seed_row = next(r for r in command.rows() if r.key.startswith("Which process is listening"))
-    assert seed_row.weight == 1.0  # no gate: the seed row is untouched
+    assert seed_row.weight == 1.0  # it answered its own input right: no blame
     learned = [(r.key, r.value) for r in command.rows() if r.provenance["source"] == "training"]
     assert learned == [("Set PORT=8080 in .env", "sed -i 's/^PORT=.*/PORT=8080/' .env")]
 

@@ -141,12 +141,13 @@ def query_keywords(keywords: list[str]) -> list[tuple[str, ...]]:
 
 @dataclass
 class Adaptation:
-    """A row's value adapted to a new input: the filled text, the fills, and the distinctive
-    slots that found no counterpart."""
+    """A row's value adapted to a new input: the filled text, the fills, the distinctive
+    slots that found no counterpart, and how well the row fits the input (`_fit`, in [0, 1])."""
 
     text: str
     fills: dict[str, str] = field(default_factory=dict)
     unfilled: list[str] = field(default_factory=list)
+    fit: float = 0.0
 
 
 def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: str) -> Adaptation:
@@ -196,7 +197,28 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             used.add(spare)
             fills[slot["text"]] = input_tokens[spare].text
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
-    return Adaptation(text, fills, still)
+    return Adaptation(text, fills, still, _fit(key_tokens, input_tokens, aligned, slots, fills))
+
+
+def _fit(key, new, aligned, slots, fills) -> float:
+    """How well the row fits the input: the aligned Jaccard of their content tokens (a key
+    token counts as matched when the input has it, or when it is a slot the input filled),
+    halved for every key token without a counterpart (an operation word the input lacks, or
+    a parameter it does not give)."""
+    slot_words = {s["text"].lower() for s in slots or ()}
+    filled = {k.lower() for k in fills}
+    key_forms, new_forms = _forms(key), _forms(new)
+    matched = missing = 0
+    for i, token in enumerate(key):
+        j = aligned.get(i)
+        if token.lower in slot_words:
+            ok = token.lower in filled
+        else:
+            ok = (j is not None and new_forms[j] == key_forms[i]) or key_forms[i] in new_forms
+        matched += ok
+        missing += not ok
+    union = len(key) + len(new) - matched
+    return (matched / union if union else 0.0) * 0.5**missing
 
 
 def _align(key: list[Token], new: list[Token]) -> dict[int, int]:

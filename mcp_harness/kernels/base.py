@@ -17,7 +17,8 @@ class Example:
     """A retrieved experience row shown to the kernel: input (key) -> output (value).
 
     `adapted` is the value with the row's slots filled from the request's input
-    (`experience.slots.adapt`); `unfilled` names the parameters that found no counterpart."""
+    (`experience.slots.adapt`); `unfilled` names the parameters that found no counterpart and
+    `fit` says how well the row's key fits the input token by token (None: not computed)."""
 
     key: str
     value: str
@@ -25,6 +26,7 @@ class Example:
     row: int | None = None
     adapted: str | None = None
     unfilled: tuple[str, ...] = ()
+    fit: float | None = None
 
     @property
     def answer(self) -> str:

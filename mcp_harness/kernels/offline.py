@@ -1,10 +1,11 @@
 """The default kernel: answer from experience alone, with no network and no randomness.
 
 Each retrieved row is a candidate: its value adapted to the input (its slots filled from the
-input's aligned spans, see `experience.slots`), with confidence = the row's score, halved for
-every parameter that found no counterpart in the input. The most confident candidate that was
-not already tried (and failed) for this element answers, when its confidence reaches the
-threshold; otherwise the reply fails and says how close the best row came: "no matching
+input's aligned spans, see `experience.slots`), with confidence = how well the row's key fits
+the input token by token (`slots.adapt`: aligned Jaccard, halved for every key word or
+parameter the input has no counterpart for) x the row's weight. The most confident candidate
+that was not already tried (and failed) for this element answers, when its confidence reaches
+the threshold; otherwise the reply fails and says how close the best row came: "no matching
 experience" beats a confident wrong command. Same request, same reply, always; it costs nothing.
 """
 
@@ -17,7 +18,11 @@ UNFILLED_FACTOR = 0.5
 
 
 def confidence(example: Example) -> float:
-    """How far the offline kernel trusts a retrieved row for this input, in [0, 1]."""
+    """How far the offline kernel trusts a retrieved row for this input, in [0, 1]: how well
+    the row's key fits the input token by token (x the row's weight) when the expert measured
+    it, else the retrieval score halved for every parameter without a counterpart."""
+    if example.fit is not None:
+        return min(1.0, max(0.0, example.fit))
     return min(1.0, max(0.0, example.score * UNFILLED_FACTOR ** len(example.unfilled)))
 
 

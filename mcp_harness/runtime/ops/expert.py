@@ -137,6 +137,7 @@ def _example(hit, text: str) -> Example:
         hit.row.index,
         adapted=adaptation.text,
         unfilled=tuple(adaptation.unfilled),
+        fit=adaptation.fit * hit.row.weight,
     )
 
 
