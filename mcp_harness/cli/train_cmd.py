@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import shutil
 import sys
@@ -378,33 +377,6 @@ def _trainer(module: Any, kernel: Any, workroot: Path, run: Run):
     return trainer
 
 
-def _session_prefixes(module: Any) -> list[str]:
-    return [
-        str(node.get("args", {}).get("name", "ft")) + "-"
-        for node in module.spec.get("nodes", [])
-        if isinstance(node, dict) and node.get("op") == "ft_tmux_create_session"
-    ]
-
-
-async def _sessions(prefixes: list[str]) -> set[str]:
-    if not prefixes:
-        return set()
-    from mcp_harness.terminal.session import TerminalSession
-
-    with contextlib.suppress(HarnessError, OSError):
-        return {n for n in await TerminalSession.list() if n.startswith(tuple(prefixes))}
-    return set()
-
-
-async def _sweep(prefixes: list[str], before: set[str]) -> None:
-    """Kill sessions of this module's kind made during training that a failed pass left."""
-    from mcp_harness.terminal.session import TerminalSession
-
-    for name in sorted(await _sessions(prefixes) - before):
-        with contextlib.suppress(HarnessError, OSError):
-            await (await TerminalSession.attach(name)).kill()
-
-
 def _metrics(evaluation: Any) -> dict[str, Any]:
     return {
         "heldout_loss": evaluation.loss,
@@ -553,18 +525,8 @@ def _train(args: argparse.Namespace) -> int:
     )
     workroot = Path(tempfile.mkdtemp(prefix="work-", dir=run.out))
     trainer = _trainer(module, kernel, workroot, run)
-    prefixes = _session_prefixes(module)
-
-    async def main() -> None:
-        before = await _sessions(prefixes)
-        try:
-            await _loop(run, module, trainer, data, progress)
-        finally:
-            with contextlib.suppress(Exception):
-                await _sweep(prefixes, before)
-
     try:
-        asyncio.run(main())
+        asyncio.run(_loop(run, module, trainer, data, progress))
     except KeyboardInterrupt:
         progress.line(f"interrupted; to continue: {RESUME_HINT.format(out=run.out)}")
         raise

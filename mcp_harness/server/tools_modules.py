@@ -43,8 +43,6 @@ RECORD_TEXT_LIMIT = 2000
 # and modules whose training is being set up right now.
 _TRAINING: dict[str, Path] = {}
 _STARTING: set[Path] = set()
-# Run ids of module runs in progress: a training sweep never kills their terminals.
-_ACTIVE_RUNS: set[str] = set()
 
 MODULE_HELP = (
     "a module name (built-in such as 'coder', or one under the data dir) or a path to a module "
@@ -329,12 +327,6 @@ def _run_progress(forward: Any, graph: Any, kernel: Any, started: float) -> str:
     )
 
 
-async def _kill_sessions(sessions: dict[str, Any]) -> None:
-    for session in list(sessions.values()):
-        with contextlib.suppress(Exception):
-            await session.kill()
-
-
 def _run_result(forward: Any, elements: list[Any], kernel: Any, seconds: float) -> dict[str, Any]:
     limit = LIMIT_CHARS // max(1, len(elements)) - 200
     rows = [
@@ -353,7 +345,6 @@ def _run_result(forward: Any, elements: list[Any], kernel: Any, seconds: float) 
         "passed": sum(row["ok"] for row in rows),
         "total": len(rows),
         "elements": rows,
-        "terminals": sorted(forward.sessions),
         "kernel": kernel.summary(),
     }
 
@@ -382,23 +373,20 @@ async def start_run(
 
     async def work(job: Job) -> dict[str, Any]:
         started = time.time()
-        _ACTIVE_RUNS.add(forward.run_id)
-        task = asyncio.ensure_future(forward.forward(graph.output))
-        try:
-            while True:
-                finished, _ = await asyncio.wait({task}, timeout=PROGRESS_EVERY_S)
-                job.progress = _run_progress(forward, graph, runner, started)
-                if finished:
-                    break
-            elements = task.result()
-        except BaseException:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            await _kill_sessions(forward.sessions)
-            raise
-        finally:
-            _ACTIVE_RUNS.discard(forward.run_id)
+        async with forward:  # the run's terminals end with it, however it ends
+            task = asyncio.ensure_future(forward.forward(graph.output))
+            try:
+                while True:
+                    finished, _ = await asyncio.wait({task}, timeout=PROGRESS_EVERY_S)
+                    job.progress = _run_progress(forward, graph, runner, started)
+                    if finished:
+                        break
+                elements = task.result()
+            except BaseException:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                raise
         return _run_result(forward, elements, runner, time.time() - started)
 
     job = state.start(
@@ -431,18 +419,6 @@ class _JobProgress:
     def line(self, text: str) -> None:
         self.lines.append(text)
         self.job.progress = text
-
-
-async def _sweep(prefixes: list[str], before: set[str]) -> None:
-    """Kill terminals the training made (never those of a module run still going)."""
-    from mcp_harness.cli.train_cmd import _sessions
-    from mcp_harness.terminal.session import TerminalSession
-
-    for name in sorted(await _sessions(prefixes) - before):
-        if any(f"-{run_id}-" in name for run_id in _ACTIVE_RUNS):
-            continue
-        with contextlib.suppress(HarnessError, OSError):
-            await (await TerminalSession.attach(name)).kill()
 
 
 async def start_training(
@@ -498,7 +474,6 @@ async def start_training(
         _STARTING.discard(target)
     workroot = Path(tempfile.mkdtemp(prefix="work-", dir=run.out))
     trainer = train_cmd._trainer(loaded, runner, workroot, run)
-    prefixes = train_cmd._session_prefixes(loaded)
 
     async def work(job: Job) -> dict[str, Any]:
         progress = _JobProgress(job)
@@ -507,12 +482,9 @@ async def start_training(
             + (f", {len(dataset[1])} held out" if dataset[1] else "")
             + f" ({runner.name} kernel, batch {batch}); run files: {run.out}"
         )
-        before = await train_cmd._sessions(prefixes)
         try:
             await train_cmd._loop(run, loaded, trainer, dataset, progress)
         finally:
-            with contextlib.suppress(Exception):
-                await _sweep(prefixes, before)
             shutil.rmtree(workroot, ignore_errors=True)
         result = train_cmd._result(run, runner, None)
         result["log"] = progress.lines
