@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from mcp_harness.terminal.pool import tmux
-from mcp_harness.terminal.session import TerminalSession
+from mcp_harness.terminal.session import TerminalSession, kill_session
 
 SCRIPT = str(Path(sys.executable).parent / "mcp-harness")
 WAIT_S = 60.0
@@ -69,7 +69,7 @@ def foreign(runtime: Path) -> Iterator[set[str]]:
     before = sessions(runtime)
     assert "ft-foreign" in before
     yield before
-    asyncio.run(TerminalSession(name="foreign", pane="", root=runtime).kill())
+    asyncio.run(kill_session("foreign", runtime))
 
 
 def env(home: Path) -> dict[str, str]:
@@ -173,3 +173,33 @@ def test_demo_leaves_no_sessions(
     assert done.returncode == 0, err[-2000:]
     assert "Held-out success" in out
     assert_nothing_left(runtime, foreign, held)
+
+
+def test_a_run_never_ends_a_session_it_only_attached_to(
+    foreign: set[str], runtime: Path, tmp_path: Path
+) -> None:
+    from mcp_harness.runtime import module
+
+    spec = {
+        "name": "attach",
+        "dims": {"batch": 1},
+        "inputs": {"session": ["batch"], "cmd": ["batch"]},
+        "nodes": [
+            {"id": "session", "op": "ft_input", "args": {"input": "session", "shape": ["batch"]}},
+            {"id": "cmd", "op": "ft_input", "args": {"input": "cmd", "shape": ["batch"]}},
+            {"id": "own", "op": "ft_tmux_create_session", "args": {"name": "mine"}},
+            {"id": "ran", "op": "ft_tmux_run", "inputs": ["cmd", "session"]},
+            {"id": "ran2", "op": "ft_tmux_run", "inputs": ["cmd", "own"]},
+            {"id": "out", "op": "ft_format", "inputs": ["ran", "ran2"], "args": {"template": "-"}},
+        ],
+        "output": "out",
+    }
+    (tmp_path / "attach").mkdir()
+    (tmp_path / "attach" / "module.json").write_text(json.dumps(spec))
+    loaded = module.load(str(tmp_path / "attach"))
+    inputs = {"session": ["foreign"], "cmd": ["echo attached"]}
+    report = asyncio.run(module.run(loaded, inputs, kernel=None, run_dir=tmp_path / "run"))
+    for name in ("ran", "ran2"):  # ran in the attached session, and in its own
+        element = report.run.element(report.graph.nodes[name], (0,))
+        assert element is not None and element.status.ok, name
+    assert sessions(runtime) == foreign  # its own session ended, the attached one lives on

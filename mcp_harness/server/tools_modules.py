@@ -4,8 +4,9 @@ the jobs, and read why training changed a module (`trace_show`).
 Runs and training never block a tool call: `module_run_start` / `module_train_start` check
 everything they can (module, inputs, dataset, kernel, paths), start a job in `ServerState` and
 return its id at once; `job_status` reports its state, a progress line and, when done, the
-result; `job_stop` cancels it. A stopped run kills the terminals it opened; a stopped training
-run keeps a checkpoint of where it stopped (`mcp-harness train --resume <out>` goes on).
+result; `job_stop` cancels it. A run ends the terminals it opened when it ends, stopped or not;
+a stopped training run keeps a checkpoint of where it stopped (`mcp-harness train --resume
+<out>` goes on).
 """
 
 from __future__ import annotations
