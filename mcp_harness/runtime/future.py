@@ -36,6 +36,7 @@ from mcp_harness.runtime.status import Status
 from mcp_harness.storage import layout
 from mcp_harness.storage.atomic import atomic_write
 from mcp_harness.terminal.pool import Panes
+from mcp_harness.terminal.session import kill_session
 
 if TYPE_CHECKING:
     import torch
@@ -158,8 +159,6 @@ class Run:
     async def close(self) -> None:
         """Cancel unfinished elements, then end the sessions and pool runners this run started
         (and only those). Safe to call more than once."""
-        from mcp_harness.terminal.session import kill_session
-
         pending = list(self._pending.values())
         for task in pending:
             task.cancel()
