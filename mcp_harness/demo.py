@@ -25,7 +25,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mcp_harness.errors import HarnessError
 from mcp_harness.paths import ENV_HOME
 from mcp_harness.training.trainer import Example, Lines, Trainer
 
@@ -159,10 +158,7 @@ def _run(root: Path, kernel_name: str | None, out: Callable[[str], None], kept: 
             f" (kernel: {name}, up to {STEPS} steps per task)..."
         )
         started = time.perf_counter()
-        try:
-            before = asyncio.run(trainer.forward(heldout))
-        finally:
-            asyncio.run(_close_sessions())
+        before = asyncio.run(trainer.forward(heldout))
         failed = _report(before, time.perf_counter() - started, kernel, out)
         out(
             f"\n4. Training on {len(TRAIN)} other tasks for {EPOCHS} epochs "
@@ -193,15 +189,6 @@ def _run(root: Path, kernel_name: str | None, out: Callable[[str], None], kept: 
             else "Rerun with --keep DIR to keep the run files, experience and step log."
         )
         return len(TASKS) - passed_after
-
-
-async def _close_sessions() -> None:
-    from mcp_harness.terminal.session import TerminalSession
-
-    for name in await TerminalSession.list():
-        if name.startswith("coder-"):
-            with contextlib.suppress(HarnessError):
-                await (await TerminalSession.attach(name)).kill()
 
 
 def _steps(commands: list[str]) -> str:

@@ -373,11 +373,14 @@ async def test_export_skill_tool_over_stdio(harness_home: Path, tmp_path: Path) 
         assert not result.is_error and (personal / "coder" / "SKILL.md").is_file()
 
 
-# ---- the committed export of the built-in -------------------------------------------------------
-def test_repo_skill_is_a_current_export_of_the_builtin(harness_home: Path, tmp_path: Path) -> None:
-    committed = REPO / "skills" / "coder"
+# ---- the committed exports of the built-in (the repo's skills/, the plugin's skills/) ------------
+@pytest.mark.parametrize("skills", ["skills", "adapters/claude_code/skills"])
+def test_repo_skill_is_a_current_export_of_the_builtin(
+    harness_home: Path, tmp_path: Path, skills: str
+) -> None:
+    committed = REPO / skills / "coder"
     assert (committed / "SKILL.md").is_file(), (
-        "export it: mcp-harness export-skill coder --to skills"
+        f"export it: mcp-harness export-skill coder --to {skills}"
     )
     fresh = export_skill("coder", tmp_path / "skills").skill_dir  # from a fresh data home
     relative = [p.relative_to(committed) for p in all_files(committed)]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import shutil
 import tempfile
@@ -137,7 +136,7 @@ async def evaluate(
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from mcp_harness.cli.train_cmd import _session_prefixes, _sessions, _sweep, parse_dims
+    from mcp_harness.cli.train_cmd import parse_dims
     from mcp_harness.kernels.config import make_kernel
     from mcp_harness.training.dataset import load_task_sets
 
@@ -148,19 +147,9 @@ def _eval(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="mcp-harness-eval-") as scratch:
         module = scratch_module(args.module, Path(scratch))
         examples, _ = load_task_sets(module, args.data, dims=dims)
-        prefixes = _session_prefixes(module)
-
-        async def main() -> dict[str, Any]:
-            before = await _sessions(prefixes)
-            try:
-                return await evaluate(
-                    module, examples, kernel, Path(scratch) / "work", dims, args.batch
-                )
-            finally:
-                with contextlib.suppress(Exception):
-                    await _sweep(prefixes, before)
-
-        result = asyncio.run(main())
+        result = asyncio.run(
+            evaluate(module, examples, kernel, Path(scratch) / "work", dims, args.batch)
+        )
     if args.json:
         print(json.dumps(result, indent=2, ensure_ascii=False))
         return 0

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -168,33 +167,6 @@ class Progress:
 
 
 # ---- a run --------------------------------------------------------------------------------------
-def _session_prefixes(module: Any) -> list[str]:
-    return [
-        str(node.get("args", {}).get("name", "ft")) + "-"
-        for node in module.spec.get("nodes", [])
-        if isinstance(node, dict) and node.get("op") == "ft_tmux_create_session"
-    ]
-
-
-async def _sessions(prefixes: list[str]) -> set[str]:
-    if not prefixes:
-        return set()
-    from mcp_harness.terminal.session import TerminalSession
-
-    with contextlib.suppress(HarnessError, OSError):
-        return {n for n in await TerminalSession.list() if n.startswith(tuple(prefixes))}
-    return set()
-
-
-async def _sweep(prefixes: list[str], before: set[str]) -> None:
-    """Kill sessions of this module's kind made during training that a failed pass left."""
-    from mcp_harness.terminal.session import TerminalSession
-
-    for name in sorted(await _sessions(prefixes) - before):
-        with contextlib.suppress(HarnessError, OSError):
-            await (await TerminalSession.attach(name)).kill()
-
-
 def _train(args: argparse.Namespace) -> int:
     from mcp_harness.kernels.runner import describe
     from mcp_harness.training import checkpoints, job
@@ -214,18 +186,8 @@ def _train(args: argparse.Namespace) -> int:
     else:
         run = job.start(args.module, args.data, args.val, given, args.out)
     progress = Progress(sys.stderr if args.json else sys.stdout)
-    prefixes = _session_prefixes(run.module)
-
-    async def main() -> None:
-        before = await _sessions(prefixes)
-        try:
-            await job.train(run, progress, keep_work=args.keep_work)
-        finally:
-            with contextlib.suppress(Exception):
-                await _sweep(prefixes, before)
-
     try:
-        asyncio.run(main())
+        asyncio.run(job.train(run, progress, keep_work=args.keep_work))
     except KeyboardInterrupt:
         progress.line(f"interrupted; to continue: {job.RESUME_HINT.format(out=run.out)}")
         raise

@@ -9,6 +9,10 @@ broke exactly there). Computed elements are written to `<run dir>/<node>/` in th
 symbolic-tensor layout as they complete (by a writer thread, secrets redacted); when a forward
 pass ends (also by error or cancellation) the statuses and metadata follow.
 
+A run owns what it starts: the tmux sessions its ops create (recorded by name before they
+exist) and the pool runners its checks spawn. `await run.close()` — or `async with run:` —
+ends exactly those, however the run ended; sessions it only attached to are left alone.
+
 After a forward pass `run.coefficients(node)` gives the node's status floats as a torch tensor
 that is part of autograd: each node is one `torch.autograd.Function` whose backward asks the
 op for per-element gradients of its inputs, so `loss.backward()` is plain torch.
@@ -31,6 +35,8 @@ from mcp_harness.redaction import redact
 from mcp_harness.runtime.status import Status
 from mcp_harness.storage import layout
 from mcp_harness.storage.atomic import atomic_write
+from mcp_harness.terminal.pool import Panes
+from mcp_harness.terminal.session import kill_session
 
 if TYPE_CHECKING:
     import torch
@@ -111,7 +117,9 @@ class Run:
         self.inputs = inputs or {}
         self.experience = experience or {}
         self.workdir = workdir
-        self.sessions: dict[str, Any] = {}
+        self.sessions: dict[str, Any] = {}  # every session the run drives, by name
+        self.owned: set[str] = set()  # the names of those it creates: closed by close()
+        self.panes = Panes()  # pool panes its checks start: closed by close()
         self.results: dict[str, dict[int, Element]] = {}
         self._pending: dict[tuple[str, int], asyncio.Future[Element]] = {}
         self._nodes: dict[str, FutureTensor] = {}
@@ -168,6 +176,25 @@ class Run:
             for pending in list(self._pending.values()):
                 pending.cancel()
             self.save()
+
+    async def close(self) -> None:
+        """Cancel unfinished elements, then end the sessions and pool runners this run started
+        (and only those). Safe to call more than once."""
+        pending = list(self._pending.values())
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        names, self.owned = sorted(self.owned), set()
+        for name in names:
+            self.sessions.pop(name, None)
+        await asyncio.gather(*(kill_session(name) for name in names), return_exceptions=True)
+        await asyncio.to_thread(self.panes.close)
+
+    async def __aenter__(self) -> Run:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
 
     def element(self, node: FutureTensor, coords: Coords) -> Element | None:
         """A computed element, or None if this run never computed it."""

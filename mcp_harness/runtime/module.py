@@ -177,10 +177,11 @@ async def run(
     workdir: Path | None = None,
     timeout: float | None = None,
 ) -> RunReport:
-    """`prepare`, then run the output node."""
+    """`prepare`, then run the output node; the run's sessions and runners end with it."""
     graph, forward = prepare(
         module, inputs, kernel=kernel, dims=dims, run_dir=run_dir, workdir=workdir
     )
     started = time.perf_counter()
-    elements = await forward.forward(graph.output, timeout=timeout)
+    async with forward:
+        elements = await forward.forward(graph.output, timeout=timeout)
     return RunReport(forward.run_dir, elements, graph, forward, time.perf_counter() - started)

@@ -4,8 +4,9 @@ the jobs, and read why training changed a module (`trace_show`).
 Runs and training never block a tool call: `module_run_start` / `module_train_start` check
 everything they can (module, inputs, dataset, kernel, paths), start a job in `ServerState` and
 return its id at once; `job_status` reports its state, a progress line and, when done, the
-result; `job_stop` cancels it. A stopped run kills the terminals it opened; a stopped training
-run keeps a checkpoint of where it stopped (`mcp-harness train --resume <out>` goes on).
+result; `job_stop` cancels it. A run ends the terminals it opened when it ends, stopped or not;
+a stopped training run keeps a checkpoint of where it stopped (`mcp-harness train --resume
+<out>` goes on).
 """
 
 from __future__ import annotations
@@ -40,8 +41,6 @@ RECORD_TEXT_LIMIT = 2000
 # and modules whose training is being set up right now.
 _TRAINING: dict[str, Path] = {}
 _STARTING: set[Path] = set()
-# Run ids of module runs in progress: a training sweep never kills their terminals.
-_ACTIVE_RUNS: set[str] = set()
 
 MODULE_HELP = (
     "a module name (built-in such as 'coder', or one under the data dir) or a path to a module "
@@ -326,12 +325,6 @@ def _run_progress(forward: Any, graph: Any, kernel: Any, started: float) -> str:
     )
 
 
-async def _kill_sessions(sessions: dict[str, Any]) -> None:
-    for session in list(sessions.values()):
-        with contextlib.suppress(Exception):
-            await session.kill()
-
-
 def _run_result(forward: Any, elements: list[Any], kernel: Any, seconds: float) -> dict[str, Any]:
     limit = LIMIT_CHARS // max(1, len(elements)) - 200
     rows = [
@@ -350,7 +343,6 @@ def _run_result(forward: Any, elements: list[Any], kernel: Any, seconds: float) 
         "passed": sum(row["ok"] for row in rows),
         "total": len(rows),
         "elements": rows,
-        "terminals": sorted(forward.sessions),
         "kernel": kernel.summary(),
     }
 
@@ -379,23 +371,20 @@ async def start_run(
 
     async def work(job: Job) -> dict[str, Any]:
         started = time.time()
-        _ACTIVE_RUNS.add(forward.run_id)
-        task = asyncio.ensure_future(forward.forward(graph.output))
-        try:
-            while True:
-                finished, _ = await asyncio.wait({task}, timeout=PROGRESS_EVERY_S)
-                job.progress = _run_progress(forward, graph, runner, started)
-                if finished:
-                    break
-            elements = task.result()
-        except BaseException:
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
-            await _kill_sessions(forward.sessions)
-            raise
-        finally:
-            _ACTIVE_RUNS.discard(forward.run_id)
+        async with forward:  # the run's terminals end with it, however it ends
+            task = asyncio.ensure_future(forward.forward(graph.output))
+            try:
+                while True:
+                    finished, _ = await asyncio.wait({task}, timeout=PROGRESS_EVERY_S)
+                    job.progress = _run_progress(forward, graph, runner, started)
+                    if finished:
+                        break
+                elements = task.result()
+            except BaseException:
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    await task
+                raise
         return _run_result(forward, elements, runner, time.time() - started)
 
     job = state.start(
@@ -430,18 +419,6 @@ class _JobProgress:
         self.job.progress = text
 
 
-async def _sweep(prefixes: list[str], before: set[str]) -> None:
-    """Kill terminals the training made (never those of a module run still going)."""
-    from mcp_harness.cli.train_cmd import _sessions
-    from mcp_harness.terminal.session import TerminalSession
-
-    for name in sorted(await _sessions(prefixes) - before):
-        if any(f"-{run_id}-" in name for run_id in _ACTIVE_RUNS):
-            continue
-        with contextlib.suppress(HarnessError, OSError):
-            await (await TerminalSession.attach(name)).kill()
-
-
 async def start_training(
     state: ServerState,
     module: str,
@@ -451,7 +428,6 @@ async def start_training(
     batch: int,
     kernel: str | None,
 ) -> JobStarted:
-    from mcp_harness.cli import train_cmd
     from mcp_harness.runtime import module as modules
     from mcp_harness.training import job as training
 
@@ -486,17 +462,11 @@ async def start_training(
         )
     finally:
         _STARTING.discard(target)
-    prefixes = train_cmd._session_prefixes(run.module)
     resume = training.RESUME_HINT.format(out=run.out)
 
     async def work(job: Job) -> dict[str, Any]:
         progress = _JobProgress(job)
-        before = await train_cmd._sessions(prefixes)
-        try:
-            await training.train(run, progress)
-        finally:
-            with contextlib.suppress(Exception):
-                await _sweep(prefixes, before)
+        await training.train(run, progress)
         result = training.result(run)
         result["log"] = progress.lines
         if run.stopped == "budget":

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_harness.terminal import protocol
-from mcp_harness.terminal.pool import claim
+from mcp_harness.terminal.pool import Panes, claim
 
 ACCEPTED = b"A"
 SCREENS = b"S"
@@ -39,10 +39,12 @@ def run(
     record: bool = False,
     on_output: Callable[[bytes, bytes], None] | None = None,
     root: Path | None = None,
+    owner: Panes | None = None,
 ) -> RunResult:
-    """Run `cmd` as `bash -c` would, in a pane of the pool; stream output to `on_output`."""
+    """Run `cmd` as `bash -c` would, in a pane of the pool; stream output to `on_output`.
+    A runner started for it is recorded in `owner`, which ends it when closed."""
     environment = dict(os.environ if env is None else env)
-    held = claim(root)
+    held = claim(root, owner)
     try:
         job = {
             "cmd": cmd,

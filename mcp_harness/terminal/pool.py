@@ -6,6 +6,8 @@ whoever is using the pane, so concurrent callers never share one; the kernel dro
 holder dies) and `sock` (the runner's Unix socket). A caller claims the first pane whose lock
 it can take and whose runner answers; if none, it makes the next `pool/<n>` and starts a runner
 there. `python -m mcp_harness.terminal.pool spawn <dir>` does that for the C prefix wrapper.
+A caller that must leave nothing behind (a module run) claims with a `Panes` owner and closes
+it when done: the runners it started end, those of others stay.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import shlex
 import socket
 import subprocess
 import sys
+import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_harness.paths import runtime_dir
+from mcp_harness.terminal import protocol
 
 SESSION = "pool"
 MAX_PANES = 64
@@ -45,12 +49,74 @@ class Claim:
     directory: Path
     lock_fd: int
     sock: socket.socket
+    owner: Panes | None = None
 
     def release(self) -> None:
         with contextlib.suppress(OSError):
             self.sock.close()
         with contextlib.suppress(OSError):
             os.close(self.lock_fd)
+        if self.owner is not None:
+            self.owner.released(self)
+
+
+@dataclass
+class Panes:
+    """The pool panes one owner (a run) started and the claims it holds, so that `close()`
+    can end its runners: it stops the jobs of claims still held (a cancelled check), then kills
+    each started pane nobody holds; one still held, or started after closing, ends when it is
+    released. A pane another process holds stays theirs (its runner idles out)."""
+
+    started: dict[Path, str] = field(default_factory=dict)  # pane dir -> tmux pane id
+    held: dict[Path, Claim] = field(default_factory=dict)
+    closed: bool = False
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def add(self, held: Claim, pane: str | None) -> None:
+        """Record a claim (and the pane spawned for it); PoolError once the owner is closed."""
+        with self._changed:
+            self.held[held.directory] = held
+            if pane is not None:
+                self.started[held.directory] = pane
+            closed = self.closed
+        if closed:
+            held.release()
+            raise PoolError("the run ended before its command could start")
+
+    def released(self, held: Claim) -> None:
+        with self._changed:
+            if self.held.get(held.directory) is held:
+                del self.held[held.directory]
+            self._changed.notify_all()
+            pane = self.started.pop(held.directory, None) if self.closed else None
+        if pane is not None:
+            _end(held.directory, pane)
+
+    def close(self, timeout: float = SPAWN_TIMEOUT_S) -> None:
+        with self._changed:
+            self.closed = True
+            for held in self.held.values():
+                with contextlib.suppress(OSError):
+                    protocol.send(held.sock, protocol.KILL, b"9")
+            self._changed.wait_for(lambda: not self.held, timeout)
+            idle = {d: p for d, p in self.started.items() if d not in self.held}
+            for directory in idle:
+                del self.started[directory]
+        for directory, pane in idle.items():
+            _end(directory, pane)
+
+
+def _end(directory: Path, pane: str) -> None:
+    """Kill a pane's runner unless another caller holds the pane right now."""
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            tmux("kill-pane", "-t", pane, root=directory.parent.parent)
+    except BlockingIOError:
+        pass  # in use by another process now: it is theirs until it idles out
+    finally:
+        os.close(fd)
 
 
 def socket_path(root: Path | None = None) -> Path:
@@ -78,8 +144,8 @@ def prepare(root: Path) -> None:
         conf.write_text(CONF)
 
 
-def claim(root: Path | None = None) -> Claim:
-    """Take a free pane with a live runner, starting one if needed."""
+def claim(root: Path | None = None, owner: Panes | None = None) -> Claim:
+    """Take a free pane with a live runner, starting one if needed (recorded in `owner`)."""
     root = root or runtime_dir()
     prepare(root)
     for index in range(MAX_PANES):
@@ -96,9 +162,10 @@ def claim(root: Path | None = None) -> Claim:
             os.close(fd)
             continue
         sock = None if fresh else _connect(directory)
+        pane = None
         if sock is None:
             try:
-                spawn(directory)
+                pane = spawn(directory)
             except PoolError:
                 os.close(fd)
                 raise
@@ -106,7 +173,10 @@ def claim(root: Path | None = None) -> Claim:
         if sock is None:
             os.close(fd)
             raise PoolError(f"runner in {directory} started but does not accept connections")
-        return Claim(directory, fd, sock)
+        held = Claim(directory, fd, sock, owner)
+        if owner is not None:
+            owner.add(held, pane)
+        return held
     raise PoolError(f"all {MAX_PANES} panes in {root / 'pool'} are busy")
 
 

@@ -263,6 +263,11 @@ async def _session_pane(root: Path, session: str) -> str | None:
     return out.strip() or None
 
 
+async def kill_session(name: str, root: Path | None = None) -> None:
+    """End terminal session `name` if it exists; by name, so also one still being created."""
+    await TerminalSession(name, "", root or runtime_dir()).kill()
+
+
 class TerminalSession:
     """One interactive shell in tmux session `ft-<name>`, pane `pane` (a `%N` id)."""
 

@@ -56,6 +56,7 @@ class CreateSession(Op):
                 return Element(source.text, source.status)
             cwd = source.text or None
         name = "-".join([self.args["name"], run.run_id, *map(str, coords)])
+        run.owned.add(name)  # before it exists: a cancelled create is still closed
         try:
             run.sessions[name] = await TerminalSession.create(name, cwd=cwd or run.workdir)
         except TerminalError as exc:

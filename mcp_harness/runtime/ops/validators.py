@@ -96,6 +96,6 @@ class ValidateCommand(Op):
         subject = await run.get(node.inputs[0], coords, trajectory)
         check = (await run.get(node.inputs[1], coords, trajectory)).text
         cwd = (await run.get(node.inputs[2], coords, trajectory)).text or None
-        result = await asyncio.to_thread(run_exact, check, cwd=cwd, merged=True)
+        result = await asyncio.to_thread(run_exact, check, cwd=cwd, merged=True, owner=run.panes)
         output = result.stdout.decode("utf-8", "replace")[-2000:]
         return _verdict(subject, result.exit_code == 0, check=check, check_output=output)
