@@ -110,12 +110,22 @@ def train(tmp_path: Path, check: str) -> list[str]:
     ]  # fmt: skip
 
 
+def eval_run(tmp_path: Path) -> list[str]:
+    data = tmp_path / "eval.jsonl"
+    tasks = [
+        {"inputs": {"task": "Make the run.sh script executable", "check": "test -x run.sh"}},
+        {"inputs": {"task": "Make a directory named dist", "check": "test -d dist"}},
+    ]
+    data.write_text("".join(json.dumps({**t, "files": CHECK}) + "\n" for t in tasks))
+    return ["eval", "coder", "--data", str(data), "--dim", "steps=2", "--json"]
+
+
 def assert_nothing_left(runtime: Path, before: set[str], runners_before: set[int]) -> None:
     assert sessions(runtime) == before  # the foreign one still there, none of the run's
     assert runners(runtime) <= runners_before
 
 
-@pytest.mark.parametrize("case", ["module-pass", "module-fail", "module-timeout", "train"])
+@pytest.mark.parametrize("case", ["module-pass", "module-fail", "module-timeout", "train", "eval"])
 def test_command_leaves_no_sessions(
     case: str, foreign: set[str], runtime: Path, harness_home: Path, tmp_path: Path
 ) -> None:
@@ -127,6 +137,7 @@ def test_command_leaves_no_sessions(
         "module-fail": (module_run(work, "false"), 1),
         "module-timeout": (module_run(work, "true", "--timeout", "0.05"), 2),
         "train": (train(tmp_path, "test -d dist"), 0),
+        "eval": (eval_run(tmp_path), 0),
     }[case]
     held = runners(runtime)
     done = start(*args, home=harness_home)
@@ -151,8 +162,8 @@ def test_interrupted_run_leaves_no_sessions(
     held = runners(runtime)
     done = start(*args, home=harness_home)
     try:
-        until(lambda: processes(SLEEP), "the run's check to start")
-        assert sessions(runtime) - foreign  # the run's own session is open
+        # (train first tries each check on a fresh workspace, without a session)
+        until(lambda: processes(SLEEP) and sessions(runtime) - foreign, "the run's check")
         done.send_signal(signal.SIGINT)
         done.wait(timeout=WAIT_S)
     finally:

@@ -21,7 +21,10 @@ Everything is redacted (`mcp_harness.redaction`) before it is returned.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -123,17 +126,22 @@ def _passes_fresh(check: str, files: dict[str, str]) -> bool:
             target = Path(scratch) / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(content)
-        try:
-            done = subprocess.run(
-                ["bash", "-c", check],
-                cwd=scratch,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=CHECK_TIMEOUT_S,
-            )
-        except subprocess.TimeoutExpired:
-            return False
-    return done.returncode == 0
+        # Its own process group, so a check that outlives the timeout leaves nothing behind.
+        with subprocess.Popen(
+            ["bash", "-c", check],
+            cwd=scratch,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        ) as process:
+            try:
+                return process.wait(timeout=CHECK_TIMEOUT_S) == 0
+            except subprocess.TimeoutExpired:
+                return False
+            finally:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
 
 
 def dataset_from_calls(calls: Iterable[Any], check: str = EXIT0) -> list[dict[str, Any]]:

@@ -68,6 +68,15 @@ def load_dataset(path: Path) -> list[Example]:
             raise HarnessError(f"{path}:{number}: 'inputs' must map names to text", FORMAT)
         if not isinstance(targets, dict) or not isinstance(files, dict):
             raise HarnessError(f"{path}:{number}: 'targets' and 'files' must be objects", FORMAT)
+        for name, content in files.items():
+            parts = Path(name).parts
+            if not parts or Path(name).is_absolute() or ".." in parts:
+                raise HarnessError(
+                    f"{path}:{number}: file {name!r} is not a path inside the task's workspace",
+                    "name files by relative paths without '..' (e.g. src/app.py)",
+                )
+            if not isinstance(content, str):
+                raise HarnessError(f"{path}:{number}: file {name!r} must be text", FORMAT)
         steps = {k: [v] if isinstance(v, str) else v for k, v in targets.items()}
         if not all(
             isinstance(v, list) and all(isinstance(t, str) for t in v) for v in steps.values()
