@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mcp_harness.errors import HarnessError
+from mcp_harness.errors import HarnessError, broken_install
 from mcp_harness.paths import ENV_HOME
 from mcp_harness.training.trainer import Example, Trainer
 
@@ -129,6 +129,8 @@ def coder_trainer(root: Path, kernel: Any) -> tuple[Trainer, Any]:
     from mcp_harness.runtime import module
 
     sample = resources.files("mcp_harness.data").joinpath("sample_projects")
+    if not sample.is_dir():
+        raise broken_install(f"the bundled sample session ({sample})")
     with resources.as_file(sample) as projects:
         report = harvest(projects_root=projects)
     tensors = {path.name.rsplit(".", 1)[1]: path for path in report.tensors}
