@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     from mcp_harness.cli import (
         capture_cmd,
         demo_cmd,
+        examples,
         experience_cmd,
         export_cmd,
         module_cmd,
@@ -36,7 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    paths = commands.add_parser("paths", help="print where mcp-harness stores its data")
+    paths = commands.add_parser(
+        "paths",
+        help="print where mcp-harness stores its data",
+        description="Print the data home (experience, modules, runs, captured calls; the "
+        "XDG data dir unless MCP_HARNESS_HOME is set) and the runtime dir of the tmux pool.",
+    )
     paths.add_argument("--json", action="store_true", help="machine-readable output")
     paths.set_defaults(run=_run_paths)
 
@@ -48,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     train_cmd.register(commands)
     serve_cmd.register(commands)
     export_cmd.register(commands)
+    examples.add_examples(parser)
     return parser
 
 
