@@ -145,6 +145,11 @@ def coder_trainer(root: Path, kernel: Any) -> tuple[Trainer, Any]:
 def _run(root: Path, kernel_name: str | None, out: Callable[[str], None], kept: bool) -> int:
     from mcp_harness.kernels.config import make_kernel
 
+    if shutil.which("tmux") is None:
+        raise HarnessError(
+            "the demo runs its tasks in tmux, which is not installed",
+            "install tmux (Debian/Ubuntu: sudo apt-get install tmux; macOS: brew install tmux)",
+        )
     name = kernel_name or ("anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline")
     kernel = make_kernel(name)
     with _home(root / "home"):

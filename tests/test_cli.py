@@ -263,3 +263,21 @@ def test_missing_optional_packages_name_their_extra(harness_home: Path, tmp_path
     )
     assert "matplotlib is not installed" in done.stdout, done.stderr
     assert "pip install 'mcp-harness[plot]'" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "fix"),
+    [
+        (["demo"], "the demo runs its tasks in tmux, which is not installed", "apt-get install"),
+        (["capture", "prefix-path"], "no C compiler found", "apt-get install gcc"),
+    ],
+)
+def test_missing_system_tools_get_one_message(
+    harness_home: Path, tmp_path: Path, args: list[str], message: str, fix: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CC"}
+    env.update(PATH=str(tmp_path), MCP_HARNESS_HOME=str(harness_home))  # no tmux, no cc
+    done = subprocess.run([SCRIPT, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"mcp-harness: error: {message}") and fix in done.stderr
+    assert done.stdout == ""
