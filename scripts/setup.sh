@@ -57,7 +57,7 @@ if [ -z "$fresh" ]; then
   if [ "$mode" = test ]; then
     "${pip[@]}" -e ".[test]"
   else
-    "${pip[@]}" -e .
+    "${pip[@]}" -e ".[all]"  # the demo can run on Claude (ANTHROPIC_API_KEY): all extras
   fi
   echo "$want" >"$stamp"
 fi
