@@ -249,14 +249,12 @@ def _nothing_to_harvest(seen: int, args: argparse.Namespace, transcripts: bool) 
         return [f"nothing to harvest: all {seen} calls were filtered out ({filters})"]
     projects = args.transcripts or default_projects_root()
     if args.no_transcripts:
-        looked = "transcripts skipped (--no-transcripts)"
+        looked = f"in {capture_dir()} (transcripts skipped: --no-transcripts)"
     elif transcripts:
-        looked = f"the Claude Code transcripts under {projects}"
+        looked = f"in {capture_dir()} or the Claude Code transcripts under {projects}"
     else:
-        looked = f"no Claude Code transcripts at {projects}"
+        looked = f"in {capture_dir()} (no Claude Code transcripts at {projects})"
     return [
-        f"nothing to harvest: no Bash calls in {capture_dir()} or {looked}"
-        if transcripts
-        else f"nothing to harvest: no Bash calls in {capture_dir()}; {looked}",
+        f"nothing to harvest: no Bash calls {looked}",
         "record some: mcp-harness capture install, then work in Claude Code and harvest again",
     ]
