@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Set up (first run only takes long) and run the main job: `mcp-harness demo`.
+# Set up (the first run takes a few minutes, later runs skip it) and run `mcp-harness demo`.
 set -euo pipefail
 cd "$(dirname "$0")"
 scripts/setup.sh

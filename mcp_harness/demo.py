@@ -25,6 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mcp_harness.errors import HarnessError, broken_install
 from mcp_harness.paths import ENV_HOME
 from mcp_harness.training.trainer import Example, Lines, Trainer
 
@@ -128,6 +129,8 @@ def coder_trainer(root: Path, kernel: Any) -> tuple[Trainer, Any]:
     from mcp_harness.runtime import module
 
     sample = resources.files("mcp_harness.data").joinpath("sample_projects")
+    if not sample.is_dir():
+        raise broken_install(f"the bundled sample session ({sample})")
     with resources.as_file(sample) as projects:
         report = harvest(projects_root=projects)
     tensors = {path.name.rsplit(".", 1)[1]: path for path in report.tensors}
@@ -142,6 +145,11 @@ def coder_trainer(root: Path, kernel: Any) -> tuple[Trainer, Any]:
 def _run(root: Path, kernel_name: str | None, out: Callable[[str], None], kept: bool) -> int:
     from mcp_harness.kernels.config import make_kernel
 
+    if shutil.which("tmux") is None:
+        raise HarnessError(
+            "the demo runs its tasks in tmux, which is not installed",
+            "install tmux (Debian/Ubuntu: sudo apt-get install tmux; macOS: brew install tmux)",
+        )
     name = kernel_name or ("anthropic" if os.environ.get("ANTHROPIC_API_KEY") else "offline")
     kernel = make_kernel(name)
     with _home(root / "home"):

@@ -15,3 +15,12 @@ class HarnessError(Exception):
 
 class CorruptTensorError(HarnessError):
     """A tensor directory on disk does not follow the layout rules."""
+
+
+def broken_install(missing: str) -> HarnessError:
+    """A file that ships with the package is not there: the install itself is incomplete."""
+    return HarnessError(
+        f"broken mcp-harness install: {missing} is missing",
+        "reinstall it: pip install --force-reinstall --no-deps mcp-harness "
+        "(in a checkout: pip install --force-reinstall --no-deps .)",
+    )

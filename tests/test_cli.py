@@ -207,3 +207,77 @@ def test_demo_runs_offline(harness_home: Path, tmp_path: Path) -> None:
     assert (tmp_path / "demo" / "work" / "run0-0" / "build").is_dir()  # it ran in a terminal
     assert (tmp_path / "demo" / "train-steps.jsonl").is_file()
     assert not (harness_home / "experience").exists()  # the demo keeps to its own data dir
+
+
+def test_every_help_ends_with_an_example_that_parses() -> None:
+    import shlex
+
+    from mcp_harness.cli.examples import EXAMPLES, parsers
+    from mcp_harness.cli.main import build_parser
+
+    tree = dict(parsers(build_parser()))
+    assert set(tree) == set(EXAMPLES)
+    for path, parser in tree.items():
+        assert f"example: {EXAMPLES[path]}" in " ".join(parser.format_help().split()), path
+        words = shlex.split(EXAMPLES[path])
+        args = build_parser().parse_args(words[words.index("mcp-harness") + 1 :])
+        assert path in " ".join(words), path
+        assert callable(args.run)
+    assert tree["demo"].description and tree["paths"].description
+
+
+def test_harvest_with_nothing_says_where_it_looked(harness_home: Path, tmp_path: Path) -> None:
+    (tmp_path / "projects").mkdir()
+    done = cli("harvest", "--transcripts", str(tmp_path / "projects"), home=harness_home)
+    assert (
+        f"nothing to harvest: no Bash calls in {harness_home / 'capture'} or the Claude Code "
+        f"transcripts under {tmp_path / 'projects'}"
+    ) in done.stdout
+    assert "mcp-harness capture install" in done.stdout
+
+
+BLOCK = "import sys\nfor name in sys.argv[1:]: sys.modules[name] = None  # as if not installed\n"
+
+
+def test_missing_optional_packages_name_their_extra(harness_home: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "MCP_HARNESS_HOME": str(harness_home), "ANTHROPIC_API_KEY": "x"}
+    kernels = BLOCK + "from mcp_harness.cli.main import main\nmain(['kernels'])\n"
+    done = subprocess.run(
+        [sys.executable, "-c", kernels, "anthropic", "openai"],
+        env={**env, "OPENAI_API_KEY": "x"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "anthropic kernel needs the `anthropic` Python package" in done.stdout
+    assert "pip install 'mcp-harness[anthropic]'" in done.stdout
+    assert "pip install 'mcp-harness[openai]'" in done.stdout
+    plot = BLOCK + (
+        "from pathlib import Path\nfrom mcp_harness.errors import HarnessError\n"
+        "from mcp_harness.training.plot import plot_history\n"
+        f"try: plot_history({{'epochs': []}}, Path({str(tmp_path / 'p.png')!r}))\n"
+        "except HarnessError as exc: print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", plot, "matplotlib"], env=env, capture_output=True, text=True
+    )
+    assert "matplotlib is not installed" in done.stdout, done.stderr
+    assert "pip install 'mcp-harness[plot]'" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message", "fix"),
+    [
+        (["demo"], "the demo runs its tasks in tmux, which is not installed", "apt-get install"),
+        (["capture", "prefix-path"], "no C compiler found", "apt-get install gcc"),
+    ],
+)
+def test_missing_system_tools_get_one_message(
+    harness_home: Path, tmp_path: Path, args: list[str], message: str, fix: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "CC"}
+    env.update(PATH=str(tmp_path), MCP_HARNESS_HOME=str(harness_home))  # no tmux, no cc
+    done = subprocess.run([SCRIPT, *args], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(f"mcp-harness: error: {message}") and fix in done.stderr
+    assert done.stdout == ""

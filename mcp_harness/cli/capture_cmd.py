@@ -234,6 +234,27 @@ def _harvest(args: argparse.Namespace) -> int:
             f"  {path}: +{tensor.added} rows ({tensor.skipped_duplicates} duplicates skipped)"
         )
     if not report.tensors:
-        lines.append("nothing to harvest yet")
+        lines += _nothing_to_harvest(report.calls_seen, args, use_transcripts)
     _emit(args, payload, lines)
     return 0
+
+
+def _nothing_to_harvest(seen: int, args: argparse.Namespace, transcripts: bool) -> list[str]:
+    """Where harvest looked, and how to get calls to harvest."""
+    from mcp_harness.capture.records import capture_dir
+    from mcp_harness.capture.transcripts import default_projects_root
+
+    if seen:
+        filters = "--exit, --project, --since, --until"
+        return [f"nothing to harvest: all {seen} calls were filtered out ({filters})"]
+    projects = args.transcripts or default_projects_root()
+    if args.no_transcripts:
+        looked = f"in {capture_dir()} (transcripts skipped: --no-transcripts)"
+    elif transcripts:
+        looked = f"in {capture_dir()} or the Claude Code transcripts under {projects}"
+    else:
+        looked = f"in {capture_dir()} (no Claude Code transcripts at {projects})"
+    return [
+        f"nothing to harvest: no Bash calls {looked}",
+        "record some: mcp-harness capture install, then work in Claude Code and harvest again",
+    ]

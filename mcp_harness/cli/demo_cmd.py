@@ -8,7 +8,12 @@ from pathlib import Path
 
 def register(commands: argparse._SubParsersAction) -> None:
     demo = commands.add_parser(
-        "demo", help="harvest a recorded session, then let the coder module work terminal tasks"
+        "demo",
+        help="harvest a recorded session, then let the coder module work terminal tasks",
+        description="The main job, offline (no API key): harvest a bundled Claude Code "
+        "session into experience, run the coder module on 7 terminal tasks (each in its own "
+        "tmux session), train it on other wordings and run the tasks again. Uses a temporary "
+        "data dir (kept with --keep), never yours.",
     )
     demo.add_argument(
         "--kernel",

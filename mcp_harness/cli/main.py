@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         capture_cmd,
         demo_cmd,
         eval_cmd,
+        examples,
         experience_cmd,
         export_cmd,
         module_cmd,
@@ -37,7 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands.required = True
 
-    paths = commands.add_parser("paths", help="print where mcp-harness stores its data")
+    paths = commands.add_parser(
+        "paths",
+        help="print where mcp-harness stores its data",
+        description="Print the data home (experience, modules, runs, captured calls; the "
+        "XDG data dir unless MCP_HARNESS_HOME is set) and the runtime dir of the tmux pool.",
+    )
     paths.add_argument("--json", action="store_true", help="machine-readable output")
     paths.set_defaults(run=_run_paths)
 
@@ -50,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     eval_cmd.register(commands)
     serve_cmd.register(commands)
     export_cmd.register(commands)
+    examples.add_examples(parser)
     return parser
 
 

@@ -246,11 +246,11 @@ def _unknown(name: str) -> HarnessError:
 
 
 def _need_sdk(kernel: str, module: str) -> None:
+    """The SDK of an API kernel is the optional extra of the same name."""
     if importlib.util.find_spec(module) is None:
         raise HarnessError(
             f"{kernel} kernel needs the `{module}` Python package, which is not installed",
-            f"pip install {module} (it is a dependency of mcp-harness: reinstall it), "
-            "or use --kernel offline",
+            f"pip install 'mcp-harness[{module}]', or use --kernel offline",
         )
 
 

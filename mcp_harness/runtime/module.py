@@ -20,7 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from mcp_harness.errors import HarnessError
+from mcp_harness.errors import HarnessError, broken_install
 from mcp_harness.experience.store import Experience
 from mcp_harness.paths import data_home
 from mcp_harness.runtime.future import Element, Run
@@ -34,8 +34,12 @@ def modules_home() -> Path:
 
 
 def builtin_names() -> list[str]:
+    """The built-in templates; none at all means the package was installed without its data."""
     root = resources.files("mcp_harness.modules")
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and (p / SPEC).is_file())
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / SPEC).is_file())
+    if not names:
+        raise broken_install(f"the built-in modules ({root}/*/{SPEC})")
+    return names
 
 
 def resolve(name_or_path: str) -> Path:

@@ -27,8 +27,8 @@ def plot_history(history: dict[str, Any], path: Path) -> Path:
         from matplotlib.ticker import MaxNLocator
     except ImportError:
         raise HarnessError(
-            "matplotlib is not installed: no training plot",
-            "pip install matplotlib (a dependency of mcp-harness: reinstall it)",
+            "matplotlib is not installed: no training plot (pip install 'mcp-harness[plot]')",
+            "pip install 'mcp-harness[plot]'",
         ) from None
     entries = [(0, history["before"])] if history.get("before") else []
     entries += [(int(m["epoch"]), m) for m in history.get("epochs", [])]
