@@ -3,11 +3,12 @@ terminal tasks on its own, with no API key.
 
 1. Import a bundled Claude Code session (real transcript format) and harvest it into
    experience: decision rows (task + screen -> what to do) and command rows (what -> command).
-2. Run the built-in coder module with that experience on terminal tasks it has not seen
-   verbatim, each in its own workspace and its own real tmux session, all concurrently.
+2. Run the built-in coder module with that experience on held-out tasks of the bundled task
+   set (`training.tasksets`), each in its own workspace and real tmux session, concurrently.
 3. Check every task with its validator and report results, commands and final screens.
-4. Train the module on a few other tasks (targets: what to decide, what to run) — forward,
-   loss, backward, StSGD — and run the held-out tasks again: success before vs after.
+4. Train the module on other instances of the same task families (other file names,
+   patterns and commands; targets: what to decide, what to run) — forward, loss, backward,
+   StSGD behind a validation gate — and run the held-out tasks again: success before vs after.
 The offline kernel is the default; with ANTHROPIC_API_KEY set the same graph runs on Claude.
 """
 
@@ -27,71 +28,41 @@ from typing import Any
 
 from mcp_harness.errors import HarnessError, broken_install
 from mcp_harness.paths import ENV_HOME
+from mcp_harness.training.tasksets import Task, load_task_set
 from mcp_harness.training.trainer import Example, Lines, Trainer
 
 STEPS = 4
-WORKSPACE = {
-    "notes.txt": "alpha\nbeta\ngamma\ndelta\nepsilon\n",
-    "src/app.py": "def main():\n    # TODO: parse arguments\n    return 0\n",
-    "src/util.py": "def helper():\n    return 42\n",
-    "run.sh": "#!/bin/sh\necho running\n",
-    "data.csv": "a,b\n1,2\n",
-}
+EPOCHS = 2
+# Families of the bundled task set the demo trains and tests on: held-out tasks are each
+# family's first held-out instance, so they share no file name, pattern or command with the
+# training (and validation) instances; mkdir and count-lines are worded differently as well.
+FAMILIES = ("mkdir", "count-lines", "grep-files", "chmod-exec", "tar-gz", "git-init", "xz-compress")
+PROTOCOL = (
+    "train: 2 instances per family, val (the gate): 1 more, held out: another one with its own "
+    "file names, patterns and commands"
+)
 
 
 @dataclass(frozen=True)
-class Task:
-    text: str
-    check: str
-    decision: str = ""
-    command: str = ""
+class Split:
+    """The demo's tasks, from the bundled task set."""
 
-    def example(self) -> Example:
-        targets = {"decision": [self.decision], "command": [self.command]} if self.command else {}
-        return Example({"task": self.text, "check": self.check}, targets, WORKSPACE)
+    train: list[Task]
+    val: list[Task]
+    heldout: list[Task]
 
 
-TASKS = (
-    Task("Create a directory called build", "test -d build"),
-    Task(
-        "Count the lines in notes.txt and write the number to count.txt",
-        'test "$(tr -d " " < count.txt)" = "$(wc -l < notes.txt | tr -d " ")"',
-    ),
-    Task("Write the names of the files that contain TODO to todo.txt", "grep -q app.py todo.txt"),
-    Task("Make the run.sh script executable", "test -x run.sh"),
-    Task(
-        "Create a tarball backup.tar.gz of the src folder",
-        "tar -tzf backup.tar.gz | grep -q '^src/'",
-    ),
-    Task("Initialize a git repository in this folder", "test -d .git"),
-    Task("Compress data.csv with xz", "test -f data.csv.xz"),
-)
-
-# Other wordings of some held-out tasks, with what a person would have decided and run.
-TRAIN = (
-    Task(
-        "Set the executable bit on the run.sh script",
-        "test -x run.sh",
-        "Make run.sh executable",
-        "chmod +x run.sh",
-    ),
-    Task(
-        "Turn this folder into a git repository",
-        "test -d .git",
-        "Initialize a git repository",
-        "git init -q",
-    ),
-    Task(
-        "Use xz to compress the data.csv file",
-        "test -f data.csv.xz",
-        "Compress data.csv with xz",
-        "xz -k data.csv",
-    ),
-    Task(
-        "Make a directory named dist", "test -d dist", "Create the dist directory", "mkdir -p dist"
-    ),
-)
-EPOCHS = 2
+def tasks() -> Split:
+    chosen = [t for t in load_task_set() if t.family in FAMILIES]
+    heldout = {}
+    for task in chosen:
+        if task.split == "heldout":
+            heldout.setdefault(task.family, task)
+    return Split(
+        [t for t in chosen if t.split == "train"],
+        [t for t in chosen if t.split == "val"],
+        [heldout[family] for family in FAMILIES],
+    )
 
 
 @contextlib.contextmanager
@@ -160,43 +131,46 @@ def _run(root: Path, kernel_name: str | None, out: Callable[[str], None], kept: 
         )
         for path, added in report.tensors.items():
             out(f"   {path.name}: {added.added} rows")
-        heldout = [task.example() for task in TASKS]
+        split = tasks()
+        heldout = [task.example for task in split.heldout]
         out(
-            f"\n2. Running the coder module on {len(TASKS)} tasks, each in its own tmux session"
+            f"\n2. Running the coder module on {len(heldout)} tasks, each in its own tmux session"
             f" (kernel: {name}, up to {STEPS} steps per task)..."
         )
         started = time.perf_counter()
         before = asyncio.run(trainer.forward(heldout))
-        failed = _report(before, time.perf_counter() - started, kernel, out)
+        failed = _report(before, heldout, time.perf_counter() - started, kernel, out)
         out(
-            f"\n4. Training on {len(TRAIN)} other tasks for {EPOCHS} epochs "
-            "(forward, loss, backward, StSGD step)..."
+            f"\n4. Training on {len(split.train)} other tasks of the same families for {EPOCHS} "
+            f"epochs (forward, loss, backward, StSGD step), {len(split.val)} more as the "
+            "validation gate..."
         )
         asyncio.run(
             trainer.fit(
-                [task.example() for task in TRAIN],
+                [task.example for task in split.train],
                 EPOCHS,
                 batch_size=4,
+                val=[task.example for task in split.val],
                 progress=Lines(lambda line: out(f"   {line}")),
             )
         )
-        after = asyncio.run(trainer.evaluate(heldout))
-        passed_before = len(TASKS) - failed
-        passed_after = sum(after.passed)
+        after = asyncio.run(trainer.forward(heldout))
+        passed_before = len(heldout) - failed
+        out("\n5. The held-out tasks again, after training:")
+        failed_after = _report(after, heldout, None, kernel, out, brief=True)
+        passed_after = len(heldout) - failed_after
         out(
-            f"\nHeld-out success: {passed_before}/{len(TASKS)} before training -> "
-            f"{passed_after}/{len(TASKS)} after "
-            f"({(passed_after - passed_before) * 100 / len(TASKS):+.0f} points)."
+            f"\nHeld-out success: {passed_before}/{len(heldout)} before training -> "
+            f"{passed_after}/{len(heldout)} after "
+            f"({(passed_after - passed_before) * 100 / len(heldout):+.0f} points)."
         )
-        for task, was, now in zip(TASKS, before.elements, after.passed, strict=True):
-            if was.status.ok != now:
-                out(f"   {'now passes' if now else 'now fails'}: {task.text}")
+        out(f"Protocol: {PROTOCOL}.")
         out(
             f"Run files, experience and the step log: {root}"
             if kept
             else "Rerun with --keep DIR to keep the run files, experience and step log."
         )
-        return len(TASKS) - passed_after
+        return failed_after
 
 
 def _steps(commands: list[str]) -> str:
@@ -211,11 +185,21 @@ def _steps(commands: list[str]) -> str:
     return f"steps {len(commands)}: " + " | ".join(parts)
 
 
-def _report(result, seconds: float, kernel, out: Callable[[str], None]) -> int:
+def _report(
+    result,
+    examples: list[Example],
+    seconds: float | None,
+    kernel,
+    out: Callable[[str], None],
+    brief: bool = False,
+) -> int:
+    """Print each task's outcome and commands (with `brief`, no checks and screens); returns
+    how many failed."""
     graph, forward = result.graph, result.run
     failed = 0
-    out("\n3. Results")
-    for index, (task, element) in enumerate(zip(TASKS, result.elements, strict=True)):
+    if not brief:
+        out("\n3. Results")
+    for index, (example, element) in enumerate(zip(examples, result.elements, strict=True)):
         passed = element.status.ok
         failed += not passed
         steps = element.meta.get("iterations", 0)
@@ -224,16 +208,20 @@ def _report(result, seconds: float, kernel, out: Callable[[str], None]) -> int:
             command = forward.element(graph.nodes["command"], (index, step))
             if command is not None:
                 commands.append(command.text if command.status.ok else "(no matching experience)")
-        out(f"\n[{'PASS' if passed else 'FAIL'}] {task.text}")
+        out(f"{'' if brief else chr(10)}[{'PASS' if passed else 'FAIL'}] {example.inputs['task']}")
         out(f"   {_steps(commands)}")
+        if brief:
+            continue
         if not passed and element.meta.get("reason"):
             out(f"   why: {element.meta['reason']}")
-        out(f"   check: {task.check}")
+        out(f"   check: {example.inputs['check']}")
         last = forward.element(graph.nodes["screen"], (index, max(steps - 1, 0)))
         final = element.text if passed or last is None else last.text
         out("   final screen:")
         for line in [line for line in final.splitlines() if line.strip()][-4:]:
             out(f"     {line}")
+    if seconds is None:
+        return failed
     usage = getattr(kernel, "usage", None)
     spent = (
         f"{usage.calls} LLM calls, {usage.input_tokens + usage.output_tokens} tokens, "
@@ -242,7 +230,7 @@ def _report(result, seconds: float, kernel, out: Callable[[str], None]) -> int:
         else "no LLM calls"
     )
     out(
-        f"\nReport: {len(TASKS) - failed}/{len(TASKS)} tasks passed their validator in "
+        f"\nReport: {len(examples) - failed}/{len(examples)} tasks passed their validator in "
         f"{seconds:.1f} s ({spent})."
     )
     return failed

@@ -177,27 +177,46 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             continue
         used.add(target)
         fills[slot["text"]] = input_tokens[target].text
-    # Slots alignment could not place: the input's unused spans of the same kind, in order.
-    key_words = {t.lower for t in key_tokens}
-    still: list[str] = []
-    for slot in unfilled:
-        if slot["kind"] not in DISTINCTIVE:
-            continue
-        spare = next(
-            (
-                j
-                for j, t in enumerate(input_tokens)
-                if j not in used and t.kind == slot["kind"] and t.lower not in key_words
-            ),
-            None,
-        )
-        if spare is None:
-            still.append(slot["text"])
-        else:
-            used.add(spare)
-            fills[slot["text"]] = input_tokens[spare].text
+    # A word the alignment could not place but the input has (clauses in another order).
+    forms = _forms(input_tokens)
+    for slot in list(unfilled):
+        if slot["kind"] == "word" and canonical(slot["text"].lower()) in forms:
+            j = forms.index(canonical(slot["text"].lower()))
+            fills[slot["text"]] = input_tokens[j].text
+            used.add(j)
+            unfilled.remove(slot)
+    _place_by_context(key_tokens, input_tokens, unfilled, fills, used)
+    still = [s["text"] for s in unfilled if s["kind"] in DISTINCTIVE and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
     return Adaptation(text, fills, still, _fit(key_tokens, input_tokens, aligned, slots, fills))
+
+
+def _place_by_context(key, new, unfilled, fills, used) -> None:
+    """Distinctive slots the alignment could not place take the input's unused spans of their
+    kind that the key does not have, best context first: a span whose neighbours are the
+    slot's neighbours (`lines in notes.txt` ~ `lines of words.txt`) wins, then input order."""
+    key_forms, new_forms = ["^", *_forms(key), "$"], ["^", *_forms(new), "$"]
+    key_words = {t.lower for t in key}
+    pairs = []
+    for order, slot in enumerate(unfilled):
+        if slot["kind"] not in DISTINCTIVE:
+            continue
+        where = [i for i, t in enumerate(key) if t.lower == slot["text"].lower()]
+        for j, token in enumerate(new):
+            if j in used or token.kind != slot["kind"] or token.lower in key_words:
+                continue
+            score = max(
+                (
+                    (key_forms[i] == new_forms[j]) + (key_forms[i + 2] == new_forms[j + 2])
+                    for i in where
+                ),
+                default=0,
+            )
+            pairs.append((-score, order, j, slot["text"], token.text))
+    for _, _, j, text, fill in sorted(pairs):
+        if text not in fills and j not in used:
+            fills[text] = fill
+            used.add(j)
 
 
 def _fit(key, new, aligned, slots, fills) -> float:
@@ -239,22 +258,11 @@ def _forms(tokens: list[Token]) -> list[str]:
 
 
 def _pair(left: list[Token], right: list[Token]) -> dict[int, int]:
-    """Within a replaced block: a short block (up to three tokens each side) position by
-    position; otherwise each distinctive key token to the next input token of its kind (a
-    plain word in a long rewording is no parameter to carry over)."""
+    """Within a replaced block of up to three tokens each side: position by position. In a
+    longer or uneven rewording nothing pairs here; distinctive slots are placed by context."""
     if len(left) == len(right) <= 3:
         return {a: a for a in range(len(left)) if _both_content(left[a], right[a])}
-    pairs: dict[int, int] = {}
-    start = 0
-    for a, token in enumerate(left):
-        if token.kind not in DISTINCTIVE:
-            continue
-        for b in range(start, len(right)):
-            if right[b].kind == token.kind:
-                pairs[a] = b
-                start = b + 1
-                break
-    return pairs
+    return {}
 
 
 def _both_content(a: Token, b: Token) -> bool:
