@@ -19,28 +19,31 @@ TASKS = resources.files("mcp_harness.data").joinpath("tasks")
 SETS = sorted(p.name for p in TASKS.iterdir() if p.name.endswith(".jsonl"))
 TRAINED_SPLITS = ["train", "train", "val", "heldout", "heldout"]
 TOKEN = re.compile(r"[\w.+=-]+")
-# A plausible wrong command of a sibling family, made by rewriting the target: the check must
-# still fail after it.
-SIBLINGS = {
-    "mkdir -p ": "touch ",
-    "touch ": "mkdir -p ",
-    "cp ": "ln -s ",
-    "mv ": "cp ",
-    "wc -l ": "wc -w ",
-    "wc -w ": "wc -l ",
-    "grep -rl ": "grep -rL ",
-    "grep -rL ": "grep -rl ",
-    "head ": "tail ",
-    "tail ": "head ",
-    "sort -u ": "sort ",
-    "xz -k ": "gzip -k ",
-    "chmod +x ": "chmod 600 ",
-    "chmod 600 ": "chmod +x ",
-    "rm -r ": "rm -r ./*/ && mkdir -p ",
-    "git init -q -b ": "git init -q ",
-    "tar -czf ": "tar -cf ",
-    "sed -i ": "sed -i -e 1d -e ",
-}
+# Plausible wrong commands of sibling families, made by rewriting a target (regex, replacement;
+# the first that matches): the check must still fail after it.
+SIBLINGS = [
+    (r"^mkdir -p ", "touch "),
+    (r"^touch ", "mkdir -p "),
+    (r"^cp ", "ln -s "),
+    (r"^mv ", "cp "),
+    (r"^ln -s ", "cp -r "),
+    (r"^wc -l ", "wc -w "),
+    (r"^wc -w ", "wc -l "),
+    (r"^grep -rl ", "grep -rL "),
+    (r"^grep -rL ", "grep -rl "),
+    (r"^head ", "tail "),
+    (r"^tail ", "head "),
+    (r"^sort -u ", "sort "),
+    (r"^xz -k ", "xz "),
+    (r"^chmod \+x ", "chmod 644 "),
+    (r"^chmod 600 ", "chmod go-w "),
+    (r"^rm -r ", "rm -rf * "),
+    (r"^git init -q -b \S+$", "git init -q"),
+    (r"^git init -q \S+$", "git init -q"),
+    (r"^tar -czf ", "tar -cf "),
+    (r"/g' ", "' "),
+    (r"^find \S+ ", "find . "),
+]
 
 
 def _rows(name: str) -> list[dict]:
@@ -171,9 +174,10 @@ def test_check_fails_fresh_passes_after_target(name: str, row: dict, tmp_path: P
     assert _bash(check, fresh) != 0, "the check passes before anything ran"
     assert _bash(command, fresh) == 0, "the command target fails"
     assert _bash(check, fresh) == 0, "the check fails after the command target"
-    for prefix, wrong in SIBLINGS.items():
-        if command.startswith(prefix):
+    for pattern, replacement in SIBLINGS:
+        wrong, found = re.subn(pattern, replacement, command, count=1)
+        if found:
             sibling = _workspace(tmp_path / "sibling", row["files"])
-            _bash(wrong + command.removeprefix(prefix), sibling)
+            _bash(wrong, sibling)
             assert _bash(check, sibling) != 0, f"the check passes after {wrong!r}"
             break
