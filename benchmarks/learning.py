@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from importlib import resources
@@ -208,12 +209,14 @@ def main() -> None:
     )
     results = []
     for attempt in range(2):
+        started = time.perf_counter()
         results.append(fresh_session(tasks))
         before, after = results[-1]["before"], results[-1]["after"]
         accepted = sum(epoch["steps_accepted"] for epoch in results[-1]["history"])
         print(
             f"run {attempt + 1}: held-out success {_share(before)} -> {_share(after)}; "
-            f"{accepted} optimizer steps accepted by the val gate"
+            f"{accepted} optimizer steps accepted by the val gate; "
+            f"{time.perf_counter() - started:.0f} s"
         )
     print()
     print("\n".join(table(heldout, results[0])))
