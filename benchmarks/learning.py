@@ -122,9 +122,9 @@ def fresh_session(tasks: list[Task]) -> dict[str, Any]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _share(outcomes: list[Outcome]) -> str:
-    passed = sum(o.passed for o in outcomes)
-    return f"{passed}/{len(outcomes)} ({passed / len(outcomes):.0%})" if outcomes else "-"
+def _share(results: list[Outcome]) -> str:
+    passed = sum(o.passed for o in results)
+    return f"{passed}/{len(results)} ({passed / len(results):.0%})" if results else "-"
 
 
 def table(heldout: list[Task], result: dict[str, Any]) -> list[str]:
