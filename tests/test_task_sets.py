@@ -1,0 +1,183 @@
+"""The bundled task sets (`mcp_harness/data/tasks/*.jsonl`): every check fails on a fresh
+workspace and passes after the task's command target; splits and parameters are as the
+learning benchmark needs them. Real bash in temporary directories, no tmux."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from mcp_harness.training.trainer import load_dataset
+
+TASKS = resources.files("mcp_harness.data").joinpath("tasks")
+SETS = sorted(p.name for p in TASKS.iterdir() if p.name.endswith(".jsonl"))
+TRAINED_SPLITS = ["train", "train", "val", "heldout", "heldout"]
+TOKEN = re.compile(r"[\w.+=-]+")
+# Plausible wrong commands of sibling families, made by rewriting a target (regex, replacement;
+# the first that matches): the check must still fail after it.
+SIBLINGS = [
+    (r"^mkdir -p ", "touch "),
+    (r"^touch ", "mkdir -p "),
+    (r"^cp ", "ln -s "),
+    (r"^mv ", "cp "),
+    (r"^ln -s ", "cp -r "),
+    (r"^wc -l ", "wc -w "),
+    (r"^wc -w ", "wc -l "),
+    (r"^grep -rl ", "grep -rL "),
+    (r"^grep -rL ", "grep -rl "),
+    (r"^head ", "tail "),
+    (r"^tail ", "head "),
+    (r"^sort -u ", "sort "),
+    (r"^xz -k ", "xz "),
+    (r"^chmod \+x ", "chmod 644 "),
+    (r"^chmod 600 ", "chmod go-w "),
+    (r"^rm -r ", "rm -rf * "),
+    (r"^git init -q -b \S+$", "git init -q"),
+    (r"^git init -q \S+$", "git init -q"),
+    (r"^tar -czf ", "tar -cf "),
+    (r"/g' ", "' "),
+    (r"^find \S+ ", "find . "),
+]
+
+
+def _rows(name: str) -> list[dict]:
+    text = TASKS.joinpath(name).read_text(encoding="utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+ROWS = [(name, row) for name in SETS for row in _rows(name)]
+
+
+def _workspace(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir()
+    for relative, content in files.items():
+        target = root / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+    return root
+
+
+def _bash(command: str, cwd: Path) -> int:
+    return subprocess.run(
+        ["bash", "-c", command], cwd=cwd, capture_output=True, timeout=10
+    ).returncode
+
+
+def _tokens(text: str) -> set[str]:
+    return set(TOKEN.findall(text))
+
+
+def _components(files: dict[str, str]) -> set[str]:
+    return {part for path in files for part in Path(path).parts}
+
+
+def _params(row: dict, family: list[dict]) -> set[str]:
+    """The parameter words of a task: its command's words that not every instance shares."""
+    common = set.intersection(*(_tokens(r["targets"]["command"]) for r in family))
+    return _tokens(row["targets"]["command"]) - common
+
+
+def _families(rows: list[dict]) -> dict[str, list[dict]]:
+    families: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        families[row["family"]].append(row)
+    return {name: sorted(rows, key=lambda r: r["instance"]) for name, rows in families.items()}
+
+
+def test_there_are_task_sets() -> None:
+    assert "shell-families.jsonl" in SETS
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_schema(name: str) -> None:
+    rows = _rows(name)
+    assert len(load_dataset(Path(str(TASKS.joinpath(name))))) == len(rows)
+    for row in rows:
+        assert set(row) == {"family", "instance", "split", "wording", "inputs", "files", "targets"}
+        assert row["split"] in {"train", "val", "heldout"}
+        assert row["wording"] in {"same", "varied"}
+        assert set(row["inputs"]) == {"task", "check"}
+        assert set(row["targets"]) == {"decision", "command"}
+        assert all(isinstance(v, str) and v for v in row["targets"].values())
+        assert "\n" not in row["targets"]["command"]
+        assert all(not Path(p).is_absolute() and ".." not in Path(p).parts for p in row["files"])
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_splits_and_families(name: str) -> None:
+    families = _families(_rows(name))
+    trained = {f: rows for f, rows in families.items() if rows[0]["split"] != "heldout"}
+    unseen = {f: rows for f, rows in families.items() if f not in trained}
+    assert len(trained) >= 14 and len(unseen) >= 3
+    assert sum(rows[0]["wording"] == "varied" for rows in trained.values()) >= 5
+    for family, rows in trained.items():
+        assert [r["instance"] for r in rows] == list(range(5)), family
+        assert [r["split"] for r in rows] == TRAINED_SPLITS, family
+    for family, rows in unseen.items():
+        assert len(rows) >= 2 and all(r["split"] == "heldout" for r in rows), family
+    for family, rows in families.items():
+        assert len({r["wording"] for r in rows}) == 1, family
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_wording(name: str) -> None:
+    """With its parameters blanked out, a "same" family's tasks read alike and a "varied"
+    family's tasks all read differently."""
+    for family, rows in _families(_rows(name)).items():
+        shapes = [
+            tuple("{}" if t in _params(r, rows) else t for t in TOKEN.findall(r["inputs"]["task"]))
+            for r in rows
+        ]
+        expected = 1 if rows[0]["wording"] == "same" else len(rows)
+        assert len(set(shapes)) == expected, (family, shapes)
+
+
+@pytest.mark.parametrize("name", SETS)
+def test_heldout_parameters_are_new(name: str) -> None:
+    """No held-out task shares a parameter with a train/val task of its family, nor a file or
+    directory name with any train/val task of the set."""
+    rows = _rows(name)
+    families = _families(rows)
+    seen = [r for r in rows if r["split"] != "heldout"]
+    seen_names = set().union(
+        *(_components(r["files"]) | _tokens(r["targets"]["command"]) for r in seen)
+    )
+    for row in rows:
+        if row["split"] != "heldout":
+            continue
+        family = families[row["family"]]
+        params = _params(row, family)
+        assert params, row["inputs"]["task"]
+        for other in family:
+            if other["split"] != "heldout":
+                shared = params & (
+                    _tokens(other["targets"]["command"]) | _tokens(other["targets"]["decision"])
+                )
+                assert not shared, (row["inputs"]["task"], other["inputs"]["task"], shared)
+        names = {p for p in params if not p.isdigit()} | _components(row["files"])
+        assert not names & seen_names, (row["inputs"]["task"], names & seen_names)
+        assert row["targets"]["command"] not in {r["targets"]["command"] for r in seen}
+
+
+@pytest.mark.parametrize(
+    ("name", "row"), ROWS, ids=[f"{r['family']}-{r['instance']}" for _, r in ROWS]
+)
+def test_check_fails_fresh_passes_after_target(name: str, row: dict, tmp_path: Path) -> None:
+    check, command = row["inputs"]["check"], row["targets"]["command"]
+    fresh = _workspace(tmp_path / "fresh", row["files"])
+    assert _bash(check, fresh) != 0, "the check passes before anything ran"
+    assert _bash(command, fresh) == 0, "the command target fails"
+    assert _bash(check, fresh) == 0, "the check fails after the command target"
+    for pattern, replacement in SIBLINGS:
+        wrong, found = re.subn(pattern, replacement, command, count=1)
+        if found:
+            sibling = _workspace(tmp_path / "sibling", row["files"])
+            _bash(wrong, sibling)
+            assert _bash(check, sibling) != 0, f"the check passes after {wrong!r}"
+            break
