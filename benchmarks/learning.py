@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime
-import json
 import os
 import shutil
 import subprocess
@@ -32,28 +31,19 @@ import tempfile
 import time
 from collections import defaultdict
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from mcp_harness import demo
 from mcp_harness.kernels.config import make_kernel
 from mcp_harness.terminal.pool import shutdown
+from mcp_harness.training.tasksets import Task, bundled, load_task_set
 from mcp_harness.training.trainer import Example, Trainer
 
 EPOCHS = 2
 BATCH = 4
-DEFAULT = resources.files("mcp_harness.data").joinpath("tasks/shell-families.jsonl")
 KINDS = {"same": "trained, same wording", "varied": "trained, varied wording", "unseen": "unseen"}
 TARGETS = {"same": 0.85, "varied": 0.5}
-
-
-@dataclass(frozen=True)
-class Task:
-    family: str
-    kind: str  # "same" | "varied" | "unseen"
-    split: str
-    example: Example
 
 
 @dataclass(frozen=True)
@@ -61,24 +51,6 @@ class Outcome:
     passed: bool
     confident_wrong: bool
     commands: tuple[str, ...]  # per step; "-" where no experience matched
-
-
-def load(path: Path) -> list[Task]:
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    trained = {row["family"] for row in rows if row["split"] != "heldout"}
-    return [
-        Task(
-            row["family"],
-            row["wording"] if row["family"] in trained else "unseen",
-            row["split"],
-            Example(
-                row["inputs"],
-                {name: [text] for name, text in row.get("targets", {}).items()},
-                row.get("files", {}),
-            ),
-        )
-        for row in rows
-    ]
 
 
 async def outcomes(trainer: Trainer, examples: list[Example]) -> list[Outcome]:
@@ -97,16 +69,11 @@ async def outcomes(trainer: Trainer, examples: list[Example]) -> list[Outcome]:
     return result
 
 
-async def _fit(trainer: Trainer, train: list[Example], val: list[Example]) -> list[dict]:
-    """The one place that names the trainer's gate parameter."""
-    return await trainer.fit(train, EPOCHS, BATCH, heldout=val, progress=lambda _: None)
-
-
 async def session(root: Path, tasks: list[Task]) -> dict[str, Any]:
     trainer, _ = demo.coder_trainer(root, make_kernel("offline"))
     split = {s: [t.example for t in tasks if t.split == s] for s in ("train", "val", "heldout")}
     before = await outcomes(trainer, split["heldout"])
-    history = await _fit(trainer, split["train"], split["val"])
+    history = (await trainer.fit(split["train"], EPOCHS, BATCH, val=split["val"]))["epochs"]
     after = await outcomes(trainer, split["heldout"])
     return {"before": before, "after": after, "history": history}
 
@@ -192,9 +159,8 @@ def main() -> None:
     parser.add_argument("tasks", nargs="?", type=Path, help="task set (JSONL); default: bundled")
     parser.add_argument("-v", "--verbose", action="store_true", help="commands per held-out task")
     args = parser.parse_args()
-    with resources.as_file(DEFAULT) as default:
-        path = args.tasks or default
-        tasks = load(path)
+    path = args.tasks or bundled()
+    tasks = load_task_set(path)
     heldout = [t for t in tasks if t.split == "heldout"]
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True

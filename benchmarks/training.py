@@ -3,8 +3,9 @@
 Why: the product's claim is that harness modules improve through training. Measured in one
 process run on the offline kernel, twice from scratch (to show the numbers repeat):
 
-1. held-out success of the coder on the demo's 7 tasks before and after training on its 4
-   other-worded tasks (`mcp_harness.demo`), and the difference in points;
+1. held-out success of the coder on the demo's 7 held-out tasks before and after training on
+   its training tasks (`mcp_harness.demo.tasks`: other instances of the same families, with
+   other file names, patterns and commands), and the difference in points;
 2. one training step on a batch of 4 tasks: the whole step and its phases (forward in real
    tmux, loss + numeric and symbolic backward, StSGD).
 
@@ -27,14 +28,16 @@ from mcp_harness.terminal.pool import shutdown
 
 async def session(root: Path) -> dict[str, float]:
     trainer, _ = demo.coder_trainer(root, make_kernel("offline"))
-    heldout = [task.example() for task in demo.TASKS]
-    train = [task.example() for task in demo.TRAIN]
+    split = demo.tasks()
+    heldout = [task.example for task in split.heldout]
+    train = [task.example for task in split.train]
+    val = [task.example for task in split.val]
     before = await trainer.evaluate(heldout)
     started = time.perf_counter()
-    await trainer.step(train)
+    await trainer.step(train[:4])  # one ungated step on a batch of 4
     step = time.perf_counter() - started
     timing = trainer.last_timing
-    await trainer.fit(train, demo.EPOCHS - 1, batch_size=4)
+    await trainer.fit(train, demo.EPOCHS, batch_size=4, val=val)
     after = await trainer.evaluate(heldout)
     return {"before": before.success, "after": after.success, "step_s": step, **timing}
 
