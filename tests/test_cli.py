@@ -198,13 +198,14 @@ def test_demo_runs_offline(harness_home: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "Harvested a recorded Claude Code session (9 Bash calls)" in out
-    assert "[PASS] Create a directory called build" in out
-    assert "steps 1: mkdir -p build" in out
-    assert "[FAIL] Compress data.csv with xz" in out
-    assert "Report: 4/7 tasks passed their validator" in out
-    assert "Held-out success: 4/7 before training -> 7/7 after (+43 points)." in out
-    assert "now passes: Compress data.csv with xz" in out
-    assert (tmp_path / "demo" / "work" / "run0-0" / "build").is_dir()  # it ran in a terminal
+    assert "[FAIL] Make the release.sh script executable" in out  # no experience for it yet
+    assert "Report: 0/7 tasks passed their validator" in out
+    assert "steps 1: chmod +x release.sh" in out  # after training: adapted, not replayed
+    assert "chmod +x deploy.sh" not in out and "chmod +x build.sh" not in out
+    assert "Held-out success: 0/7 before training -> 7/7 after (+100 points)." in out
+    assert "Protocol: train: 2 instances per family" in out
+    work = tmp_path / "demo" / "work"
+    assert any((run / "assets").is_dir() for run in work.iterdir())  # it ran in a terminal
     assert (tmp_path / "demo" / "train-steps.jsonl").is_file()
     assert not (harness_home / "experience").exists()  # the demo keeps to its own data dir
 

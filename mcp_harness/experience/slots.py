@@ -33,6 +33,7 @@ _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 _COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
+NEGATIONS = frozenset({"not", "no", "nor", "never", "without", "cannot", "none", "neither"})
 _COMPATIBLE = {
     "word": {"word", "path", "file", "str"},
     "path": {"path", "file", "word"},
@@ -188,7 +189,9 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     _place_by_context(key_tokens, input_tokens, unfilled, fills, used)
     still = [s["text"] for s in unfilled if s["kind"] in DISTINCTIVE and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
-    return Adaptation(text, fills, still, _fit(key_tokens, input_tokens, aligned, slots, fills))
+    negated = _negated(key) != _negated(new_input)
+    fit = _fit(key_tokens, input_tokens, aligned, slots, fills, negated)
+    return Adaptation(text, fills, still, fit)
 
 
 def _place_by_context(key, new, unfilled, fills, used) -> None:
@@ -219,25 +222,39 @@ def _place_by_context(key, new, unfilled, fills, used) -> None:
             used.add(j)
 
 
-def _fit(key, new, aligned, slots, fills) -> float:
+def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
     """How well the row fits the input: the aligned Jaccard of their content tokens (a key
-    token counts as matched when the input has it, or when it is a slot the input filled),
-    halved for every key token without a counterpart (an operation word the input lacks, or
-    a parameter it does not give)."""
+    token counts as matched when the input has it, or half when it is a slot the input
+    filled with another value),
+    halved for every key token without a counterpart (an operation word the input lacks or
+    says otherwise, or a parameter it does not give), and quartered when one side is negated
+    and the other is not ("files that do not contain", "non-executable")."""
     slot_words = {s["text"].lower() for s in slots or ()}
     filled = {k.lower() for k in fills}
     key_forms, new_forms = _forms(key), _forms(new)
-    matched = missing = 0
+    matched = 0.0
+    factor = 0.25 if negated else 1.0
+    changed = {k.lower() for k, v in fills.items() if k.lower() != v.lower()}
     for i, token in enumerate(key):
         j = aligned.get(i)
         if token.lower in slot_words:
             ok = token.lower in filled
         else:
             ok = (j is not None and new_forms[j] == key_forms[i]) or key_forms[i] in new_forms
-        matched += ok
-        missing += not ok
+        # A parameter filled with another value is weaker evidence than a word both share:
+        # any two file names "match".
+        matched += 0.5 if ok and token.lower in changed else ok
+        if not ok:
+            factor *= 0.5
     union = len(key) + len(new) - matched
-    return (matched / union if union else 0.0) * 0.5**missing
+    return (matched / union if union else 0.0) * factor
+
+
+def _negated(text: str) -> bool:
+    return any(
+        t.lower in NEGATIONS or t.lower.endswith("n't") or t.lower.startswith("non-")
+        for t in tokenize(text)
+    )
 
 
 def _align(key: list[Token], new: list[Token]) -> dict[int, int]:
