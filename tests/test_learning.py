@@ -210,3 +210,48 @@ def test_the_gate_rejects_a_polluting_step(tmp_path: Path, runtime: Path) -> Non
     assert report.loss_after > report.loss_before
     assert {name: len(e) for name, e in trainer.module.experience.items()} == rows
     assert asyncio.run(trainer.evaluate(val)).passed == [True]
+
+
+def test_llm_training_cost_per_step_is_bounded_and_logged(tmp_path: Path, runtime: Path) -> None:
+    """On an LLM kernel (the real openai SDK against a loopback stub): at most 3 reflection
+    calls per wrong element, and the gate runs the val set once per step after the first."""
+    import json
+
+    from mcp_harness.kernels.openai_api import OpenAIKernel
+    from mcp_harness.kernels.runner import KernelRunner
+    from tests.kernel_stubs import ApiStub, last_user_text
+
+    def model(body: dict) -> str:
+        prompt = last_user_text(body)
+        if "WANTED OUTPUT" in prompt:
+            return "Create the marker"
+        return "echo not yet"  # every forward answer is wrong: every targeted element blamed
+
+    tasks = [
+        Example(
+            {"task": f"Leave a marker named {name}", "check": f"test -f {name}"},
+            {"decision": [f"Leave the {name} marker"], "command": [f"touch {name}"]},
+        )
+        for name in ("a.flag", "b.flag")
+    ]
+    val = [Example({"task": "Leave a marker named v.flag", "check": "test -f v.flag"})]
+    with ApiStub("openai", text=model) as stub:
+        directory = modules.new("c", template="coder", target=tmp_path / "module")
+        kernel = KernelRunner(OpenAIKernel(api_key="sk-test", base_url=stub.base_url))
+        trainer = Trainer(
+            modules.load(str(directory)), kernel, tmp_path / "work", dims={"steps": 2},
+            log=tmp_path / "steps.jsonl",
+        )  # fmt: skip
+
+        async def two_steps() -> None:  # one event loop: the SDK client is bound to it
+            await trainer.step(tasks, val)
+            await trainer.step(tasks, val)
+
+        asyncio.run(two_steps())
+    first, second = (json.loads(line)["kernel_calls"] for line in trainer.optimizer.log.open())
+    wrong = 2 * len(tasks)  # decision and command of each task
+    assert first["forward"] == second["forward"] == 2 * 2 * len(tasks)  # 2 experts x 2 steps
+    assert 0 < first["backward"] <= 3 * wrong and second["backward"] <= 3 * wrong
+    one_val_run = 2 * 2 * len(val)
+    assert first["gate"] == 2 * one_val_run  # before and after the step
+    assert second["gate"] == one_val_run  # "before" is carried over from the first step

@@ -18,7 +18,8 @@ class Example:
 
     `adapted` is the value with the row's slots filled from the request's input
     (`experience.slots.adapt`); `unfilled` names the parameters that found no counterpart and
-    `fit` says how well the row's key fits the input token by token (None: not computed)."""
+    `fit` says how well the row's key fits the input token by token (None: not computed);
+    `weight` is the row's trained weight."""
 
     key: str
     value: str
@@ -27,6 +28,7 @@ class Example:
     adapted: str | None = None
     unfilled: tuple[str, ...] = ()
     fit: float | None = None
+    weight: float = 1.0
 
     @property
     def answer(self) -> str:

@@ -3,10 +3,11 @@
 Each retrieved row is a candidate: its value adapted to the input (its slots filled from the
 input's aligned spans, see `experience.slots`), with confidence = how well the row's key fits
 the input token by token (`slots.adapt`: aligned Jaccard, halved for every key word or
-parameter the input has no counterpart for) x the row's weight. The most confident candidate
-that was not already tried (and failed) for this element answers, when its confidence reaches
-the threshold; otherwise the reply fails and says how close the best row came: "no matching
-experience" beats a confident wrong command. Same request, same reply, always; it costs nothing.
+parameter the input has no counterpart for) x the row's weight (at most 1). The best candidate
+(by fit x weight) that was not already tried (and failed) for this element answers, when its
+confidence reaches the threshold; otherwise the reply fails and says how close the best row
+came: "no matching experience" beats a confident wrong command. Same request, same reply,
+always; it costs nothing.
 """
 
 from __future__ import annotations
@@ -19,11 +20,19 @@ UNFILLED_FACTOR = 0.5
 
 def confidence(example: Example) -> float:
     """How far the offline kernel trusts a retrieved row for this input, in [0, 1]: how well
-    the row's key fits the input token by token (x the row's weight) when the expert measured
-    it, else the retrieval score halved for every parameter without a counterpart."""
+    the row's key fits the input token by token when the expert measured it (x the row's
+    weight up to 1: credit ranks a row higher, it never makes a poor fit confident), else the
+    retrieval score halved for every parameter without a counterpart."""
     if example.fit is not None:
-        return min(1.0, max(0.0, example.fit))
+        return min(1.0, max(0.0, example.fit * min(1.0, example.weight)))
     return min(1.0, max(0.0, example.score * UNFILLED_FACTOR ** len(example.unfilled)))
+
+
+def rank(example: Example) -> float:
+    """Candidates are tried best first: by fit x weight (credited rows first), else score."""
+    if example.fit is not None:
+        return example.fit * example.weight
+    return confidence(example)
 
 
 class OfflineKernel:
@@ -53,7 +62,7 @@ class OfflineKernel:
             )
         tried = {t.strip() for t in request.tried}
         # sorted() is stable and examples come best first, so ties keep retrieval order.
-        ranked = sorted(request.examples, key=confidence, reverse=True)
+        ranked = sorted(request.examples, key=rank, reverse=True)
         fresh = [e for e in ranked if e.answer.strip() not in tried]
         if not fresh:
             return KernelReply(

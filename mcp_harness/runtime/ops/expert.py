@@ -137,7 +137,8 @@ def _example(hit, text: str) -> Example:
         hit.row.index,
         adapted=adaptation.text,
         unfilled=tuple(adaptation.unfilled),
-        fit=adaptation.fit * hit.row.weight,
+        fit=adaptation.fit,
+        weight=hit.row.weight,
     )
 
 
