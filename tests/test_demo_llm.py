@@ -15,16 +15,18 @@ SCRIPT = str(Path(sys.executable).parent / "mcp-harness")
 
 
 def stub_model(body: dict) -> str:
-    """A stand-in LLM: copies the best example, and knows one thing the experience does not."""
+    """A stand-in LLM: follows the best example (adapted to the input, where the prompt gives
+    that hint), and knows one thing the experience does not."""
     prompt = last_user_text(body)
     subject = prompt.rsplit("INPUT:\n", 1)[1].split("\n\nReply with only the OUTPUT")[0]
-    if "xz" in subject:
+    if "metrics.tsv" in subject:
         return (
-            "xz -k data.csv"
+            "xz -k metrics.tsv"
             if "Compress" in subject and "\n" not in subject.strip()
-            else "Compress data.csv with xz"
+            else "Compress metrics.tsv with xz"
         )
-    example = re.search(r"OUTPUT:\n(.*?)(?:\n\n|$)", prompt, re.DOTALL)
+    adapted = re.search(r"WITH THIS INPUT'S PARAMETERS:\n(.*?)(?:\n\n|$)", prompt, re.DOTALL)
+    example = adapted or re.search(r"OUTPUT:\n(.*?)(?:\n\n|$)", prompt, re.DOTALL)
     return example.group(1) if example else "true"
 
 
@@ -46,7 +48,9 @@ def test_demo_runs_on_the_anthropic_kernel(tmp_path: Path) -> None:
     shutdown(tmp_path / "rt")
     assert done.returncode == 0, done.stderr
     assert "kernel: anthropic" in done.stdout
-    assert "[PASS] Compress data.csv with xz" in done.stdout  # beyond the offline kernel
-    assert "steps 1: xz -k data.csv" in done.stdout
+    before = done.stdout.split("4. Training")[0]
+    # beyond the offline kernel, which has no experience for it before training
+    assert "[PASS] Compress metrics.tsv with xz and keep the original file" in before
+    assert "steps 1: xz -k metrics.tsv" in before
     reported = int(re.search(r"\((\d+) LLM calls", done.stdout).group(1))
     assert 0 < reported <= calls  # the first report counts calls up to then; training adds more
