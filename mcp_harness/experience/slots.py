@@ -33,6 +33,7 @@ _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 _COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
+MISSING, SUBSTITUTED, NEGATED = 0.75, 0.5, 0.25
 NEGATIONS = frozenset({"not", "no", "nor", "never", "without", "cannot", "none", "neither"})
 _COMPATIBLE = {
     "word": {"word", "path", "file", "str"},
@@ -225,16 +226,17 @@ def _place_by_context(key, new, unfilled, fills, used) -> None:
 def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
     """How well the row fits the input: the aligned Jaccard of their content tokens (a key
     token counts as matched when the input has it, or half when it is a slot the input
-    filled with another value),
-    halved for every key token without a counterpart (an operation word the input lacks or
-    says otherwise, or a parameter it does not give), and quartered when one side is negated
-    and the other is not ("files that do not contain", "non-executable")."""
+    filled with another value); x 0.75 for every key token the input has no counterpart for
+    (people drop filler words), x 0.5 when the input says another word in its place ("count
+    the words" is not "count the lines"), x 0.25 when one side is negated and the other is not
+    ("files that do not contain", "non-executable")."""
     slot_words = {s["text"].lower() for s in slots or ()}
     filled = {k.lower() for k in fills}
     key_forms, new_forms = _forms(key), _forms(new)
     matched = 0.0
-    factor = 0.25 if negated else 1.0
+    factor = NEGATED if negated else 1.0
     changed = {k.lower() for k, v in fills.items() if k.lower() != v.lower()}
+    fill_at = {j for j, t in enumerate(new) if t.text in fills.values()}
     for i, token in enumerate(key):
         j = aligned.get(i)
         if token.lower in slot_words:
@@ -245,7 +247,8 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
         # any two file names "match".
         matched += 0.5 if ok and token.lower in changed else ok
         if not ok:
-            factor *= 0.5
+            substituted = j is not None and new_forms[j] not in key_forms and j not in fill_at
+            factor *= SUBSTITUTED if substituted else MISSING
     union = len(key) + len(new) - matched
     return (matched / union if union else 0.0) * factor
 

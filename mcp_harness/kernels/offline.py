@@ -2,7 +2,7 @@
 
 Each retrieved row is a candidate: its value adapted to the input (its slots filled from the
 input's aligned spans, see `experience.slots`), with confidence = how well the row's key fits
-the input token by token (`slots.adapt`: aligned Jaccard, halved for every key word or
+the input token by token (`slots.adapt`: aligned Jaccard, lowered for every key word or
 parameter the input has no counterpart for) x the row's weight (at most 1). The best candidate
 (by fit x weight) that was not already tried (and failed) for this element answers, when its
 confidence reaches the threshold; otherwise the reply fails and says how close the best row
