@@ -14,7 +14,7 @@ from mcp_harness.experience.store import Experience, Row
 from mcp_harness.kernels.base import Example as Shown
 from mcp_harness.kernels.base import KernelRequest
 from mcp_harness.kernels.config import make_kernel
-from mcp_harness.kernels.offline import OfflineKernel
+from mcp_harness.kernels.offline import DEFAULT_THRESHOLD, OfflineKernel
 from mcp_harness.runtime import module as modules
 from mcp_harness.training.losses import task_outcome
 from mcp_harness.training.trainer import Example, Trainer
@@ -38,6 +38,8 @@ from mcp_harness.training.trainer import Example, Trainer
          "xz -k report.txt"),
         ("Replace foo with bar in config.ini", "sed -i 's/foo/bar/g' config.ini",
          "Replace red with blue in colors.txt", "sed -i 's/red/blue/g' colors.txt"),
+        ("Extract column 2 of scores.csv into second.txt", "cut -d, -f2 scores.csv > second.txt",
+         "Extract column 4 of grades.csv into fourth.txt", "cut -d, -f4 grades.csv > fourth.txt"),
     ],
 )  # fmt: skip
 def test_slots_are_filled_from_the_aligned_spans(key, value, new_input, adapted) -> None:
@@ -58,6 +60,32 @@ def test_a_parameter_without_counterpart_is_reported() -> None:
     key, value = "Make run.sh executable", "chmod +x run.sh"
     result = adapt(key, value, find_slots(key, value), "Make it executable")
     assert result.text == value and result.unfilled == ["run.sh"]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "other", "same"),
+    [
+        ("Convert the contents of a.txt to uppercase into b.txt",
+         "tr a-z A-Z < a.txt > b.txt",
+         "Convert the contents of c.txt to lowercase into d.txt",
+         "Convert the contents of c.txt to uppercase into d.txt"),
+        ("Write the files under src that contain TODO to t.txt", "grep -rl TODO src > t.txt",
+         "Write the files under lib that do not contain FIXME to f.txt",
+         "Write the files under lib that contain FIXME to f.txt"),
+        ("Make the run.sh script executable", "chmod +x run.sh",
+         "Make the go.sh script non-executable", "Make the go.sh script executable"),
+        ("Create a directory called build", "mkdir -p build",
+         "Delete the directory called dist", "Create a directory called dist"),
+        ("Count the lines of a.txt into n.txt", "wc -l < a.txt > n.txt",
+         "Count the words of b.txt into m.txt", "Count the lines of b.txt into m.txt"),
+    ],
+)  # fmt: skip
+def test_another_operation_in_the_same_words_does_not_fit(key, value, other, same) -> None:
+    """An opposite, a negation or another word in the operation's place: not confident; the
+    same operation with other parameters: confident."""
+    slots = find_slots(key, value)
+    assert adapt(key, value, slots, other).fit < DEFAULT_THRESHOLD
+    assert adapt(key, value, slots, same).fit >= DEFAULT_THRESHOLD
 
 
 def test_retrieval_keys_on_the_operation_not_the_parameters(tmp_path: Path) -> None:

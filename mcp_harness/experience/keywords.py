@@ -49,7 +49,7 @@ create: make add generate
 delete: remove erase rm del
 copy: duplicate cp
 rename: move mv
-show: print display output view
+show: print display view
 count: tally many
 archive: tarball tarfile
 executable: runnable
@@ -87,3 +87,38 @@ def canonical(word: str) -> str:
     ):
         return SYNONYMS.get(word[:-1], word[:-1])
     return word
+
+
+# Words of opposite meaning: one in the row's key and the other in the input means the
+# opposite operation ("Convert it to lowercase" is not "Convert it to uppercase").
+_OPPOSITES_TEXT = """
+upper lower; uppercase lowercase; encode decode; compress decompress; create delete;
+enable disable; show hide; start stop; lock unlock; increase decrease; first last;
+head tail; min max; minimum maximum; before after; ascending descending; asc desc; on off;
+open close; push pull; import export; input output; read write; include exclude;
+allow deny; accept reject; grant revoke; larger smaller; bigger smaller; newest oldest;
+new old; encrypt decrypt; join split; merge split; forward backward; visible hidden;
+append overwrite; prepend append; left right; plus minus; add subtract
+"""
+OPPOSITES = frozenset(
+    frozenset(pair.split())
+    for pair in _OPPOSITES_TEXT.replace("\n", " ").split(";")
+    if len(pair.split()) == 2
+)
+_NEGATING_PREFIXES = ("non-", "non", "un", "de", "dis", "anti")
+
+
+def opposite(a: str, b: str) -> bool:
+    """Whether two canonical words say opposite things: a listed pair, the same word with a
+    negating prefix (`zip`/`unzip`, `executable`/`non-executable`), or compounds that differ
+    in such a pair (`uppercase`/`lowercase`)."""
+    if a == b:
+        return False
+    if frozenset((a, b)) in OPPOSITES:
+        return True
+    if any(a == p + b or b == p + a for p in _NEGATING_PREFIXES):
+        return True
+    common = 0
+    while common < min(len(a), len(b)) and a[-1 - common] == b[-1 - common]:
+        common += 1
+    return common >= 3 and frozenset((a[:-common], b[:-common])) in OPPOSITES

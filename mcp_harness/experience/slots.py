@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_harness.experience.keywords import STOP_WORDS, canonical
+from mcp_harness.experience.keywords import STOP_WORDS, canonical, opposite
 
 _TOKEN = re.compile(
     r"'(?P<sq>[^'\n]*)'|\"(?P<dq>[^\"\n]*)\"|`(?P<bq>[^`\n]*)`"  # quoted strings
@@ -31,6 +31,7 @@ _EDGE_PUNCT = ".,:;=!?"
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
+_NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<![A-Za-z0-9_.])){}(?![0-9])"  # also `-f2`, `-n5`
 _COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
 MISSING, SUBSTITUTED, NEGATED = 0.75, 0.5, 0.25
@@ -103,7 +104,7 @@ def find_slots(key: str, value: str) -> list[dict[str, str]]:
     taken: list[tuple[int, int]] = []
     slots: list[dict[str, str]] = []
     for lowered, token in sorted(candidates.items(), key=lambda kv: -len(kv[0])):
-        pattern = re.compile(_BOUNDARY.format(re.escape(token.text)), re.IGNORECASE)
+        pattern = re.compile(_boundary(token.text).format(re.escape(token.text)), re.IGNORECASE)
         for match in pattern.finditer(value):
             span = match.span()
             if any(span[0] < end and start < span[1] for start, end in taken):
@@ -190,7 +191,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     _place_by_context(key_tokens, input_tokens, unfilled, fills, used)
     still = [s["text"] for s in unfilled if s["kind"] in DISTINCTIVE and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
-    negated = _negated(key) != _negated(new_input)
+    negated = _negated(key) != _negated(new_input) or _opposed(key_tokens, input_tokens)
     fit = _fit(key_tokens, input_tokens, aligned, slots, fills, negated)
     return Adaptation(text, fills, still, fit)
 
@@ -229,7 +230,8 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
     filled with another value); x 0.75 for every key token the input has no counterpart for
     (people drop filler words), x 0.5 when the input says another word in its place ("count
     the words" is not "count the lines"), x 0.25 when one side is negated and the other is not
-    ("files that do not contain", "non-executable")."""
+    ("files that do not contain", "non-executable") or says the opposite ("lowercase" for
+    "uppercase", "delete" for "create")."""
     slot_words = {s["text"].lower() for s in slots or ()}
     filled = {k.lower() for k in fills}
     key_forms, new_forms = _forms(key), _forms(new)
@@ -251,6 +253,12 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
             factor *= SUBSTITUTED if substituted else MISSING
     union = len(key) + len(new) - matched
     return (matched / union if union else 0.0) * factor
+
+
+def _opposed(key: list[Token], new: list[Token]) -> bool:
+    """Whether the input says the opposite of one of the key's words (and not that word)."""
+    key_forms, new_forms = set(_forms(key)), set(_forms(new))
+    return any(opposite(a, b) for a in key_forms - new_forms for b in new_forms - key_forms)
 
 
 def _negated(text: str) -> bool:
@@ -289,13 +297,17 @@ def _both_content(a: Token, b: Token) -> bool:
     return _content(a) and _content(b) and b.kind in _COMPATIBLE.get(a.kind, ())
 
 
+def _boundary(text: str) -> str:
+    return _NUMBER_BOUNDARY if kind_of(text) == "num" else _BOUNDARY
+
+
 def _rewrite(value: str, fills: dict[str, str]) -> str:
     """Replace every whole-word occurrence of each slot at once (no chained replacements)."""
     if not fills:
         return value
     lowered = {k.lower(): v for k, v in fills.items()}
     pattern = re.compile(
-        "|".join(_BOUNDARY.format(re.escape(k)) for k in sorted(fills, key=len, reverse=True)),
+        "|".join(_boundary(k).format(re.escape(k)) for k in sorted(fills, key=len, reverse=True)),
         re.IGNORECASE,
     )
     return pattern.sub(lambda m: lowered[m.group(0).lower()], value)
