@@ -34,7 +34,7 @@ _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 _NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<![A-Za-z0-9_.])){}(?![0-9])"  # also `-f2`, `-n5`
 _COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
-MISSING, SUBSTITUTED, NEGATED = 0.75, 0.5, 0.25
+MISSING, SUBSTITUTED, NEGATED, UNFILLED = 0.75, 0.5, 0.25, 0.25
 NEGATIONS = frozenset({"not", "no", "nor", "never", "without", "cannot", "none", "neither"})
 _COMPATIBLE = {
     "word": {"word", "path", "file", "str"},
@@ -228,10 +228,10 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
     """How well the row fits the input: the aligned Jaccard of their content tokens (a key
     token counts as matched when the input has it, or half when it is a slot the input
     filled with another value); x 0.75 for every key token the input has no counterpart for
-    (people drop filler words), x 0.5 when the input says another word in its place ("count
-    the words" is not "count the lines"), x 0.25 when one side is negated and the other is not
-    ("files that do not contain", "non-executable") or says the opposite ("lowercase" for
-    "uppercase", "delete" for "create")."""
+    (people drop filler words), x 0.25 for a file, path or number parameter it does not
+    give, x 0.5 when the input says another word in its place ("count the words" is not
+    "count the lines"), x 0.25 when one side is negated and the other is not ("files that do
+    not contain", "non-executable") or says the opposite ("lowercase" for "uppercase")."""
     slot_words = {s["text"].lower() for s in slots or ()}
     filled = {k.lower() for k in fills}
     key_forms, new_forms = _forms(key), _forms(new)
@@ -248,7 +248,9 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
         # A parameter filled with another value is weaker evidence than a word both share:
         # any two file names "match".
         matched += 0.5 if ok and token.lower in changed else ok
-        if not ok:
+        if not ok and token.lower in slot_words and token.kind in DISTINCTIVE:
+            factor *= UNFILLED  # the command would act on the wrong file, path or number
+        elif not ok:
             substituted = j is not None and new_forms[j] not in key_forms and j not in fill_at
             factor *= SUBSTITUTED if substituted else MISSING
     union = len(key) + len(new) - matched
