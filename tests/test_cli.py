@@ -199,10 +199,10 @@ def test_demo_runs_offline(harness_home: Path, tmp_path: Path) -> None:
     out = done.stdout
     assert "Harvested a recorded Claude Code session (9 Bash calls)" in out
     assert "[FAIL] Make the release.sh script executable" in out  # no experience for it yet
-    assert "Report: 0/7 tasks passed their validator" in out
+    assert "Report: 1/7 tasks passed their validator" in out
     assert "steps 1: chmod +x release.sh" in out  # after training: adapted, not replayed
     assert "chmod +x deploy.sh" not in out and "chmod +x build.sh" not in out
-    assert "Held-out success: 0/7 before training -> 7/7 after (+100 points)." in out
+    assert "Held-out success: 1/7 before training -> 7/7 after (+86 points)." in out
     assert "Protocol: train: 2 instances per family" in out
     work = tmp_path / "demo" / "work"
     assert any((run / "assets").is_dir() for run in work.iterdir())  # it ran in a terminal
