@@ -78,6 +78,9 @@ def test_a_parameter_without_counterpart_is_reported() -> None:
          "Delete the directory called dist", "Create a directory called dist"),
         ("Count the lines of a.txt into n.txt", "wc -l < a.txt > n.txt",
          "Count the words of b.txt into m.txt", "Count the lines of b.txt into m.txt"),
+        ("Convert run.cmd from CRLF to LF line endings", "sed -i 's/\\r$//' run.cmd",
+         "Convert go.cmd from LF to CRLF line endings",
+         "Convert go.cmd from CRLF to LF line endings"),
     ],
 )  # fmt: skip
 def test_another_operation_in_the_same_words_does_not_fit(key, value, other, same) -> None:

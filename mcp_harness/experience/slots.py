@@ -34,7 +34,7 @@ _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 _NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<![A-Za-z0-9_.])){}(?![0-9])"  # also `-f2`, `-n5`
 _COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
-MISSING, SUBSTITUTED, NEGATED, UNFILLED = 0.75, 0.5, 0.25, 0.25
+MISSING, SUBSTITUTED, NEGATED, UNFILLED = 0.75, 0.5, 0.1, 0.25
 NEGATIONS = frozenset({"not", "no", "nor", "never", "without", "cannot", "none", "neither"})
 _COMPATIBLE = {
     "word": {"word", "path", "file", "str"},
@@ -191,7 +191,9 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     _place_by_context(key_tokens, input_tokens, unfilled, fills, used)
     still = [s["text"] for s in unfilled if s["kind"] in DISTINCTIVE and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
-    negated = _negated(key) != _negated(new_input) or _opposed(key_tokens, input_tokens)
+    negated = _negated(key) != _negated(new_input) or _opposed(
+        key_tokens, input_tokens, key, new_input
+    )
     fit = _fit(key_tokens, input_tokens, aligned, slots, fills, negated)
     return Adaptation(text, fills, still, fit)
 
@@ -230,8 +232,9 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
     filled with another value); x 0.75 for every key token the input has no counterpart for
     (people drop filler words), x 0.25 for a file, path or number parameter it does not
     give, x 0.5 when the input says another word in its place ("count the words" is not
-    "count the lines"), x 0.25 when one side is negated and the other is not ("files that do
-    not contain", "non-executable") or says the opposite ("lowercase" for "uppercase")."""
+    "count the lines"), x 0.1 when one side is negated and the other is not ("files that do
+    not contain", "non-executable") or says the opposite ("lowercase" for "uppercase", "from
+    LF to CRLF" for "from CRLF to LF")."""
     slot_words = {s["text"].lower() for s in slots or ()}
     filled = {k.lower() for k in fills}
     key_forms, new_forms = _forms(key), _forms(new)
@@ -257,10 +260,26 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
     return (matched / union if union else 0.0) * factor
 
 
-def _opposed(key: list[Token], new: list[Token]) -> bool:
-    """Whether the input says the opposite of one of the key's words (and not that word)."""
+def _opposed(key: list[Token], new: list[Token], key_text: str, new_text: str) -> bool:
+    """Whether the input says the opposite of one of the key's words (and not that word), or
+    turns a conversion around ("from LF to CRLF" for "from CRLF to LF")."""
     key_forms, new_forms = set(_forms(key)), set(_forms(new))
-    return any(opposite(a, b) for a in key_forms - new_forms for b in new_forms - key_forms)
+    if any(opposite(a, b) for a in key_forms - new_forms for b in new_forms - key_forms):
+        return True
+    there, back = _direction(key_text), _direction(new_text)
+    return there is not None and back is not None and there != back and there == back[::-1]
+
+
+def _direction(text: str) -> tuple[str, str] | None:
+    """The words after "from" and after the next "to"/"into", when the text has both."""
+    words = [t.lower for t in tokenize(text)]
+    if "from" not in words:
+        return None
+    start = words.index("from")
+    ends = [i for i, w in enumerate(words) if i > start + 1 and w in ("to", "into")]
+    if start + 1 >= len(words) or not ends or ends[0] + 1 >= len(words):
+        return None
+    return canonical(words[start + 1]), canonical(words[ends[0] + 1])
 
 
 def _negated(text: str) -> bool:
