@@ -8,9 +8,10 @@ provenance; the seed-layout cells stay the literal text. Two things use slots:
   a number) counts as a typed placeholder (`<file>`, `<path>`, `<num>`), so a row
   keys on the operation and "Make deploy.sh executable" finds the row learned on run.sh;
 - adaptation (`adapt`): the slot is filled from the span of the new input that aligns with it
-  (token alignment of the row's key with the input; failing that, the input's next unused span
-  of the same kind), and the value is rewritten with the fills. A distinctive slot with no
-  counterpart stays literal and is reported, so the caller can lower its confidence.
+  (token alignment of the row's key with the input; failing that, the input's unused span of
+  the same kind with the most similar neighbours), and the value is rewritten with the fills.
+  A distinctive slot with no counterpart stays literal and is reported, and `fit` says how
+  well the row suits the input, so the caller can lower its confidence.
 Everything here is deterministic, pure text processing.
 """
 
@@ -48,8 +49,6 @@ _COMPATIBLE = {
 @dataclass(frozen=True)
 class Token:
     text: str  # a quoted string's text is its contents
-    start: int
-    end: int
     kind: str  # str, num, path, file or word
 
     @property
@@ -57,32 +56,29 @@ class Token:
         return self.text.lower()
 
 
-def kind_of(text: str, quoted: bool = False) -> str:
-    if quoted:
-        return "str"
+def kind_of(text: str) -> str:
+    """The kind of an unquoted token: num, path, file or word."""
     if _NUMBER.fullmatch(text):
         return "num"
     if "/" in text.strip("/") or text.startswith(("./", "~/", "/")):
         return "path"
-    if _FILE.fullmatch(text) and not _NUMBER.fullmatch(text):
+    if _FILE.fullmatch(text):
         return "file"
     return "word"
 
 
 def tokenize(text: str) -> list[Token]:
-    """Tokens with their spans; sentence punctuation at a word's end is not part of it."""
+    """Tokens in order; sentence punctuation at a word's end is not part of it."""
     out = []
     for match in _TOKEN.finditer(text):
         inner = next((g for g in ("sq", "dq", "bq") if match.group(g) is not None), None)
         if inner is not None:
-            start, end = match.span(inner)
             if match.group(inner).strip():
-                out.append(Token(match.group(inner), start, end, "str"))
+                out.append(Token(match.group(inner), "str"))
             continue
         word = match.group(0).rstrip(_EDGE_PUNCT)
         if word:
-            start = match.start()
-            out.append(Token(word, start, start + len(word), kind_of(word)))
+            out.append(Token(word, kind_of(word)))
     return out
 
 
@@ -157,8 +153,9 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     """Fill the row's slots from the aligned spans of `new_input` and rewrite the value.
     Alignment runs over content tokens (no stop words), words in their canonical form, so
     "a new folder named logs" aligns `logs` with `build` in "a directory called build"."""
-    key_tokens = [t for t in tokenize(key) if _content(t)]
-    input_tokens = [t for t in tokenize(new_input) if _content(t)]
+    key_all, input_all = tokenize(key), tokenize(new_input)
+    key_tokens = [t for t in key_all if _content(t)]
+    input_tokens = [t for t in input_all if _content(t)]
     aligned = _align(key_tokens, input_tokens)
     fills: dict[str, str] = {}
     used: set[int] = set()
@@ -191,8 +188,8 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     _place_by_context(key_tokens, input_tokens, unfilled, fills, used)
     still = [s["text"] for s in unfilled if s["kind"] in DISTINCTIVE and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
-    negated = _negated(key) != _negated(new_input) or _opposed(
-        key_tokens, input_tokens, key, new_input
+    negated = _negated(key_all) != _negated(input_all) or _opposed(
+        key_tokens, input_tokens, key_all, input_all
     )
     fit = _fit(key_tokens, input_tokens, aligned, slots, fills, negated)
     return Adaptation(text, fills, still, fit)
@@ -260,19 +257,21 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
     return (matched / union if union else 0.0) * factor
 
 
-def _opposed(key: list[Token], new: list[Token], key_text: str, new_text: str) -> bool:
+def _opposed(
+    key: list[Token], new: list[Token], key_all: list[Token], new_all: list[Token]
+) -> bool:
     """Whether the input says the opposite of one of the key's words (and not that word), or
     turns a conversion around ("from LF to CRLF" for "from CRLF to LF")."""
     key_forms, new_forms = set(_forms(key)), set(_forms(new))
     if any(opposite(a, b) for a in key_forms - new_forms for b in new_forms - key_forms):
         return True
-    there, back = _direction(key_text), _direction(new_text)
+    there, back = _direction(key_all), _direction(new_all)
     return there is not None and back is not None and there != back and there == back[::-1]
 
 
-def _direction(text: str) -> tuple[str, str] | None:
+def _direction(tokens: list[Token]) -> tuple[str, str] | None:
     """The words after "from" and after the next "to"/"into", when the text has both."""
-    words = [t.lower for t in tokenize(text)]
+    words = [t.lower for t in tokens]
     if "from" not in words:
         return None
     start = words.index("from")
@@ -282,10 +281,10 @@ def _direction(text: str) -> tuple[str, str] | None:
     return canonical(words[start + 1]), canonical(words[ends[0] + 1])
 
 
-def _negated(text: str) -> bool:
+def _negated(tokens: list[Token]) -> bool:
     return any(
         t.lower in NEGATIONS or t.lower.endswith("n't") or t.lower.startswith("non-")
-        for t in tokenize(text)
+        for t in tokens
     )
 
 
