@@ -210,7 +210,8 @@ class Trainer:
                 return loss
 
         backwarded = time.perf_counter()
-        key = tuple(id(example) for example in val) if val else None
+        # The val set by content: object ids can be reused by another set once this one is gone.
+        key = json.dumps([dataclasses.asdict(e) for e in val], sort_keys=True) if val else None
         result = await self.optimizer.step(grads, gate, {"kernel_calls": calls}, gate_key=key)
         self.last_timing = {
             "forward_s": forwarded - started,
