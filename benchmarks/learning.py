@@ -37,6 +37,7 @@ from typing import Any
 from mcp_harness import demo
 from mcp_harness.kernels.config import make_kernel
 from mcp_harness.terminal.pool import shutdown
+from mcp_harness.training.outcomes import task_run
 from mcp_harness.training.tasksets import Task, bundled, load_task_set
 from mcp_harness.training.trainer import Example, Trainer
 
@@ -56,16 +57,12 @@ class Outcome:
 async def outcomes(trainer: Trainer, examples: list[Example]) -> list[Outcome]:
     """One forward over `examples`: passed, and failed after a confident command."""
     report = await trainer.forward(examples)
-    graph, run = report.graph, report.run
     result = []
-    for index, element in enumerate(report.elements):
-        steps = [
-            run.element(graph.nodes["command"], (index, step))
-            for step in range(element.meta.get("iterations", 0))
-        ]
-        commands = tuple(c.text if c.status.ok else "-" for c in steps if c is not None)
-        wrong = not element.status.ok and any(c != "-" for c in commands)
-        result.append(Outcome(element.status.ok, wrong, commands))
+    for index in range(len(examples)):
+        done = task_run(report, index)
+        commands = tuple(s.text if s.ok else "-" for s in done.steps)
+        wrong = not done.passed and any(s.ok for s in done.steps)
+        result.append(Outcome(done.passed, wrong, commands))
     return result
 
 

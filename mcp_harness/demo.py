@@ -28,6 +28,7 @@ from typing import Any
 
 from mcp_harness.errors import HarnessError, broken_install
 from mcp_harness.paths import ENV_HOME
+from mcp_harness.training.outcomes import task_run
 from mcp_harness.training.tasksets import Task, load_task_set
 from mcp_harness.training.trainer import Example, Lines, Trainer
 
@@ -195,30 +196,23 @@ def _report(
 ) -> int:
     """Print each task's outcome and commands (with `brief`, no checks and screens); returns
     how many failed."""
-    graph, forward = result.graph, result.run
     failed = 0
     if not brief:
         out("\n3. Results")
-    for index, (example, element) in enumerate(zip(examples, result.elements, strict=True)):
-        passed = element.status.ok
-        failed += not passed
-        steps = element.meta.get("iterations", 0)
-        commands = []
-        for step in range(steps):
-            command = forward.element(graph.nodes["command"], (index, step))
-            if command is not None:
-                commands.append(command.text if command.status.ok else "(no matching experience)")
-        out(f"{'' if brief else chr(10)}[{'PASS' if passed else 'FAIL'}] {example.inputs['task']}")
+    for index, example in enumerate(examples):
+        done = task_run(result, index)
+        failed += not done.passed
+        commands = [s.text if s.ok else "(no matching experience)" for s in done.steps]
+        verdict = "PASS" if done.passed else "FAIL"
+        out(f"{'' if brief else chr(10)}[{verdict}] {example.inputs['task']}")
         out(f"   {_steps(commands)}")
         if brief:
             continue
-        if not passed and element.meta.get("reason"):
-            out(f"   why: {element.meta['reason']}")
+        if not done.passed and done.element.meta.get("reason"):
+            out(f"   why: {done.element.meta['reason']}")
         out(f"   check: {example.inputs['check']}")
-        last = forward.element(graph.nodes["screen"], (index, max(steps - 1, 0)))
-        final = element.text if passed or last is None else last.text
         out("   final screen:")
-        for line in [line for line in final.splitlines() if line.strip()][-4:]:
+        for line in [line for line in done.screen.splitlines() if line.strip()][-4:]:
             out(f"     {line}")
     if seconds is None:
         return failed

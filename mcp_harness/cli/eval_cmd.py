@@ -75,40 +75,20 @@ def scratch_module(name: str, scratch: Path) -> Any:
     return modules.load(str(path), experience_overrides=copies)
 
 
-def _node_fed_to(graph: Any, ops: tuple[str, ...]) -> Any:
-    """The first input of the first node running one of `ops` (what the module types)."""
-    for op in ops:
-        for node in graph.nodes.values():
-            if node.op.name == op and node.inputs:
-                return node.inputs[0]
-    return None
-
-
 def _task_report(report: Any, index: int, example: Any) -> dict[str, Any]:
     """Task `index` of a forward `report`: passed, commands per step, final screen, reason."""
-    graph, run, element = report.graph, report.run, report.elements[index]
-    command = _node_fed_to(graph, ("ft_tmux_run", "ft_tmux_send_keys"))
-    screen = next((n for n in graph.nodes.values() if n.op.name == "ft_tmux_capture_pane"), None)
-    steps = max(1, int(element.meta.get("iterations", 1)))
-    commands: list[str] = []
-    if command is not None:
-        for step in range(steps if len(command.shape) > 1 else 1):
-            found = run.element(command, (index, step)[: len(command.shape)])
-            if found is not None:
-                commands.append(found.text if found.status.ok else f"(none: {found.text})")
-    last = None
-    if screen is not None:
-        last = run.element(screen, (index, steps - 1)[: len(screen.shape)])
-    passed = element.status.ok
-    final = element.text if passed or last is None else last.text
+    from mcp_harness.training.outcomes import task_run
+
+    done = task_run(report, index)
     task = {
         "task": example.inputs.get("task", json.dumps(example.inputs, ensure_ascii=False)),
-        "passed": passed,
-        "commands": commands,
-        "screen": "\n".join([ln for ln in final.splitlines() if ln.strip()][-SCREEN_LINES:]),
+        "passed": done.passed,
+        "commands": [s.text if s.ok else f"(none: {s.text})" for s in done.steps],
+        "screen": "\n".join([ln for ln in done.screen.splitlines() if ln.strip()][-SCREEN_LINES:]),
     }
-    if not passed:
-        meta = element.meta
+    if not done.passed:
+        meta = done.element.meta
+        steps = max(1, int(meta.get("iterations", 1)))
         output = str(meta.get("check_output", "")).strip()
         check = f"the check {meta['check']!r}" if meta.get("check") else "its check"
         task["reason"] = meta.get("reason") or (
