@@ -142,9 +142,15 @@ def test_wording(name: str) -> None:
 
 
 def _is_param(token: str, params: set[str]) -> bool:
-    """A parameter word, or a part of one (`2` of `-f2`)."""
-    parts = {q for p in params for q in re.split(r"(?<=\D)(?=\d)|(?<=\d)(?=\D)|[^\w.]", p)}
-    return token in params or token in parts
+    """A parameter word, a part of one (`2` of `-f2`), or a word it begins (`part_aa` of the
+    prefix `part_`)."""
+    split = (q for p in params for q in re.split(r"(?<=\D)(?=\d)|(?<=\d)(?=\D)|[^\w.]", p))
+    parts = {r for q in split for r in (q, q.lstrip("0"))}  # `5` of `%05d`
+    return (
+        token in params
+        or token in parts
+        or any(len(p) > 2 and p.endswith("_") and token.startswith(p) for p in params)
+    )
 
 
 def _shape(tokens) -> tuple[str, ...]:
@@ -174,11 +180,11 @@ def test_heldout_parameters_are_new(name: str) -> None:
         assert params, row["inputs"]["task"]
         for other in family:
             if other["split"] != "heldout":
-                shared = params & (
+                shared = {p for p in params if len(p) > 1} & (
                     _tokens(other["targets"]["command"]) | _tokens(other["targets"]["decision"])
                 )
                 assert not shared, (row["inputs"]["task"], other["inputs"]["task"], shared)
-        names = {p for p in params if not p.isdigit()} | _components(row["files"])
+        names = {p for p in params if not p.isdigit() and len(p) > 1} | _components(row["files"])
         assert not names & seen_names, (row["inputs"]["task"], names & seen_names)
         assert row["targets"]["command"] not in {r["targets"]["command"] for r in seen}
 
