@@ -40,6 +40,10 @@ from mcp_harness.training.trainer import Example, Trainer
          "Replace red with blue in colors.txt", "sed -i 's/red/blue/g' colors.txt"),
         ("Extract column 2 of scores.csv into second.txt", "cut -d, -f2 scores.csv > second.txt",
          "Extract column 4 of grades.csv into fourth.txt", "cut -d, -f4 grades.csv > fourth.txt"),
+        ("Pad the numbers in a.txt to 3 digits into b.txt",
+         "awk '{printf \"%03d\\n\", $1}' a.txt > b.txt",
+         "Pad the numbers in c.txt to 6 digits into d.txt",
+         "awk '{printf \"%06d\\n\", $1}' c.txt > d.txt"),
     ],
 )  # fmt: skip
 def test_slots_are_filled_from_the_aligned_spans(key, value, new_input, adapted) -> None:
@@ -81,6 +85,12 @@ def test_a_parameter_without_counterpart_is_reported() -> None:
         ("Convert run.cmd from CRLF to LF line endings", "sed -i 's/\\r$//' run.cmd",
          "Convert go.cmd from LF to CRLF line endings",
          "Convert go.cmd from CRLF to LF line endings"),
+        ("Sort a.csv by column 2, smallest first, into b.csv", "sort -t, -n -k2,2 a.csv > b.csv",
+         "Sort c.csv by column 3, largest first, into d.csv",
+         "Sort c.csv by column 3, smallest first, into d.csv"),
+        ("Write the basename of each path in p.txt to n.txt", "xargs basename -a < p.txt > n.txt",
+         "Write the dirname of each path in q.txt to m.txt",
+         "Write the basename of each path in q.txt to m.txt"),
     ],
 )  # fmt: skip
 def test_another_operation_in_the_same_words_does_not_fit(key, value, other, same) -> None:

@@ -32,7 +32,7 @@ _EDGE_PUNCT = ".,:;=!?"
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
-_NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<![A-Za-z0-9_.])){}(?![0-9])"  # also `-f2`, `-n5`
+_NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"  # `-f2`, `%05d`
 _COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
 MISSING, SUBSTITUTED, NEGATED, UNFILLED = 0.75, 0.5, 0.1, 0.25
