@@ -82,6 +82,39 @@ def test_run_send_capture_and_validate(runtime: Path, tmp_path: Path) -> None:
     asyncio.run(_kill(run))
 
 
+def test_send_text_types_pieces_with_every_space(runtime: Path, tmp_path: Path) -> None:
+    """Typed piece by piece (one-character pieces, leading, trailing and repeated spaces, a
+    tab), the command line is the pieces joined, nothing dropped."""
+    pieces = ["echo", " ", "'", "a", "  ", "b", "'", "\t", "x", " ", " y", "  "]
+    nodes: list[dict] = [
+        const("cwd", [str(tmp_path)]),
+        {"id": "session", "op": "ft_tmux_create_session", "inputs": ["cwd"], "args": {"name": "p"}},
+    ]
+    for i, piece in enumerate(pieces):
+        nodes.append(const(f"piece{i}", [piece]))
+        nodes.append(
+            {"id": f"sent{i}", "op": "ft_tmux_send_text", "inputs": [f"piece{i}", "session"]}
+        )
+    nodes += [
+        const("enter", ["Enter"]),
+        {"id": "pressed", "op": "ft_tmux_send_keys", "inputs": ["enter", "session"]},
+        {"id": "idle", "op": "ft_validate_prompt_idle", "inputs": ["pressed", "session"]},
+        {"id": "shot", "op": "ft_tmux_capture_pane", "inputs": ["session"]},
+        {
+            "id": "all",
+            "op": "ft_sequential",
+            "inputs": [*(f"sent{i}" for i in range(len(pieces))), "idle", "shot"],
+        },
+    ]
+    g = graph(nodes, "all")
+    run = Run(tmp_path / "run")
+    [done] = asyncio.run(run.forward(g.output))
+    assert done.status.ok, done
+    assert [run.element(g.nodes[f"sent{i}"], (0,)).meta["sent"] for i in range(12)] == pieces
+    assert "\na  b x y\n" in done.text, done.text
+    asyncio.run(_kill(run))
+
+
 async def _kill(run: Run) -> None:
     for session in run.sessions.values():
         await session.kill()

@@ -30,7 +30,10 @@ async def _session(run: Run, node: FutureTensor, coords: Coords, trajectory: str
     return session, None
 
 
-def _strip(text: str, prefix: str) -> str:
+def _strip(text: str, prefix: str, exact: bool = False) -> str:
+    """The payload without `prefix`; trimmed of surrounding whitespace unless `exact`."""
+    if exact:
+        return text[len(prefix) :] if prefix and text.startswith(prefix) else text
     text = text.strip()
     return text[len(prefix) :].strip() if prefix and text.startswith(prefix) else text
 
@@ -72,6 +75,7 @@ class _Act(Op):
 
     arity = 2
     ARGS = {"strip_prefix": (str, "")}
+    exact = False  # whether the text is acted on as given, surrounding whitespace included
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
         payload = await run.get(node.inputs[0], coords, trajectory)
@@ -81,7 +85,8 @@ class _Act(Op):
         if failed:
             return failed
         try:
-            return await self.act(session, _strip(payload.text, self.args["strip_prefix"]))
+            text = _strip(payload.text, self.args["strip_prefix"], self.exact)
+            return await self.act(session, text)
         except TerminalError as exc:
             return Element(exc.message, Status.failed(1.0))
 
@@ -108,9 +113,11 @@ class TmuxRun(_Act):
 
 @register
 class SendText(_Act):
-    """Type text literally (every space and symbol intact), no Enter. Text: the screen after."""
+    """Type text literally (every space and symbol intact, leading and trailing ones too), no
+    Enter, so a command can be typed piece by piece. Text: the screen after."""
 
     name = "ft_tmux_send_text"
+    exact = True
 
     async def act(self, session: TerminalSession, text: str) -> Element:
         await session.send_text(text)
