@@ -206,7 +206,7 @@ def _chunks(text: str, limit: int) -> list[str]:
     return pieces
 
 
-def _key(name: str) -> str | None:
+def key_name(name: str) -> str | None:
     """The canonical tmux key name for `name`, or None if it is not one."""
     if not isinstance(name, str):
         return None
@@ -542,7 +542,7 @@ class TerminalSession:
         """Press tmux keys in order (Enter, Escape, Tab, C-c, M-x, F5, ...); text: send_text."""
         names = []
         for key in keys:
-            canonical = _key(key)
+            canonical = key_name(key)
             if canonical is None:
                 raise TerminalError(
                     f"unknown key {key!r} for terminal session {self.name!r}", fix=VALID_KEYS

@@ -1,6 +1,6 @@
 """Registered ops. Importing this package registers all of them in `base.OPS`."""
 
-from mcp_harness.runtime.ops import control, expert, shape, terminal, text, validators
+from mcp_harness.runtime.ops import control, expert, files, shape, terminal, text, validators
 from mcp_harness.runtime.ops.base import OPS, Op, ShapeError, register
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "ShapeError",
     "control",
     "expert",
+    "files",
     "register",
     "shape",
     "terminal",

@@ -107,3 +107,20 @@ class Format(Op):
                 "use {0}..{n-1} in the template",
             ) from None
         return Element(text, Status.confidence(min(p.status.value for p in parts)))
+
+
+@register
+class FirstLine(Op):
+    """The first line of the input text that is not blank (an expert's answer without the
+    chatter after it); none fails the element."""
+
+    name = "ft_first_line"
+
+    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        source = await run.get(node.inputs[0], coords, trajectory)
+        if not source.status.ok:
+            return Element(source.text, source.status)
+        line = next((line for line in source.text.splitlines() if line.strip()), None)
+        if line is None:
+            return Element("", Status.failed(0.1), {"reason": "the text has no non-blank line"})
+        return Element(line.rstrip(), source.status)

@@ -12,7 +12,7 @@ from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
 from mcp_harness.runtime.ops.base import Op, register
 from mcp_harness.runtime.ops.terminal import _session
 from mcp_harness.runtime.status import Status
-from mcp_harness.terminal.session import TerminalError
+from mcp_harness.terminal.session import VALID_KEYS, TerminalError, key_name
 
 
 def _verdict(subject: Element, passed: bool, **meta) -> Element:
@@ -99,3 +99,25 @@ class ValidateCommand(Op):
         result = await asyncio.to_thread(run_exact, check, cwd=cwd, merged=True, owner=run.panes)
         output = result.stdout.decode("utf-8", "replace")[-2000:]
         return _verdict(subject, result.exit_code == 0, check=check, check_output=output)
+
+
+@register
+class ValidateCtrl(Op):
+    """Passes when the input (after `strip_prefix`) is tmux key names, space separated
+    (`C-c`, `Enter`, `Up Up Enter`), as `ft_tmux_send_keys` takes them; otherwise it fails
+    and names the first word that is not a key."""
+
+    name = "ft_validate_ctrl"
+    ARGS = {"strip_prefix": (str, "")}
+
+    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        subject = await run.get(node.inputs[0], coords, trajectory)
+        text, prefix = subject.text.strip(), self.args["strip_prefix"]
+        if prefix and text.startswith(prefix):
+            text = text[len(prefix) :]
+        names = text.split()
+        bad = next((name for name in names if key_name(name) is None), None)
+        if not names or bad is not None:
+            reason = f"{bad!r} is not a tmux key" if bad else "no key names"
+            return _verdict(subject, False, error=f"{reason}; {VALID_KEYS}")
+        return _verdict(subject, True, keys=[key_name(name) for name in names])
