@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcp_harness.errors import CorruptTensorError, HarnessError
+from mcp_harness.storage import layout
 from mcp_harness.storage.layout import element_relpath
 from mcp_harness.tensor import SymbolicTensor
 
@@ -66,7 +67,7 @@ def test_written_directory_follows_the_rules_exactly(tmp_path: Path) -> None:
     tensor = SymbolicTensor.make(nested, tmp_path, uid="t1")
     tensor.save()
 
-    expected = {"shape": b"[4, 4]"}
+    expected = {"shape": b"[4, 4]", "stride": b"[4, 1]"}
     for r in range(4):
         for c in range(4):
             if nested[r][c] is not None:
@@ -77,7 +78,7 @@ def test_written_directory_follows_the_rules_exactly(tmp_path: Path) -> None:
 
 def test_scalar_tensor_uses_storage_0(tmp_path: Path) -> None:
     SymbolicTensor.make("only", tmp_path, uid="s")
-    assert tree(tmp_path / "s") == {"shape": b"[]", "storage/0/data": b"only"}
+    assert tree(tmp_path / "s") == {"shape": b"[]", "stride": b"[]", "storage/0/data": b"only"}
     assert SymbolicTensor.load(tmp_path / "s").get(()) == "only"
 
 
@@ -134,3 +135,39 @@ def test_dangling_view_link_counts_as_absent(tmp_path: Path) -> None:
     tensor = SymbolicTensor.load(tensor_dir)
     assert tensor.coef.tolist() == [0.0]
     assert tensor.get((0,)) is None
+
+
+def test_shape_is_written_with_the_seeds_stride(tmp_path: Path) -> None:
+    """`stride` beside `shape` is what torch gives a contiguous tensor, as the seed's
+    dump_tensor writes it (its load_tensor requires the file)."""
+    import torch
+
+    for shape in [(), (3,), (2, 3), (4, 0, 2), (2, 3, 4)]:
+        tensor_dir = tmp_path / f"t{len(shape)}-{layout.numel(shape)}"
+        tensor_dir.mkdir()
+        layout.write_shape(tensor_dir, shape)
+        stride = json.loads((tensor_dir / layout.STRIDE_FILE).read_text())
+        assert stride == list(torch.empty(shape).stride()), shape
+        assert layout.read_shape(tensor_dir) == shape
+
+
+def test_a_seed_dump_of_a_non_contiguous_view_is_refused(tmp_path: Path) -> None:
+    """A transposed view dumped by the seed keeps its storage order: read row-major it would
+    put elements in the wrong places, so it is refused with the fix."""
+    dump = tmp_path / "transposed"
+    dump.mkdir()
+    (dump / "shape").write_text("[3, 2]")
+    (dump / "stride").write_text("[1, 3]")
+    for flat in range(6):
+        layout.write_element(dump, flat, f"e{flat}")
+    with pytest.raises(HarnessError, match=r"non-contiguous view.*\[2, 1\]") as info:
+        layout.read_shape(dump)
+    assert "contiguous copy" in info.value.fix
+    (dump / "stride").write_text("[2, 1]")  # contiguous: read as is
+    assert layout.read_shape(dump) == (3, 2)
+    (dump / "shape").write_text("[1, 6]")
+    (dump / "stride").write_text("[99, 1]")  # a size-1 dimension's stride says nothing
+    assert layout.read_shape(dump) == (1, 6)
+    (dump / "stride").write_text('"x"')
+    with pytest.raises(CorruptTensorError, match="stride"):
+        layout.read_shape(dump)

@@ -2,8 +2,11 @@
 
 `<root>/<uid>/shape` holds a JSON list; element `i` (row-major flat index) lives at
 `<root>/<uid>/storage/<decimal digits of i, one directory each>/data`, so 12 -> `storage/1/2/data`.
-A missing element file means the element is absent. Anything else in the directory is a sidecar
-that the layout ignores.
+A missing element file means the element is absent. `stride` (a JSON list) is written beside
+`shape` as the seed's `dump_tensor` writes it, so the seed's `load_tensor` reads tensors made
+here; tensors here are always row-major (contiguous), and a seed dump of a non-contiguous view
+is refused with the fix rather than read in the wrong order. Anything else in the directory is
+a sidecar that the layout ignores.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from mcp_harness.errors import CorruptTensorError, HarnessError
 from mcp_harness.storage.atomic import atomic_write
 
 SHAPE_FILE = "shape"
+STRIDE_FILE = "stride"
 STORAGE_DIR = "storage"
 DATA_FILE = "data"
 
@@ -89,11 +93,55 @@ def read_shape(tensor_dir: Path) -> tuple[int, ...]:
             f"{path}: shape must be a JSON list of non-negative integers, got {text.strip()!r}",
             "write a JSON list such as [2, 3]",
         )
-    return tuple(value)
+    shape = tuple(value)
+    _check_stride(tensor_dir, shape)
+    return shape
+
+
+def contiguous_stride(shape: tuple[int, ...] | list[int]) -> list[int]:
+    """Row-major strides, as torch gives them for a contiguous tensor of `shape`."""
+    stride, step = [], 1
+    for size in reversed(shape):
+        stride.append(step)
+        step *= max(size, 1)
+    return stride[::-1]
+
+
+def shape_files(shape: tuple[int, ...] | list[int]) -> dict[str, str]:
+    """The `shape` and `stride` files' contents, for writers that commit them in one step."""
+    return {STRIDE_FILE: json.dumps(contiguous_stride(shape)), SHAPE_FILE: json.dumps(list(shape))}
 
 
 def write_shape(tensor_dir: Path, shape: tuple[int, ...], *, durable: bool = True) -> None:
-    atomic_write(tensor_dir / SHAPE_FILE, json.dumps(list(shape)), durable=durable)
+    for name, text in shape_files(shape).items():
+        atomic_write(tensor_dir / name, text, durable=durable)
+
+
+def _check_stride(tensor_dir: Path, shape: tuple[int, ...]) -> None:
+    """A `stride` file, when there is one, must be the contiguous stride of `shape`."""
+    path = tensor_dir / STRIDE_FILE
+    try:
+        stride = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CorruptTensorError(
+            f"{path}: stride is not a JSON list", "write the JSON list torch's stride() gives"
+        ) from None
+    if not isinstance(stride, list) or len(stride) != len(shape):
+        raise CorruptTensorError(
+            f"{path}: stride {stride!r} does not match shape {list(shape)}",
+            "write one stride per dimension, or remove the stride file",
+        )
+    contiguous = contiguous_stride(shape)
+    # A dimension of size 1 is never stepped over, so its stride says nothing.
+    if any(a != b for a, b, size in zip(stride, contiguous, shape, strict=True) if size > 1):
+        raise HarnessError(
+            f"{tensor_dir}: stride {stride} is a non-contiguous view (a contiguous tensor of "
+            f"shape {list(shape)} has stride {contiguous}); its elements are not in row-major "
+            "order",
+            "dump a contiguous copy from the seed (for example one made with slice_tensor)",
+        )
 
 
 def _flat_from_parts(parts: tuple[str, ...]) -> int | None:
