@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.limits import limits
+from mcp_harness.redaction import redact
 
 
 @dataclass
@@ -39,9 +41,9 @@ class Job:
             "kind": self.kind,
             "description": self.description,
             "state": self.state,
-            "progress": self.progress,
+            "progress": redact(self.progress),
             "seconds": round(time.time() - self.started, 1),
-            "error": self.error,
+            "error": None if self.error is None else redact(self.error),
             "result": self.result if self.state == "done" else None,
         }
 
@@ -51,7 +53,11 @@ class ServerState:
     jobs: dict[str, Job] = field(default_factory=dict)
 
     def start(self, kind: str, description: str, work: Callable[[Job], Awaitable[Any]]) -> Job:
-        """Run `work(job)` in the background; it may update `job.progress` as it goes."""
+        """Run `work(job)` in the background; it may update `job.progress` as it goes (at
+        most `limits.jobs` running at once)."""
+        running = sum(job.state == "running" for job in self.jobs.values())
+        if running >= limits().jobs:
+            raise limits().exceeded("background jobs running", running + 1, "jobs")
         job = Job(uuid.uuid4().hex[:10], kind, description)
 
         async def runner() -> None:

@@ -18,8 +18,9 @@ from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.paths import runtime_dir
+from mcp_harness.server.confine import allowed_path
 from mcp_harness.server.output import fit
-from mcp_harness.server.tools_experience import allowed_path, harness_tool
+from mcp_harness.server.tools_experience import harness_tool
 from mcp_harness.terminal.pool import socket_path
 from mcp_harness.terminal.session import TerminalError, TerminalSession
 

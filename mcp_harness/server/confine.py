@@ -1,0 +1,93 @@
+"""Which files the server may touch for a client: the one path rule and the symlink checks.
+
+A client-given path must lie, symlinks resolved, inside an allowed root: the data home, the
+server's working directory (or the client's MCP roots, when it offers them) and the
+directories in `MCP_HARNESS_ALLOWED_DIRS` (os.pathsep separated). A directory the server
+then reads or writes as a whole (an experience, a module, a training run) must not hold a
+symlink that leads out of those roots: a module or experience copied from elsewhere could
+otherwise make the server write to, read from or export any file of the user's.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from mcp_harness.errors import HarnessError
+from mcp_harness.paths import data_home
+
+ENV_ALLOWED_DIRS = "MCP_HARNESS_ALLOWED_DIRS"
+
+# The MCP client's roots for the call being served (None: the client offers none).
+client_roots: contextvars.ContextVar[tuple[Path, ...] | None] = contextvars.ContextVar(
+    "client_roots", default=None
+)
+
+
+def allowed_roots() -> list[Path]:
+    """The directories client-given paths must stay in (symlinks resolved), in order."""
+    offered = client_roots.get()
+    roots = [data_home(), *(offered if offered is not None else [Path.cwd()])]
+    extra = os.environ.get(ENV_ALLOWED_DIRS, "")
+    roots += [Path(p).expanduser() for p in extra.split(os.pathsep) if p.strip()]
+    resolved: list[Path] = []
+    for root in roots:
+        real = root.absolute().resolve()
+        if real not in resolved:
+            resolved.append(real)
+    return resolved
+
+
+def _outside(path: str | Path, real: Path, roots: Iterable[Path], what: str) -> HarnessError:
+    shown = repr(str(path)) + ("" if str(path) == str(real) else f" ({real})")
+    return HarnessError(
+        f"{what} {shown} is outside the directories this server may use: "
+        + ", ".join(str(r) for r in roots),
+        f"use a path under one of them, or add its directory to {ENV_ALLOWED_DIRS} "
+        f"(separated by {os.pathsep!r}) in the server's environment and restart the server",
+    )
+
+
+def allowed_path(path: str | Path, what: str = "path") -> Path:
+    """`path` made absolute with symlinks resolved, if it lies inside an allowed directory;
+    otherwise a HarnessError naming the path, the allowed directories and the fix."""
+    raw = Path(path).expanduser()
+    real = (raw if raw.is_absolute() else Path.cwd() / raw).resolve()
+    roots = allowed_roots()
+    if any(real.is_relative_to(root) for root in roots):
+        return real
+    raise _outside(path, real, roots, what)
+
+
+def confined_tree(top: Path, what: str) -> Path:
+    """`top` (allowed) after checking that no symlink under it leads out of the allowed
+    roots; the error names the link and where it points."""
+    top = allowed_path(top, what)
+    roots = allowed_roots()
+    pending = [top]
+    while pending:
+        directory = pending.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                real = Path(os.path.realpath(entry.path))
+                if not any(real.is_relative_to(root) for root in roots):
+                    raise HarnessError(
+                        f"{what} {top}: {entry.path} is a symlink to {real}, outside the "
+                        "directories this server may use: " + ", ".join(map(str, roots)),
+                        "replace the link by a copy of the file, or remove it",
+                    )
+            elif entry.is_dir(follow_symlinks=False):
+                pending.append(Path(entry.path))
+    return top
+
+
+def confined_file(path: Path, what: str) -> Path:
+    """`path` itself and, if it is a symlink, what it points to must be inside the roots."""
+    allowed_path(path.parent, what)
+    return allowed_path(path, what)
