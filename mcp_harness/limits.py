@@ -31,11 +31,13 @@ class Limits:
     results_files: int = 200  # long-result files kept in <data home>/server/results/
     results_bytes: int = 200 * 1024 * 1024  # and their total size
 
-    def exceeded(self, what: str, value: float, key: str) -> HarnessError:
+    def exceeded(
+        self, what: str, value: float, key: str, instead: str = "make it smaller"
+    ) -> HarnessError:
         """The error for `what` being `value` over the limit `key`."""
         return HarnessError(
             f"{what} ({value:,}) exceeds the limit {key} = {getattr(self, key):,}",
-            f"make it smaller, or raise `{key}` in the [{SECTION}] table of {config_file()}",
+            f"{instead}, or raise `{key}` in the [{SECTION}] table of {config_file()}",
         )
 
 

@@ -1,4 +1,5 @@
-"""What lives as long as the server process: background jobs (module runs, training)."""
+"""What lives as long as the server process: background jobs (module runs, training), at
+most `limits.jobs` running at once, and the lock of each terminal."""
 
 from __future__ import annotations
 
@@ -51,13 +52,16 @@ class Job:
 @dataclass
 class ServerState:
     jobs: dict[str, Job] = field(default_factory=dict)
+    # One command at a time per terminal: terminal_run holds its terminal's lock.
+    terminal_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def terminal_lock(self, name: str) -> asyncio.Lock:
+        return self.terminal_locks.setdefault(name, asyncio.Lock())
 
     def start(self, kind: str, description: str, work: Callable[[Job], Awaitable[Any]]) -> Job:
         """Run `work(job)` in the background; it may update `job.progress` as it goes (at
         most `limits.jobs` running at once)."""
-        running = sum(job.state == "running" for job in self.jobs.values())
-        if running >= limits().jobs:
-            raise limits().exceeded("background jobs running", running + 1, "jobs")
+        self.check_room()
         job = Job(uuid.uuid4().hex[:10], kind, description)
 
         async def runner() -> None:
@@ -75,6 +79,18 @@ class ServerState:
         job.task = asyncio.get_running_loop().create_task(runner())
         self.jobs[job.id] = job
         return job
+
+    def check_room(self) -> None:
+        """A HarnessError if another job would exceed the `jobs` limit."""
+        running = sum(job.state == "running" for job in self.jobs.values())
+        caps = limits()
+        if running >= caps.jobs:
+            raise caps.exceeded(
+                "background jobs running, with this one",
+                running + 1,
+                "jobs",
+                "wait for a job to end (job_status) or stop one (job_stop)",
+            )
 
     def get(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)

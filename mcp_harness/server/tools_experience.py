@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.store import Experience, Row, StoredRow
+from mcp_harness.limits import limits
 from mcp_harness.paths import experience_home, resolve_experience
 from mcp_harness.server.confine import confined_tree
 from mcp_harness.server.errors import tool_errors
@@ -181,6 +182,14 @@ def _row(stored: StoredRow, limit: int = LIMIT_CHARS // 2) -> dict[str, Any]:
     }
 
 
+def _check_cells(**cells: str | None) -> None:
+    """Every given cell within the `cell_chars` limit."""
+    caps = limits()
+    for name, text in cells.items():
+        if text is not None and len(text) > caps.cell_chars:
+            raise caps.exceeded(f"{name}: characters", len(text), "cell_chars")
+
+
 # ---- tools ---------------------------------------------------------------------------------
 
 
@@ -232,6 +241,7 @@ def register(server: MCPServer) -> None:
         """Append one row to an experience (secrets are redacted before it is stored)."""
         from mcp_harness.experience.keywords import keywords_text
 
+        _check_cells(query=query, key=key, value=value)
         keywords = query if query is not None else keywords_text(key)
         entry, created = _entry(experience, create=create)
         with entry.lock:
@@ -258,6 +268,7 @@ def register(server: MCPServer) -> None:
         the old text is replaced."""
         if all(v is None for v in (query, key, value, weight)):
             raise HarnessError("nothing to change", "give query, key, value or weight")
+        _check_cells(query=query, key=key, value=value)
         with opened(experience) as exp:
             stored = exp.patch(row, query=query, key=key, value=value, weight=weight)
             return RowResult(experience=str(exp.path), rows=len(exp), entry=_row(stored))

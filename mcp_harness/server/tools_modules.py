@@ -27,6 +27,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.limits import limits
 from mcp_harness.server.confine import allowed_path, confined_file, confined_tree
 from mcp_harness.server.errors import tool_errors
 from mcp_harness.server.output import LIMIT_CHARS, fit
@@ -367,10 +368,16 @@ async def start_run(
     from mcp_harness.kernels.config import make_kernel
     from mcp_harness.runtime import module as modules
 
+    state.check_room()
+
     def prepare() -> tuple[Any, Any, Any, dict[str, list[str]], Any]:
         loaded = modules.load(confined_module(module))
         runner = make_kernel(kernel)
         batch, bound = _run_inputs(loaded, inputs, dims)
+        size = len(next(iter(batch.values()), []))
+        caps = limits()
+        if size > caps.batch:
+            raise caps.exceeded("tasks in this run", size, "batch", "run fewer at once")
         _fresh_workdirs(loaded, batch)
         graph, forward = modules.prepare(loaded, batch, kernel=runner, dims=bound)
         return loaded, graph, forward, batch, runner
@@ -441,6 +448,10 @@ async def start_training(
     from mcp_harness.runtime import module as modules
     from mcp_harness.training import job as training
 
+    state.check_room()
+    caps = limits()
+    if batch > caps.batch:
+        raise caps.exceeded("batch", batch, "batch")
     data_path = allowed(data)
     val_path = allowed(val) if val is not None else None
     for label, path in (("data", data_path), ("val", val_path)):
