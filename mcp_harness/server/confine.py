@@ -19,6 +19,8 @@ from mcp_harness.errors import HarnessError
 from mcp_harness.paths import data_home
 
 ENV_ALLOWED_DIRS = "MCP_HARNESS_ALLOWED_DIRS"
+NAME_BYTES = 255  # one path component (NAME_MAX)
+PATH_BYTES = 4096  # a whole path (PATH_MAX)
 
 # The MCP client's roots for the call being served (None: the client offers none).
 client_roots: contextvars.ContextVar[tuple[Path, ...] | None] = contextvars.ContextVar(
@@ -50,9 +52,34 @@ def _outside(path: str | Path, real: Path, roots: Iterable[Path], what: str) -> 
     )
 
 
+def check_name(text: str, what: str) -> str:
+    """`text` (a name or a path a client gave) if the file system can hold it as given: no NUL
+    or control character (ESC, CR, newline would end up in directory names), no component over
+    NAME_BYTES bytes, no path over PATH_BYTES; else a HarnessError saying which."""
+    if "\0" in text:
+        raise HarnessError(f"{what} {text!r} contains a NUL byte", f"give the {what} without it")
+    control = next((c for c in text if ord(c) < 32 or 127 <= ord(c) < 160), None)
+    if control is not None:
+        raise HarnessError(
+            f"{what} {text!r} contains the control character {control!r}",
+            "use printable characters only",
+        )
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > PATH_BYTES:
+        raise HarnessError(f"{what} is {size} bytes long", f"keep it under {PATH_BYTES} bytes")
+    for part in text.split("/"):
+        if len(part.encode("utf-8", "surrogatepass")) > NAME_BYTES:
+            raise HarnessError(
+                f"{what} {text[:60]!r}…: the part {part[:40]!r}… is over {NAME_BYTES} bytes",
+                f"use names of at most {NAME_BYTES} bytes",
+            )
+    return text
+
+
 def allowed_path(path: str | Path, what: str = "path") -> Path:
     """`path` made absolute with symlinks resolved, if it lies inside an allowed directory;
     otherwise a HarnessError naming the path, the allowed directories and the fix."""
+    check_name(str(path), what)
     raw = Path(path).expanduser()
     real = (raw if raw.is_absolute() else Path.cwd() / raw).resolve()
     roots = allowed_roots()

@@ -31,9 +31,19 @@ def redacted(value: Any) -> Any:
     return value
 
 
+def _os_error(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return str(
+        HarnessError(
+            f"{exc.strerror or exc}{where}",
+            "check the names and paths given, their permissions and free space",
+        )
+    )
+
+
 def tool_errors(fn: F) -> F:
-    """Wrap a tool so HarnessError reaches the client as `is_error` with message and fix, and
-    results and errors are redacted."""
+    """Wrap a tool so HarnessError (and an OSError of the file system) reaches the client as
+    `is_error` with message and fix, and results and errors are redacted."""
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -42,6 +52,8 @@ def tool_errors(fn: F) -> F:
                 return redacted(await fn(*args, **kwargs))
             except HarnessError as exc:
                 raise ToolError(redact(str(exc))) from None
+            except OSError as exc:
+                raise ToolError(redact(_os_error(exc))) from None
 
         return wrapper  # type: ignore[return-value]
 
@@ -51,5 +63,7 @@ def tool_errors(fn: F) -> F:
             return redacted(fn(*args, **kwargs))
         except HarnessError as exc:
             raise ToolError(redact(str(exc))) from None
+        except OSError as exc:
+            raise ToolError(redact(_os_error(exc))) from None
 
     return sync_wrapper  # type: ignore[return-value]

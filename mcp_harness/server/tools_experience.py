@@ -27,7 +27,7 @@ from mcp_harness.errors import HarnessError
 from mcp_harness.experience.store import Experience, Row, StoredRow
 from mcp_harness.limits import limits
 from mcp_harness.paths import experience_home, resolve_experience
-from mcp_harness.server.confine import confined_tree
+from mcp_harness.server.confine import check_name, confined_tree
 from mcp_harness.server.errors import tool_errors
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.storage import layout
@@ -67,6 +67,7 @@ _cache_lock = threading.Lock()
 def experience_path(name_or_path: str) -> Path:
     """Where experience `name_or_path` lives (checked against the allowed directories, with
     no symlink in it leading out of them)."""
+    check_name(name_or_path, "experience")
     return confined_tree(resolve_experience(name_or_path), "experience")
 
 

@@ -28,7 +28,7 @@ from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import limits
-from mcp_harness.server.confine import allowed_path, confined_file, confined_tree
+from mcp_harness.server.confine import allowed_path, check_name, confined_file, confined_tree
 from mcp_harness.server.errors import tool_errors
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.server.state import Job, ServerState
@@ -163,7 +163,7 @@ def confined_module(module: str) -> str:
     from mcp_harness.runtime import module as modules
     from mcp_harness.runtime.graph import load_spec
 
-    given = module
+    given = check_name(module, "module")
     if "/" in module or module.startswith((".", "~")):
         given = str(allowed(module))
     path = confined_tree(modules.resolve(given), "module")
