@@ -187,3 +187,47 @@ async def test_stdio_refuses_a_link_out(work: Path, harness_home: Path) -> None:
         failed, text = await call(client, "experience_edit", experience="shell", row=0, key="x")
     assert failed and f"{cell} is a symlink to" in text
     assert victim(work).read_text() == ORIGINAL
+
+
+async def test_list_allowed_directories(work: Path, harness_home: Path, monkeypatch) -> None:
+    extra = work.parent / "extra"
+    extra.mkdir()
+    monkeypatch.setenv("MCP_HARNESS_ALLOWED_DIRS", str(extra))
+    async with Client(build_server(), mode="legacy") as client:
+        listed = (await client.call_tool("list_allowed_directories", {})).structured_content
+    assert listed["directories"] == [
+        str(harness_home.resolve()),
+        str(work.resolve()),
+        str(extra.resolve()),
+    ]
+    assert listed["sources"][str(work.resolve())] == "server working directory"
+    assert listed["sources"][str(extra.resolve())] == "MCP_HARNESS_ALLOWED_DIRS"
+
+
+async def test_client_roots_replace_the_working_directory(work: Path, harness_home: Path) -> None:
+    from mcp.types import ListRootsResult, Root
+
+    project = work.parent / "project"
+    project.mkdir()
+    asked = []
+
+    async def roots(context: Any) -> ListRootsResult:
+        asked.append(True)
+        return ListRootsResult(roots=[Root(uri=project.as_uri(), name="project")])
+
+    async with Client(build_server(), mode="legacy", list_roots_callback=roots) as client:
+        listed = (await client.call_tool("list_allowed_directories", {})).structured_content
+        assert listed["directories"] == [str(harness_home.resolve()), str(project.resolve())]
+        assert listed["sources"][str(project.resolve())] == "client roots"
+        inside = await call(client, "terminal_create", name="x", cwd=str(work))
+        assert inside[0] and "is outside the directories" in inside[1]
+        made = await call(
+            client,
+            "experience_add",
+            experience=str(project / "exp"),
+            key="k",
+            value="v",
+            create=True,
+        )
+        assert not made[0], made[1]
+    assert asked

@@ -250,6 +250,7 @@ async def test_every_tool_answers_over_stdio(
         "capture_harvest": {"transcripts": None},
         "capture_log": {"n": 5},
         "export_skill": {"module": "coder", "to": str(tmp_path / "skills")},
+        "list_allowed_directories": {},
     }
     async with Client(params, mode="legacy") as client:
         names = [t.name for t in (await client.list_tools()).tools]
