@@ -87,6 +87,17 @@ async def test_huge_shapes_are_refused_before_anything_is_built(harness_home: Pa
         assert not failed and info["output_shape"] == [10**7]
 
 
+async def test_module_run_with_huge_steps_is_refused(harness_home: Path) -> None:
+    async with Client(build_server(), mode="legacy") as client:
+        inputs = {"task": "t", "check": "true"}
+        failed, text = await call(
+            client, "module_run_start", module="coder", inputs=inputs, dims={"steps": 100_000}
+        )
+        assert failed and "100000]" in text and "node_elements" in text
+        failed, listed = await call(client, "job_list")
+        assert not failed and listed["jobs"] == []
+
+
 def _high_water_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
