@@ -29,7 +29,13 @@ def _seed(home: Path) -> None:
 
 
 def _env(home: Path, runtime: Path | None = None) -> dict[str, str]:
-    env = {"MCP_HARNESS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    # PYTHONPATH passes through: a stdio child gets a minimal environment, and a worktree
+    # sharing another checkout's venv must still serve its own code.
+    env = {
+        "MCP_HARNESS_HOME": str(home),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+    }
     if runtime is not None:
         env["MCP_HARNESS_RUNTIME_DIR"] = str(runtime)
     return env
