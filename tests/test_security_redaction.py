@@ -63,6 +63,19 @@ async def test_terminal_results_are_redacted(runtime: Path, tmp_path: Path) -> N
     assert leaked(json.dumps(ran)) == []
 
 
+async def test_a_token_the_terminal_wraps_is_redacted_whole(runtime: Path, tmp_path: Path) -> None:
+    token = KINDS["gitlab-pat"][1]
+    (tmp_path / "wide.txt").write_text("w" * 190 + " " + token + " end\n")
+    async with Client(build_server(), mode="legacy") as client:
+        await ok(client, "terminal_create", name="wrap", cwd=str(tmp_path))
+        ran = await ok(client, "terminal_run", name="wrap", command="cat wide.txt")
+        shown = await ok(client, "terminal_capture", name="wrap")
+        await ok(client, "terminal_kill", name="wrap")
+    for screen in (ran["screen"], shown["screen"]):
+        assert "w" * 190 + " [REDACTED] end" in screen
+        assert token[10:] not in screen and token[:12] not in screen
+
+
 def test_saved_long_results_are_redacted(harness_home: Path) -> None:
     from mcp_harness.server.output import fit
 

@@ -96,7 +96,8 @@ async def _session(name: str) -> TerminalSession:
 
 
 async def _screen(session: TerminalSession) -> str:
-    return fit(await session.capture(), "screen")
+    """The screen with wrapped lines joined (so the redactor sees each token whole), fitted."""
+    return fit(await session.capture(joined=True), "screen")
 
 
 def register(server: MCPServer) -> None:
@@ -159,11 +160,9 @@ def register(server: MCPServer) -> None:
                         'terminal_send_keys(["C-c"]) or answer it with terminal_send_text',
                     )
                 outcome = await session.run(command, timeout)
+                screen = await _screen(session)
         return RunResult(
-            name=name,
-            exit_code=outcome.exit_code,
-            timed_out=outcome.timed_out,
-            screen=fit(outcome.screen, "screen"),
+            name=name, exit_code=outcome.exit_code, timed_out=outcome.timed_out, screen=screen
         )
 
     @harness_tool(server, acts)
