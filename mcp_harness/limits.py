@@ -23,6 +23,7 @@ class Limits:
     node_elements: int = 10_000  # elements of one graph node (product of its shape)
     run_elements: int = 100_000  # elements of all nodes of one graph together
     batch: int = 256  # tasks in one module run or training step
+    steps: int = 1000  # the size of a graph's `steps` dim (iterations of its agent loop)
     jobs: int = 4  # background jobs (runs, training) running at once per server
     terminals: int = 32  # live terminals a server's clients may create
     cell_chars: int = 1_000_000  # characters of one experience cell (query, key or value)

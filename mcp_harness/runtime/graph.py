@@ -89,6 +89,8 @@ def build(
     nodes: dict[str, FutureTensor] = {}
     visiting: set[str] = set()
     caps = limits()
+    if bound.get("steps", 0) > caps.steps:
+        raise caps.exceeded("dim steps", bound["steps"], "steps", "run fewer steps")
     total = 0
 
     def make(node_id: str, wanted_by: str | None) -> FutureTensor:
