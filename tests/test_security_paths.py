@@ -231,3 +231,33 @@ async def test_client_roots_replace_the_working_directory(work: Path, harness_ho
         )
         assert not made[0], made[1]
     assert asked
+
+
+async def test_links_planted_after_opening_cannot_redirect_writes(
+    work: Path, harness_home: Path
+) -> None:
+    exp = harness_home / "experience" / "shell"
+    async with Client(build_server(), mode="legacy") as client:
+        failed, text = await call(
+            client, "experience_add", experience="shell", key="k", value="v", create=True
+        )
+        assert not failed, text
+        cells = sorted((exp / "storage").glob("*/data"))
+        for cell in cells:  # every cell of row 0 now leads to the victim
+            cell.unlink()
+            cell.symlink_to(victim(work))
+        failed, text = await call(
+            client, "experience_edit", experience="shell", row=0, query="q", key="x", value="y"
+        )
+        assert failed and f"leads to {victim(work)}" in text, text
+        for cell in cells:
+            cell.unlink()
+        rows = exp / "rows.jsonl"
+        outside_rows = work.parent / "outside" / "rows.jsonl"
+        rows.rename(outside_rows)
+        before = outside_rows.read_text()
+        rows.symlink_to(outside_rows)
+        failed, text = await call(client, "experience_add", experience="shell", key="k", value="v")
+        assert failed and "refusing to write" in text and "rows.jsonl" in text, text
+        assert outside_rows.read_text() == before
+    assert victim(work).read_text() == ORIGINAL

@@ -5,7 +5,9 @@ server's working directory (or the client's MCP roots, when it offers them) and 
 directories in `MCP_HARNESS_ALLOWED_DIRS` (os.pathsep separated). A directory the server
 then reads or writes as a whole (an experience, a module, a training run) must not hold a
 symlink that leads out of those roots: a module or experience copied from elsewhere could
-otherwise make the server write to, read from or export any file of the user's.
+otherwise make the server write to, read from or export any file of the user's. Every file a
+tool call writes is checked again at the write (`guard_write`, the storage write guard), so a
+link planted after the directory was checked cannot redirect a write either.
 """
 
 from __future__ import annotations
@@ -28,15 +30,21 @@ client_roots: contextvars.ContextVar[tuple[Path, ...] | None] = contextvars.Cont
 )
 
 
-def allowed_roots() -> list[Path]:
-    """The directories client-given paths must stay in (symlinks resolved), in order."""
+def _unresolved_roots() -> list[Path]:
+    """The allowed roots as named (absolute, symlinks not resolved): the data home, the
+    client's roots or else the working directory, and MCP_HARNESS_ALLOWED_DIRS."""
     offered = client_roots.get()
     roots = [data_home(), *(offered if offered is not None else [Path.cwd()])]
     extra = os.environ.get(ENV_ALLOWED_DIRS, "")
     roots += [Path(p).expanduser() for p in extra.split(os.pathsep) if p.strip()]
+    return [root.absolute() for root in roots]
+
+
+def allowed_roots() -> list[Path]:
+    """The directories client-given paths must stay in (symlinks resolved), in order."""
     resolved: list[Path] = []
-    for root in roots:
-        real = root.absolute().resolve()
+    for root in _unresolved_roots():
+        real = root.resolve()
         if real not in resolved:
             resolved.append(real)
     return resolved
@@ -112,6 +120,21 @@ def confined_tree(top: Path, what: str) -> Path:
             elif entry.is_dir(follow_symlinks=False):
                 pending.append(Path(entry.path))
     return top
+
+
+def guard_write(path: str, real: str) -> None:
+    """The storage write guard of a tool call: a file named inside the allowed roots must
+    really be written inside them, whatever symlinks lie on the way (files elsewhere, such as
+    a training run's scratch copies in the temp dir, are not the client's to point at)."""
+    roots = allowed_roots()
+    named = [root for root in roots if Path(path).is_relative_to(root)]
+    named += [r for r in _unresolved_roots() if Path(path).is_relative_to(r)]
+    if named and not any(Path(real).is_relative_to(root) for root in roots):
+        raise HarnessError(
+            f"refusing to write {path}: it leads to {real}, outside the directories this "
+            "server may use (a symlink in the experience or module)",
+            "replace the link by a copy of the file, or remove it",
+        )
 
 
 def confined_file(path: Path, what: str) -> Path:

@@ -6,7 +6,8 @@ once; each one reloads itself when another process commits to it. Tools run in w
 so every use of a cached experience holds its own lock.
 
 Paths follow `confine`: inside the allowed roots, and no symlink in an experience leads out
-of them (checked on every call, so a link planted later is refused too).
+of them (the whole tree is checked when an experience is first opened; every write of every
+call is checked by the storage write guard, so a link planted later cannot redirect one).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from mcp_harness.errors import HarnessError
 from mcp_harness.experience.store import Experience, Row, StoredRow
 from mcp_harness.limits import limits
 from mcp_harness.paths import experience_home, resolve_experience
-from mcp_harness.server.confine import check_name, confined_tree
+from mcp_harness.server.confine import allowed_path, check_name, confined_tree
 from mcp_harness.server.errors import tool_errors
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.storage import layout
@@ -65,10 +66,9 @@ _cache_lock = threading.Lock()
 
 
 def experience_path(name_or_path: str) -> Path:
-    """Where experience `name_or_path` lives (checked against the allowed directories, with
-    no symlink in it leading out of them)."""
+    """Where experience `name_or_path` lives (checked against the allowed directories)."""
     check_name(name_or_path, "experience")
-    return confined_tree(resolve_experience(name_or_path), "experience")
+    return allowed_path(resolve_experience(name_or_path), "experience")
 
 
 def known_experiences() -> list[str]:
@@ -103,6 +103,7 @@ def _entry(name_or_path: str, *, create: bool = False) -> tuple[_Entry, bool]:
             return entry, True
         entry = _cache.get(path)
         if entry is None:
+            confined_tree(path, "experience")
             entry = _Entry(Experience.open(path))
             _cache[path] = entry
         return entry, False

@@ -24,6 +24,7 @@ from pydantic import BaseModel, Field
 from mcp_harness.paths import data_home
 from mcp_harness.server import confine
 from mcp_harness.server.tools_experience import harness_tool
+from mcp_harness.storage.atomic import write_guard
 
 ROOTS_WAIT_S = 5.0
 log = logging.getLogger(__name__)
@@ -63,14 +64,17 @@ async def _client_roots(ctx: Any) -> tuple[Path, ...] | None:
 
 
 async def roots_middleware(ctx: Any, call_next: Any) -> Any:
-    """Set the client's roots for the duration of each tools/call."""
+    """Set the client's roots and the storage write guard for the duration of each
+    tools/call."""
     if ctx.method != "tools/call":
         return await call_next(ctx)
-    token = confine.client_roots.set(await _client_roots(ctx))
+    roots = confine.client_roots.set(await _client_roots(ctx))
+    guard = write_guard.set(confine.guard_write)
     try:
         return await call_next(ctx)
     finally:
-        confine.client_roots.reset(token)
+        write_guard.reset(guard)
+        confine.client_roots.reset(roots)
 
 
 def allowed_directories() -> AllowedDirectories:
