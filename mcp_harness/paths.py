@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
+
+from mcp_harness.errors import HarnessError
 
 ENV_HOME = "MCP_HARNESS_HOME"
 ENV_RUNTIME = "MCP_HARNESS_RUNTIME_DIR"
@@ -30,6 +34,30 @@ def runtime_dir() -> Path:
     """
     override = os.environ.get(ENV_RUNTIME)
     return Path(override) if override else Path(f"/tmp/mcp-harness-{os.getuid()}")
+
+
+def check_private_dir(root: Path) -> Path:
+    """Make `root` (mode 0700) if missing, then insist it is a real directory of this user's
+    that nobody else can write: sockets, locks and tmux.conf there are trusted."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        root.mkdir(mode=0o700)
+    info = root.lstat()
+    fix = f"remove it (or set {ENV_RUNTIME} to a directory of your own) and try again"
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        raise HarnessError(f"runtime dir {root} is not a directory (a symlink?)", fix)
+    if info.st_uid != os.getuid():
+        raise HarnessError(
+            f"runtime dir {root} is owned by uid {info.st_uid}, not by you (uid {os.getuid()})",
+            fix,
+        )
+    if info.st_mode & 0o022:
+        raise HarnessError(
+            f"runtime dir {root} has mode {stat.S_IMODE(info.st_mode):04o}: others can write it",
+            f"chmod 700 {root}, or {fix}",
+        )
+    os.chmod(root, 0o700)
+    return root
 
 
 def experience_home() -> Path:

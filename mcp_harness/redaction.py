@@ -1,10 +1,13 @@
-"""Secret redaction for everything the harness writes to disk (command output, transcripts,
-experience rows), so credentials that scroll past in a terminal are never persisted."""
+"""Secret redaction for everything the harness writes to disk or returns to a client (command
+output, transcripts, experience rows, tool results), so credentials that scroll past in a
+terminal are never persisted or passed on."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
+
+from mcp_harness.secret_rules import redact_providers
 
 __all__ = ["REDACTED", "contains_secret", "redact"]
 
@@ -121,15 +124,13 @@ _PASSES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
 
 
 def redact(text: str) -> str:
-    """Return ``text`` with secrets replaced, keeping a recognisable prefix and the line layout."""
+    """Return ``text`` with secrets replaced, keeping a recognisable prefix and the line layout:
+    the passes above, then the provider rules of `secret_rules` (gitleaks' and our own)."""
     for pattern, handler in _PASSES:
         text = pattern.sub(handler, text)
-    return text
+    return redact_providers(text, REDACTED)
 
 
 def contains_secret(text: str) -> bool:
     """Return True if :func:`redact` would change ``text``."""
-    # Passes run in order, so the first pass that changes anything sees the original text.
-    return any(
-        handler(m) != m.group(0) for pattern, handler in _PASSES for m in pattern.finditer(text)
-    )
+    return redact(text) != text

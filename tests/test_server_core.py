@@ -18,7 +18,7 @@ import pytest
 from mcp import Client
 
 from mcp_harness.server.app import build_server
-from mcp_harness.server.tools_experience import ENV_ALLOWED_DIRS, allowed_path
+from mcp_harness.server.confine import ENV_ALLOWED_DIRS, allowed_path
 
 MINE = [
     "experience_search",

@@ -8,7 +8,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from mcp_harness.experience.store import Experience, Row
+from tests.http_fixtures import Served, serve_http
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = Path(sys.executable).parent / "mcp-harness"
@@ -29,7 +29,13 @@ def _seed(home: Path) -> None:
 
 
 def _env(home: Path, runtime: Path | None = None) -> dict[str, str]:
-    env = {"MCP_HARNESS_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    # PYTHONPATH passes through: a stdio child gets a minimal environment, and a worktree
+    # sharing another checkout's venv must still serve its own code.
+    env = {
+        "MCP_HARNESS_HOME": str(home),
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+    }
     if runtime is not None:
         env["MCP_HARNESS_RUNTIME_DIR"] = str(runtime)
     return env
@@ -109,60 +115,19 @@ def test_stdio_server_exits_on_stdin_eof(harness_home: Path, tmp_path: Path) -> 
 # ---- streamable HTTP -----------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _wait_for_port(proc: subprocess.Popen[bytes], port: int) -> None:
-    """Poll connect() until the server accepts, with a bounded deadline; between attempts wait
-    briefly for the other event that ends the wait: the server exiting."""
-    deadline = time.monotonic() + START_DEADLINE_S
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
-                return
-        except OSError:
-            pass
-        try:
-            code = proc.wait(timeout=0.05)
-        except subprocess.TimeoutExpired:
-            continue
-        raise AssertionError(f"the server exited with {code} before listening")
-    raise AssertionError(f"the server did not listen on port {port} within {START_DEADLINE_S} s")
-
-
 @pytest.fixture
-def http_server(harness_home: Path, tmp_path: Path) -> Iterator[str]:
+def http_server(harness_home: Path, tmp_path: Path) -> Iterator[Served]:
     _seed(harness_home)
-    port = _free_port()
-    log = tmp_path / "server.log"
-    with log.open("wb") as stderr:
-        proc = subprocess.Popen(
-            [str(CLI), "serve", "--http", "--port", str(port)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            env={**os.environ, **_env(harness_home)},
-            cwd=tmp_path,
-        )
-    try:
-        _wait_for_port(proc, port)
-        yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    assert f"MCP server at http://127.0.0.1:{port}/mcp" in log.read_text()
+    with serve_http(harness_home, tmp_path) as served:
+        yield served
+    log = served.log.read_text()
+    assert f"MCP server at {served.url}" in log
+    assert f'--header "Authorization: Bearer {served.token}"' in log
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_http_transport(http_server: str, mode: str) -> None:
-    async with Client(http_server, mode=mode) as client:
+async def test_http_transport(http_server: Served, mode: str) -> None:
+    async with http_server.client(mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert {"experience_add", "experience_stats", "graph_validate"} <= names
         added = await client.call_tool(
@@ -291,6 +256,7 @@ async def test_every_tool_answers_over_stdio(
         "capture_harvest": {"transcripts": None},
         "capture_log": {"n": 5},
         "export_skill": {"module": "coder", "to": str(tmp_path / "skills")},
+        "list_allowed_directories": {},
     }
     async with Client(params, mode="legacy") as client:
         names = [t.name for t in (await client.list_tools()).tools]

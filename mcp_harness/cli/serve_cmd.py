@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import os
 import socket
 import sys
+from pathlib import Path
 
 from mcp_harness.errors import HarnessError
 
@@ -35,6 +35,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"HTTP port (default {DEFAULT_PORT})"
     )
+    parser.add_argument(
+        "--token-file",
+        type=Path,
+        help="file holding the bearer token HTTP clients must send (yours, mode 0600); "
+        "default: one generated into <data home>/server/http-token",
+    )
+    parser.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="another Host name clients use to reach the server (repeatable); the bind "
+        "address (and localhost for a loopback bind) is always allowed",
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow binding a non-loopback address (other machines can then reach the port)",
+    )
     parser.set_defaults(run=_serve)
 
 
@@ -52,37 +71,57 @@ def _serve(args: argparse.Namespace) -> int:
                 os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
                 sys.stdout.flush()
         return 0
+    return _serve_http(args)
+
+
+def _serve_http(args: argparse.Namespace) -> int:
+    import anyio
+
+    from mcp_harness.server import http
+    from mcp_harness.server.app import build_server
+
     if not 0 < args.port < 65536:
         raise HarnessError(f"--port {args.port} is not a TCP port", "use 1-65535, e.g. 8765")
+    remote = not http.is_loopback(args.host)
+    if remote and not args.allow_remote:
+        raise HarnessError(
+            f"--host {args.host} is not a loopback address: other machines could reach the "
+            "server, which runs shell commands as you",
+            "bind 127.0.0.1 (the default), or pass --allow-remote to mean it",
+        )
+    for name in args.allowed_host:
+        if not name or any(ch in name for ch in "/ \t@") or not name.isprintable():
+            raise HarnessError(
+                f"--allowed-host {name!r} is not a host name", "give a name such as my-box.lan"
+            )
     _check_port(args.host, args.port)
-    if not _loopback(args.host):
+    token, token_path = http.load_or_create_token(args.token_file)
+    shown = args.host if args.host not in http.WILDCARDS else "HOST"
+    url = f"http://{http.as_host(shown)}:{args.port}{HTTP_PATH}"
+    if remote:
         print(
-            f"mcp-harness: warning: serving on {args.host} without authentication; anyone who "
-            "can reach this port can run commands as you",
+            f"mcp-harness: warning: serving on {args.host}: anyone on the network who has the "
+            "token can run commands as you, and plain HTTP sends it unencrypted",
             file=sys.stderr,
         )
     print(
-        f"mcp-harness: MCP server at http://{args.host}:{args.port}{HTTP_PATH}",
+        f"mcp-harness: MCP server at {url} (bearer token in {token_path})\n"
+        f"mcp-harness: register it with:\n"
+        f'  claude mcp add --transport http harness {url} --header "Authorization: Bearer '
+        f'{token}"',
         file=sys.stderr,
         flush=True,
     )
-    server = build_server()
-    server.run(
-        transport="streamable-http",
+    app = http.build_app(
+        build_server(),
         host=args.host,
         port=args.port,
-        streamable_http_path=HTTP_PATH,
+        path=HTTP_PATH,
+        token=token,
+        extra_hosts=args.allowed_host,
     )
+    anyio.run(http.serve, app, args.host, args.port)
     return 0
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_port(host: str, port: int) -> None:

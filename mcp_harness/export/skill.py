@@ -36,6 +36,7 @@ from typing import Any
 from filelock import FileLock
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.redaction import redact
 from mcp_harness.storage.atomic import fsync_dir
 
 NAME_PATTERN = re.compile(r"^[a-z0-9-]{1,64}$")
@@ -169,6 +170,7 @@ def export_skill(
             ".lock\n.txn/\n",
             encoding="utf-8",
         )
+        _redact_copy(staged, staged / MODULE_DIR)
         files = sum(1 for p in staged.rglob("*") if p.is_file())
         staged.chmod(0o755)
         replaced = _swap_in(staged, final)
@@ -235,6 +237,23 @@ def _copy_module(loaded: Any, destination: Path) -> dict[str, int]:
     if not readme.exists():
         readme.write_text(render_module_readme(spec, rows), encoding="utf-8")
     return rows
+
+
+def _redact_copy(staged: Path, module_copy: Path) -> None:
+    """Redact secrets in the skill's text files (SKILL.md, the launcher, module.json and any
+    other module file) before they leave; experience copies were redacted when stored."""
+    spec = json.loads((module_copy / "module.json").read_text(encoding="utf-8"))
+    experience = [module_copy / str(p) for p in spec.get("experience", {}).values()]
+    for path in staged.rglob("*"):
+        if not path.is_file() or any(path.is_relative_to(e) for e in experience):
+            continue
+        try:
+            text = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            continue
+        clean = redact(text)
+        if clean != text:
+            path.write_text(clean, encoding="utf-8")
 
 
 def _exchange(a: Path, b: Path) -> bool:

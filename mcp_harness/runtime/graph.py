@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.limits import limits
 from mcp_harness.runtime.future import FutureTensor
 from mcp_harness.runtime.ops import OPS
 
@@ -87,8 +88,13 @@ def build(
         raw[entry["id"]] = entry
     nodes: dict[str, FutureTensor] = {}
     visiting: set[str] = set()
+    caps = limits()
+    if bound.get("steps", 0) > caps.steps:
+        raise caps.exceeded("dim steps", bound["steps"], "steps", "run fewer steps")
+    total = 0
 
     def make(node_id: str, wanted_by: str | None) -> FutureTensor:
+        nonlocal total
         if node_id in nodes:
             return nodes[node_id]
         entry = raw.get(node_id)
@@ -124,6 +130,17 @@ def build(
         except HarnessError as exc:
             raise HarnessError(f"node {node_id!r}: {exc.message}", exc.fix) from None
         node = FutureTensor(op, parents, name=node_id)
+        total += node.numel
+        if node.numel > caps.node_elements:
+            raise caps.exceeded(
+                f"node {node_id!r} has shape {list(node.shape)}: its elements",
+                node.numel,
+                "node_elements",
+            )
+        if total > caps.run_elements:
+            raise caps.exceeded(
+                f"the graph's nodes up to {node_id!r} hold elements", total, "run_elements"
+            )
         visiting.discard(node_id)
         nodes[node_id] = node
         return node

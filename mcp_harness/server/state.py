@@ -1,4 +1,5 @@
-"""What lives as long as the server process: background jobs (module runs, training)."""
+"""What lives as long as the server process: background jobs (module runs, training), at
+most `limits.jobs` running at once, and the lock of each terminal."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.limits import limits
+from mcp_harness.redaction import redact
 
 
 @dataclass
@@ -39,9 +42,9 @@ class Job:
             "kind": self.kind,
             "description": self.description,
             "state": self.state,
-            "progress": self.progress,
+            "progress": redact(self.progress),
             "seconds": round(time.time() - self.started, 1),
-            "error": self.error,
+            "error": None if self.error is None else redact(self.error),
             "result": self.result if self.state == "done" else None,
         }
 
@@ -49,9 +52,16 @@ class Job:
 @dataclass
 class ServerState:
     jobs: dict[str, Job] = field(default_factory=dict)
+    # One command at a time per terminal: terminal_run holds its terminal's lock.
+    terminal_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+
+    def terminal_lock(self, name: str) -> asyncio.Lock:
+        return self.terminal_locks.setdefault(name, asyncio.Lock())
 
     def start(self, kind: str, description: str, work: Callable[[Job], Awaitable[Any]]) -> Job:
-        """Run `work(job)` in the background; it may update `job.progress` as it goes."""
+        """Run `work(job)` in the background; it may update `job.progress` as it goes (at
+        most `limits.jobs` running at once)."""
+        self.check_room()
         job = Job(uuid.uuid4().hex[:10], kind, description)
 
         async def runner() -> None:
@@ -69,6 +79,18 @@ class ServerState:
         job.task = asyncio.get_running_loop().create_task(runner())
         self.jobs[job.id] = job
         return job
+
+    def check_room(self) -> None:
+        """A HarnessError if another job would exceed the `jobs` limit."""
+        running = sum(job.state == "running" for job in self.jobs.values())
+        caps = limits()
+        if running >= caps.jobs:
+            raise caps.exceeded(
+                "background jobs running, with this one",
+                running + 1,
+                "jobs",
+                "wait for a job to end (job_status) or stop one (job_stop)",
+            )
 
     def get(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)

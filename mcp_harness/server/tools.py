@@ -9,6 +9,7 @@ from mcp_harness.server import (
     tools_export,
     tools_graph,
     tools_modules,
+    tools_paths,
     tools_terminal,
 )
 
@@ -19,4 +20,5 @@ FAMILIES: list = [
     tools_modules,
     tools_capture,
     tools_export,
+    tools_paths,
 ]

@@ -76,7 +76,7 @@ def _transcripts_root(transcripts: str | None) -> Path | None:
         return default if default.is_dir() else None
     given = Path(transcripts).expanduser().absolute()
     if given.resolve() != default.resolve():
-        from mcp_harness.server.tools_experience import allowed_path
+        from mcp_harness.server.confine import allowed_path
 
         given = allowed_path(transcripts)
     if not given.is_dir():

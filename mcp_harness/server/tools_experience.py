@@ -5,15 +5,14 @@ experiences are cached per path for the life of the server, so the retrieval ind
 once; each one reloads itself when another process commits to it. Tools run in worker threads,
 so every use of a cached experience holds its own lock.
 
-`allowed_path` is the one check for paths a client hands the server (experience, terminal cwd):
-they must stay inside the data home, the server's working directory or a directory listed in
-`MCP_HARNESS_ALLOWED_DIRS` (os.pathsep separated).
+Paths follow `confine`: inside the allowed roots, and no symlink in an experience leads out
+of them (the whole tree is checked when an experience is first opened; every write of every
+call is checked by the storage write guard, so a link planted later cannot redirect one).
 """
 
 from __future__ import annotations
 
 import inspect
-import os
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -27,12 +26,13 @@ from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.store import Experience, Row, StoredRow
-from mcp_harness.paths import data_home, experience_home, resolve_experience
+from mcp_harness.limits import limits
+from mcp_harness.paths import experience_home, resolve_experience
+from mcp_harness.server.confine import allowed_path, check_name, confined_tree
 from mcp_harness.server.errors import tool_errors
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.storage import layout
 
-ENV_ALLOWED_DIRS = "MCP_HARNESS_ALLOWED_DIRS"
 MIN_CELL_CHARS = 2_000
 
 
@@ -52,39 +52,6 @@ def harness_tool(server: MCPServer, annotations: ToolAnnotations) -> Callable[[A
     return decorate
 
 
-# ---- allowed directories -------------------------------------------------------------------
-
-
-def allowed_roots() -> list[Path]:
-    """The directories client-given paths must stay in (symlinks resolved), in order."""
-    roots = [data_home(), Path.cwd()]
-    extra = os.environ.get(ENV_ALLOWED_DIRS, "")
-    roots += [Path(p).expanduser() for p in extra.split(os.pathsep) if p.strip()]
-    resolved: list[Path] = []
-    for root in roots:
-        real = root.absolute().resolve()
-        if real not in resolved:
-            resolved.append(real)
-    return resolved
-
-
-def allowed_path(path: str | Path) -> Path:
-    """`path` made absolute with symlinks resolved, if it lies inside an allowed directory;
-    otherwise a HarnessError naming the path, the allowed directories and the fix."""
-    raw = Path(path).expanduser()
-    real = (raw if raw.is_absolute() else Path.cwd() / raw).resolve()
-    roots = allowed_roots()
-    if any(real.is_relative_to(root) for root in roots):
-        return real
-    shown = repr(str(path)) + ("" if str(path) == str(real) else f" ({real})")
-    raise HarnessError(
-        f"path {shown} is outside the directories this server may use: "
-        + ", ".join(str(r) for r in roots),
-        f"use a path under one of them, or add its directory to {ENV_ALLOWED_DIRS} "
-        f"(separated by {os.pathsep!r}) in the server's environment and restart the server",
-    )
-
-
 # ---- the cache -----------------------------------------------------------------------------
 
 
@@ -100,7 +67,8 @@ _cache_lock = threading.Lock()
 
 def experience_path(name_or_path: str) -> Path:
     """Where experience `name_or_path` lives (checked against the allowed directories)."""
-    return allowed_path(resolve_experience(name_or_path))
+    check_name(name_or_path, "experience")
+    return allowed_path(resolve_experience(name_or_path), "experience")
 
 
 def known_experiences() -> list[str]:
@@ -135,6 +103,7 @@ def _entry(name_or_path: str, *, create: bool = False) -> tuple[_Entry, bool]:
             return entry, True
         entry = _cache.get(path)
         if entry is None:
+            confined_tree(path, "experience")
             entry = _Entry(Experience.open(path))
             _cache[path] = entry
         return entry, False
@@ -215,6 +184,14 @@ def _row(stored: StoredRow, limit: int = LIMIT_CHARS // 2) -> dict[str, Any]:
     }
 
 
+def _check_cells(**cells: str | None) -> None:
+    """Every given cell within the `cell_chars` limit."""
+    caps = limits()
+    for name, text in cells.items():
+        if text is not None and len(text) > caps.cell_chars:
+            raise caps.exceeded(f"{name}: characters", len(text), "cell_chars")
+
+
 # ---- tools ---------------------------------------------------------------------------------
 
 
@@ -266,6 +243,7 @@ def register(server: MCPServer) -> None:
         """Append one row to an experience (secrets are redacted before it is stored)."""
         from mcp_harness.experience.keywords import keywords_text
 
+        _check_cells(query=query, key=key, value=value)
         keywords = query if query is not None else keywords_text(key)
         entry, created = _entry(experience, create=create)
         with entry.lock:
@@ -292,6 +270,7 @@ def register(server: MCPServer) -> None:
         the old text is replaced."""
         if all(v is None for v in (query, key, value, weight)):
             raise HarnessError("nothing to change", "give query, key, value or weight")
+        _check_cells(query=query, key=key, value=value)
         with opened(experience) as exp:
             stored = exp.patch(row, query=query, key=key, value=value, weight=weight)
             return RowResult(experience=str(exp.path), rows=len(exp), entry=_row(stored))

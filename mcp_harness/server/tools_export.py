@@ -1,6 +1,6 @@
 """Export tools: a module becomes a Claude Code skill (`export_skill`).
 
-Paths a client gives follow the server's one rule (`tools_experience.allowed_path`: the data
+Paths a client gives follow the server's one rule (`confine.allowed_path`: the data
 home, the server's working directory, `MCP_HARNESS_ALLOWED_DIRS`); the personal skills dir
 (`~/.claude/skills`, or `$CLAUDE_CONFIG_DIR/skills`) is allowed as a target too, since that is
 where Claude Code looks for a user's skills.
@@ -45,25 +45,18 @@ def _target(to: str | None) -> Path | None:
     real = (raw if raw.is_absolute() else Path.cwd() / raw).resolve()
     if real.is_relative_to(_personal_skills()):
         return real
-    from mcp_harness.server.tools_experience import allowed_path
+    from mcp_harness.server.confine import allowed_path
 
     return allowed_path(real)
 
 
-def _module(module: str) -> str:
-    if "/" in module or module.startswith((".", "~")):
-        from mcp_harness.server.tools_experience import allowed_path
-
-        return str(allowed_path(module))
-    return module
-
-
 def export(module: str, to: str | None = None, name: str | None = None) -> SkillExport:
     from mcp_harness.export.skill import check_name, export_skill
+    from mcp_harness.server.tools_modules import confined_module
 
     if name is not None:
         check_name(name)
-    done = export_skill(_module(module), _target(to), name)
+    done = export_skill(confined_module(module), _target(to), name)
     return SkillExport(
         **done.to_json(),
         next=(

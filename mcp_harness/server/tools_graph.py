@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.paths import data_home
+from mcp_harness.server.confine import confined_tree
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.server.tools_experience import experience_path, harness_tool
 from mcp_harness.storage import layout
@@ -174,7 +175,7 @@ async def _open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[
                 f"graph experience {name!r}: {source!r} is not an experience name or path",
                 f"pass experience={{{name!r}: '<name or path>'}}",
             )
-        path = experience_path(source)
+        path = confined_tree(experience_path(source), "experience")
         if not (path / layout.SHAPE_FILE).is_file():
             raise HarnessError(
                 f"graph experience {name!r}: no experience at {path} (from {source!r})",

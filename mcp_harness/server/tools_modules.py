@@ -27,6 +27,8 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.limits import limits
+from mcp_harness.server.confine import allowed_path, check_name, confined_file, confined_tree
 from mcp_harness.server.errors import tool_errors
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.server.state import Job, ServerState
@@ -151,16 +153,25 @@ def _state(ctx: Context) -> ServerState:
 
 def allowed(path: str) -> Path:
     """A path the server may touch (the data home, its cwd, MCP_HARNESS_ALLOWED_DIRS)."""
-    from mcp_harness.server.tools_experience import allowed_path
-
     return allowed_path(path)
 
 
-def _module_arg(module: str) -> str:
-    """A module name as is; a module path checked against the allowed directories."""
-    if "/" in module or module.startswith(".") or module.startswith("~"):
-        return str(allowed(module))
-    return module
+def confined_module(module: str) -> str:
+    """A module name or path, once its directory and every experience its module.json names
+    are confined: inside the allowed roots, with no symlink leading out of them (training
+    writes that experience, module_show reads it, export_skill copies it)."""
+    from mcp_harness.runtime import module as modules
+    from mcp_harness.runtime.graph import load_spec
+
+    given = check_name(module, "module")
+    if "/" in module or module.startswith((".", "~")):
+        given = str(allowed(module))
+    path = confined_tree(modules.resolve(given), "module")
+    spec = load_spec(path / modules.SPEC)
+    declared = spec.get("experience", {}) if isinstance(spec, dict) else {}
+    for name, relative in declared.items() if isinstance(declared, dict) else ():
+        confined_tree(path / str(relative), f"module {path.name!r} experience {name!r}")
+    return given
 
 
 def _status(job: Job, with_result: bool = True) -> JobStatus:
@@ -219,7 +230,7 @@ def list_modules() -> ModuleList:
 def show_module(module: str) -> ModuleShow:
     from mcp_harness.runtime import module as modules
 
-    loaded = modules.load(_module_arg(module))
+    loaded = modules.load(confined_module(module))
     graph = loaded.graph()
     experience = []
     for name, tensor in loaded.experience.items():
@@ -357,10 +368,16 @@ async def start_run(
     from mcp_harness.kernels.config import make_kernel
     from mcp_harness.runtime import module as modules
 
+    state.check_room()
+
     def prepare() -> tuple[Any, Any, Any, dict[str, list[str]], Any]:
-        loaded = modules.load(_module_arg(module))
+        loaded = modules.load(confined_module(module))
         runner = make_kernel(kernel)
         batch, bound = _run_inputs(loaded, inputs, dims)
+        size = len(next(iter(batch.values()), []))
+        caps = limits()
+        if size > caps.batch:
+            raise caps.exceeded("tasks in this run", size, "batch", "run fewer at once")
         _fresh_workdirs(loaded, batch)
         graph, forward = modules.prepare(loaded, batch, kernel=runner, dims=bound)
         return loaded, graph, forward, batch, runner
@@ -431,6 +448,10 @@ async def start_training(
     from mcp_harness.runtime import module as modules
     from mcp_harness.training import job as training
 
+    state.check_room()
+    caps = limits()
+    if batch > caps.batch:
+        raise caps.exceeded("batch", batch, "batch")
     data_path = allowed(data)
     val_path = allowed(val) if val is not None else None
     for label, path in (("data", data_path), ("val", val_path)):
@@ -442,7 +463,7 @@ async def start_training(
     given: dict[str, Any] = {"epochs": epochs, "batch": batch}
     if kernel is not None:
         given["kernel"] = kernel
-    name = _module_arg(module)
+    name = confined_module(module)
     target = await anyio.to_thread.run_sync(modules.resolve, name)
     busy = [
         job_id
@@ -571,6 +592,7 @@ def show_trace(run_dir: str, step: int | None) -> TraceShow:
                 f"steps recorded: {', '.join(map(str, steps))}",
             )
         path = folder / f"step-{chosen}.jsonl"
+    path = confined_file(path, "trace step file")
     try:
         records = load_records(path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -13,13 +13,16 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.limits import limits
 from mcp_harness.paths import runtime_dir
+from mcp_harness.server.confine import allowed_path
 from mcp_harness.server.output import fit
-from mcp_harness.server.tools_experience import allowed_path, harness_tool
+from mcp_harness.server.tools_experience import harness_tool
 from mcp_harness.terminal.pool import socket_path
 from mcp_harness.terminal.session import TerminalError, TerminalSession
 
@@ -93,7 +96,8 @@ async def _session(name: str) -> TerminalSession:
 
 
 async def _screen(session: TerminalSession) -> str:
-    return fit(await session.capture(), "screen")
+    """The screen with wrapped lines joined (so the redactor sees each token whole), fitted."""
+    return fit(await session.capture(joined=True), "screen")
 
 
 def register(server: MCPServer) -> None:
@@ -116,6 +120,15 @@ def register(server: MCPServer) -> None:
         """Start an interactive bash terminal, or reuse and clear the live one of that name
         (brought back to its prompt, moved to `cwd` if given)."""
         directory = allowed_path(cwd) if cwd is not None else None
+        live = await TerminalSession.list()
+        caps = limits()
+        if name not in live and len(live) >= caps.terminals:
+            raise caps.exceeded(
+                "live terminals, with this one",
+                len(live) + 1,
+                "terminals",
+                "end one with terminal_kill (terminal_list shows them)",
+            )
         session = await TerminalSession.create(name, cwd=directory)
         with _known(name):
             return TerminalInfo(
@@ -124,6 +137,7 @@ def register(server: MCPServer) -> None:
 
     @harness_tool(server, acts)
     async def terminal_run(
+        ctx: Context,
         name: NameArg,
         command: Annotated[str, Field(description="bash command line, run as if typed")],
         timeout: Annotated[
@@ -131,24 +145,24 @@ def register(server: MCPServer) -> None:
         ] = 60,
     ) -> RunResult:
         """Run a command at the terminal's prompt and wait for the prompt to return: exit
-        status and screen. On timeout the command keeps running (`timed_out` true, `exit_code`
-        null), as it does if the call is cancelled: look with terminal_capture, interrupt with
+        status and screen. Calls on one terminal run one after the other, each with its own
+        result. On timeout the command keeps running (`timed_out` true, `exit_code` null), as
+        it does if the call is cancelled: look with terminal_capture, interrupt with
         terminal_send_keys ["C-c"], or answer it with terminal_send_text."""
         session = await _session(name)
-        with _known(name):
-            if not await session.wait_idle(min(IDLE_WAIT_S, timeout)):
-                raise HarnessError(
-                    f"terminal {name!r} is busy: a program is still running or the shell waits "
-                    "for more input",
-                    'see it with terminal_capture; interrupt it with terminal_send_keys(["C-c"]) '
-                    "or answer it with terminal_send_text",
-                )
-            outcome = await session.run(command, timeout)
+        async with ctx.request_context.lifespan_context.terminal_lock(name):
+            with _known(name):
+                if not await session.wait_idle(min(IDLE_WAIT_S, timeout)):
+                    raise HarnessError(
+                        f"terminal {name!r} is busy: a program is still running or the shell "
+                        "waits for more input",
+                        "see it with terminal_capture; interrupt it with "
+                        'terminal_send_keys(["C-c"]) or answer it with terminal_send_text',
+                    )
+                outcome = await session.run(command, timeout)
+                screen = await _screen(session)
         return RunResult(
-            name=name,
-            exit_code=outcome.exit_code,
-            timed_out=outcome.timed_out,
-            screen=fit(outcome.screen, "screen"),
+            name=name, exit_code=outcome.exit_code, timed_out=outcome.timed_out, screen=screen
         )
 
     @harness_tool(server, acts)

@@ -6,8 +6,22 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
+
+# Set by the MCP server for each tool call: called with the absolute and the real path of every
+# file about to be written, so a symlink planted in a tensor cannot redirect a write out of the
+# allowed dirs.
+write_guard: ContextVar[Callable[[str, str], None] | None] = ContextVar("write_guard", default=None)
+
+
+def check_write(path: str | Path) -> None:
+    """Pass `path` (absolute, and with symlinks resolved) to the write guard, if one is set."""
+    guard = write_guard.get()
+    if guard is not None:
+        guard(os.path.abspath(path), os.path.realpath(path))
 
 
 def fsync_dir(directory: Path) -> None:
@@ -28,6 +42,7 @@ def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None
     A symlink at `path` is written through (its target is replaced), so views stay views.
     `durable=False` skips fsync for bulk writes whose commit point is fsynced elsewhere.
     """
+    check_write(path)
     target = Path(os.path.realpath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
     raw = data.encode("utf-8") if isinstance(data, str) else data
@@ -57,6 +72,7 @@ def append_lines(path: Path, lines: list[str]) -> None:
     if any("\n" in line for line in lines):
         raise ValueError("append_lines takes lines without newlines")
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_write(path)
     raw = "".join(line + "\n" for line in lines).encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

@@ -19,7 +19,7 @@ import os
 import shutil
 from pathlib import Path
 
-from mcp_harness.storage.atomic import atomic_write, fsync_dir
+from mcp_harness.storage.atomic import atomic_write, check_write, fsync_dir
 
 TXN_DIR = ".txn"
 JOURNAL = "journal.json"
@@ -67,6 +67,7 @@ class Transaction:
         for relpath, content in files:
             path = os.path.join(root, relpath)
             os.makedirs(os.path.dirname(path), exist_ok=True)
+            check_write(path)
             with open(path, "wb") as handle:
                 handle.write(_raw(content))
             self._written.append(path)
@@ -84,6 +85,9 @@ class Transaction:
                     os.close(fd)
         else:
             os.sync()
+        for relpath, staged in self._ops.items():  # refused before the journal: nothing applies
+            if staged is not None:
+                check_write(os.path.join(self.tensor_dir, relpath))
         atomic_write(self._staging / JOURNAL, json.dumps(self._ops))
         _apply(self.tensor_dir, self._ops)
 

@@ -24,7 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mcp_harness.paths import runtime_dir
+from mcp_harness.paths import check_private_dir, runtime_dir
 from mcp_harness.terminal import protocol
 
 SESSION = "pool"
@@ -136,12 +136,17 @@ def tmux(*args: str, root: Path | None = None) -> subprocess.CompletedProcess[st
 
 
 def prepare(root: Path) -> None:
-    """Create the runtime dir (mode 0700), the pool dir and the tmux config."""
-    (root / "pool").mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o700)
+    """Create the runtime dir (mode 0700; checked private), the pool dir and the tmux config
+    (replaced, never written through, if it is not ours)."""
+    check_private_dir(root)
+    (root / "pool").mkdir(exist_ok=True)
     conf = root / "tmux.conf"
-    if not conf.exists() or conf.read_text() != CONF:
-        conf.write_text(CONF)
+    if conf.is_symlink() or not conf.is_file() or conf.read_text() != CONF:
+        temporary = root / f".tmux.conf.{uuid.uuid4().hex}"
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(CONF)
+        os.replace(temporary, conf)
 
 
 def claim(root: Path | None = None, owner: Panes | None = None) -> Claim:

@@ -558,9 +558,15 @@ class TerminalSession:
 
     # -- observation -----------------------------------------------------------------------
 
-    async def capture(self) -> str:
-        """The visible screen, trailing blank lines dropped."""
-        out = await self._tmux("capture-pane", "-p", "-t", self.pane)
+    async def capture(self, joined: bool = False) -> str:
+        """The visible screen, trailing blank lines dropped. `joined`: lines the terminal
+        wrapped are joined again (what the MCP server returns, so a long token is redacted
+        whole, not in pieces)."""
+        if joined:
+            out = await self._tmux("capture-pane", "-p", "-J", "-t", self.pane)
+            out = "\n".join(line.rstrip(" ") for line in out.split("\n"))
+        else:
+            out = await self._tmux("capture-pane", "-p", "-t", self.pane)
         lines = out.split("\n")
         while lines and not lines[-1].strip():
             lines.pop()

@@ -5,9 +5,11 @@ at the first iteration that validates."""
 from __future__ import annotations
 
 import asyncio
-import re
+
+import regex
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.limits import config_file, limits
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
 from mcp_harness.runtime.ops.base import Op, register
 from mcp_harness.runtime.ops.terminal import _session
@@ -23,7 +25,9 @@ def _verdict(subject: Element, passed: bool, **meta) -> Element:
 @register
 class ValidateRegex(Op):
     """Passes when the input text matches a regex: the `pattern` arg, or per element the text of
-    a second input. Multiline search."""
+    a second input. Multiline search, in a worker thread without the GIL and with a time limit
+    (`regex_timeout_s` in config.toml's [limits]), so a catastrophic pattern fails its element
+    instead of freezing the server."""
 
     name = "ft_validate_regex"
     arity = (1, 2)
@@ -40,12 +44,28 @@ class ValidateRegex(Op):
                 f"node {node.name!r}: no regex to validate with",
                 "give a 'pattern' arg or a second input",
             )
+        caps = limits()
         try:
-            found = re.search(pattern, subject.text, re.MULTILINE) is not None
-        except re.error as exc:
+            match = await asyncio.to_thread(
+                regex.search,
+                pattern,
+                subject.text,
+                regex.MULTILINE,
+                concurrent=True,
+                timeout=caps.regex_timeout_s,
+            )
+        except regex.error as exc:
             raise HarnessError(
                 f"node {node.name!r}: bad regex {pattern!r}: {exc}", "fix the pattern"
             ) from None
+        except TimeoutError:
+            raise HarnessError(
+                f"node {node.name!r}: regex {pattern[:80]!r} did not finish within the limit "
+                f"regex_timeout_s = {caps.regex_timeout_s:g} s",
+                "use a pattern without nested repetition such as (a+)+, or raise "
+                f"`regex_timeout_s` in the [limits] table of {config_file()}",
+            ) from None
+        found = match is not None
         return _verdict(subject, found, pattern=pattern)
 
 
