@@ -261,3 +261,25 @@ async def test_links_planted_after_opening_cannot_redirect_writes(
         assert failed and "refusing to write" in text and "rows.jsonl" in text, text
         assert outside_rows.read_text() == before
     assert victim(work).read_text() == ORIGINAL
+
+
+async def test_graph_run_reads_no_file_outside_the_roots(work: Path, harness_home: Path) -> None:
+    """`ft_read_file` in a client's graph reads inside the allowed roots only, whatever
+    directory the graph names (a second input) or link it follows."""
+    (work / "mine.txt").write_text("inside text\n")
+    (work / "link.txt").symlink_to(victim(work))
+    spec = {
+        "nodes": [
+            {"id": "name", "op": "ft_const",
+             "args": {"value": ["mine.txt", "victim.txt", "link.txt"]}},
+            {"id": "dir", "op": "ft_const",
+             "args": {"value": [str(work), str(victim(work).parent), str(work)]}},
+            {"id": "read", "op": "ft_read_file", "inputs": ["name", "dir"]},
+        ],
+        "output": "read",
+    }  # fmt: skip
+    async with Client(build_server(), mode="legacy") as client:
+        _, text = await call(client, "graph_run", spec=spec, inputs={})
+    assert "inside text" in text
+    assert ORIGINAL.strip() not in text
+    assert "outside the directories this server may use" in text

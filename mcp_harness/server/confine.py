@@ -137,6 +137,14 @@ def guard_write(path: str, real: str) -> None:
         )
 
 
+def guard_read(path: str, real: str) -> None:
+    """The read guard of a tool call: a file a graph op reads must lie, symlinks resolved,
+    inside the allowed roots."""
+    roots = allowed_roots()
+    if not any(Path(real).is_relative_to(root) for root in roots):
+        raise _outside(path, Path(real), roots, "file")
+
+
 def confined_file(path: Path, what: str) -> Path:
     """`path` itself and, if it is a symlink, what it points to must be inside the roots."""
     allowed_path(path.parent, what)

@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field
 from mcp_harness.paths import data_home
 from mcp_harness.server import confine
 from mcp_harness.server.tools_experience import harness_tool
-from mcp_harness.storage.atomic import write_guard
+from mcp_harness.storage.atomic import read_guard, write_guard
 
 ROOTS_WAIT_S = 5.0
 log = logging.getLogger(__name__)
@@ -64,15 +64,17 @@ async def _client_roots(ctx: Any) -> tuple[Path, ...] | None:
 
 
 async def roots_middleware(ctx: Any, call_next: Any) -> Any:
-    """Set the client's roots and the storage write guard for the duration of each
-    tools/call."""
+    """Set the client's roots and the storage read and write guards for the duration of
+    each tools/call."""
     if ctx.method != "tools/call":
         return await call_next(ctx)
     roots = confine.client_roots.set(await _client_roots(ctx))
     guard = write_guard.set(confine.guard_write)
+    reads = read_guard.set(confine.guard_read)
     try:
         return await call_next(ctx)
     finally:
+        read_guard.reset(reads)
         write_guard.reset(guard)
         confine.client_roots.reset(roots)
 

@@ -17,9 +17,20 @@ from typing import Any
 write_guard: ContextVar[Callable[[str, str], None] | None] = ContextVar("write_guard", default=None)
 
 
+# The same for files a graph op reads on a client's behalf (`ft_read_file`).
+read_guard: ContextVar[Callable[[str, str], None] | None] = ContextVar("read_guard", default=None)
+
+
 def check_write(path: str | Path) -> None:
     """Pass `path` (absolute, and with symlinks resolved) to the write guard, if one is set."""
     guard = write_guard.get()
+    if guard is not None:
+        guard(os.path.abspath(path), os.path.realpath(path))
+
+
+def check_read(path: str | Path) -> None:
+    """Pass `path` (absolute, and with symlinks resolved) to the read guard, if one is set."""
+    guard = read_guard.get()
     if guard is not None:
         guard(os.path.abspath(path), os.path.realpath(path))
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from mcp_harness.errors import HarnessError
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
 from mcp_harness.runtime.ops.base import Op, register
 from mcp_harness.runtime.status import Status
+from mcp_harness.storage.atomic import check_read
 
 MAX_BYTES = 1 << 20
 
@@ -16,8 +18,9 @@ MAX_BYTES = 1 << 20
 class ReadFile(Op):
     """Per element: the text of the file its input names, relative to the second input's
     directory (default: the run's working directory). A file outside that directory (by `..`,
-    an absolute path or a symlink), missing, or over `max_bytes` fails the element with the
-    reason; bytes that are not UTF-8 are replaced, never an error."""
+    an absolute path or a symlink) or, in the server, outside the directories it may use,
+    missing, or over `max_bytes` fails the element with the reason; bytes that are not UTF-8
+    are replaced, never an error."""
 
     name = "ft_read_file"
     arity = (1, 2)
@@ -37,7 +40,7 @@ class ReadFile(Op):
             return Element(reason, Status.failed(0.0), {"path": name})
         try:
             text = _read(Path(base), name, self.args["max_bytes"])
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, HarnessError) as exc:
             return Element(f"cannot read {name!r}: {exc}", Status.failed(0.0), {"path": name})
         return Element(text, Status.confidence(1.0), {"path": name})
 
@@ -50,6 +53,7 @@ def _read(base: Path, name: str, limit: int) -> str:
     path = (root / name).resolve()
     if not path.is_relative_to(root):
         raise ValueError(f"it is outside {root}")
+    check_read(path)  # in the server: inside the directories it may use
     with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as handle:
         if os.fstat(handle.fileno()).st_size > limit:
             raise ValueError(f"it is larger than max_bytes={limit}")
