@@ -422,7 +422,8 @@ class TerminalSession:
         async def cleared() -> bool | None:
             return True if await self.capture() == "$" else None
 
-        await _poll(cleared, REUSE_TIMEOUT_S)
+        if not await _poll(cleared, REUSE_TIMEOUT_S):
+            return False  # not cleared in time: a fresh shell is started instead
         await self._tmux("clear-history", "-t", self.pane)
         return True
 
