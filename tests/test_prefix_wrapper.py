@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -251,6 +252,11 @@ def _start(prefix: Path, env: dict[str, str], cmd: str, work: Path, snapshot: Pa
 GATED = "echo a; while [ ! -e go ]; do sleep 0.01; done; echo b; exit 3"
 
 
+def _has_socket(pid: int) -> bool:
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fd).startswith("socket:") for fd in fds.iterdir())
+
+
 def _mirror_pids(runtime: Path, key: str) -> list[int]:
     marker = f"serve\0{runtime}\0{key}\0".encode()
     found = []
@@ -274,11 +280,15 @@ def test_recorder_dying_mid_command_changes_nothing(
     wait_records(home, 1)
     proc = _start(prefix, environment, GATED, tmp_path, snapshot)
     _wait_for_output(tmp_path / "out", b"a\n")
+    until(lambda: _has_socket(proc.pid), "the wrapper's connection to its mirror")
     if what == "tmux-server":
         tmux("kill-server", root=own_runtime)
     else:
         for pid in _mirror_pids(own_runtime, "dying"):
+            gone = os.pidfd_open(pid)
             os.kill(pid, signal.SIGKILL)
+            select.select([gone], [], [], DEADLINE_S)  # dead, its sockets closed
+            os.close(gone)
     (tmp_path / "go").touch()
     assert proc.wait(timeout=DEADLINE_S) == 3
     assert (tmp_path / "out").read_bytes() == b"a\nb\n"
@@ -340,3 +350,37 @@ def test_records_go_to_the_callers_home(prefix: Path, env, tmp_path: Path, snaps
     other = {**env, "MCP_HARNESS_HOME": str(tmp_path / "other-home")}
     call(prefix, other, "echo elsewhere", tmp_path, snapshot)
     assert [r["command"] for r in wait_records(tmp_path / "other-home", 1)] == ["echo elsewhere"]
+
+
+def test_pipe_stdout_runs_unchanged_and_is_recorded_without_output(
+    prefix: Path, env, tmp_path: Path, snapshot: Path
+) -> None:
+    """Not Claude Code's file mode: nothing to read back, the call is still recorded."""
+    line = composite("echo piped; echo err >&2; exit 2", tmp_path / "cwd", snapshot)
+    runs = [
+        subprocess.run(
+            argv, env=env, cwd=tmp_path, capture_output=True, start_new_session=True, timeout=60
+        )
+        for argv in (["/bin/bash", "-c", line], [str(prefix), line])
+    ]
+    assert [(r.returncode, r.stdout, r.stderr) for r in runs] == [(2, b"piped\n", b"err\n")] * 2
+    [record] = wait_records(Path(env["MCP_HARNESS_HOME"]), 1)
+    assert (record["exit_code"], record["output"], record["output_bytes"]) == (2, "", None)
+
+
+def test_a_stuck_mirror_never_holds_a_call(
+    prefix: Path, own_runtime: Path, tmp_path: Path, snapshot: Path
+) -> None:
+    home = tmp_path / "home"
+    environment = make_env(own_runtime, home, "stuck")
+    call(prefix, environment, "echo warm", tmp_path, snapshot)
+    wait_records(home, 1)
+    [mirror] = _mirror_pids(own_runtime, "stuck")
+    os.kill(mirror, signal.SIGSTOP)
+    try:
+        for n in range(3):
+            assert call(prefix, environment, f"echo while-stopped-{n}", tmp_path, snapshot).out
+    finally:
+        os.kill(mirror, signal.SIGCONT)
+    commands = [r["command"] for r in wait_records(home, 4)]
+    assert commands[1:] == [f"echo while-stopped-{n}" for n in range(3)]

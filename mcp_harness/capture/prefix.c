@@ -273,10 +273,17 @@ static int open_mirror(const char *key, const char **why) {
         return -1;
     }
     struct timeval limit = {0, 200000}; /* never wait long on a stuck mirror */
-    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    /* Non-blocking connect: a stuck mirror with a full backlog gives EAGAIN, never a wait. */
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (sock >= 0 && connect(sock, (struct sockaddr *)&addr, sizeof addr) == 0) {
+        fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) & ~O_NONBLOCK);
         setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
         return sock;
+    }
+    if (sock >= 0 && errno == EAGAIN) {
+        close(sock);
+        *why = "the session's mirror is not accepting calls";
+        return -1;
     }
     if (sock >= 0) close(sock);
     int pair[2];
