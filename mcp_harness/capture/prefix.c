@@ -26,6 +26,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -249,7 +250,8 @@ static int start_mirror(int fd, const char *key) {
         int null = open("/dev/null", O_RDWR);
         dup2(null, 0); dup2(null, 1); dup2(null, 2);
         dup2(fd, 3);
-        for (int i = 4; i < 1024; i++) close(i);
+        if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
+            for (int i = 4; i < 1024; i++) close(i);
         char code[8192];
         snprintf(code, sizeof code,
                  "import sys; sys.path.insert(0, sys.argv.pop(1)); "
