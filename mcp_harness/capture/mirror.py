@@ -52,6 +52,7 @@ SESSION = "capture"
 IDLE_EXIT_S = 30 * 60
 KEEP = OUTPUT_LIMIT * 4  # bytes read back for the record (UTF-8 text of at most OUTPUT_LIMIT)
 DISPLAY_CAP = 64 * 1024
+COMMAND_CAP = 4 * 1024  # characters of the command shown in the pane (a heredoc can be huge)
 DISPLAY_TAIL = 16 * 1024
 BARRIER_TIMEOUT_S = 0.25
 HANDOVER = b"H"
@@ -126,7 +127,8 @@ class Mirror:
         command = model_command(composite)
         head, total, tail = _output(call, begin, finish)
         before = self.capture()
-        self.show(b"\x1b[1m$ " + _safe(command.encode()) + b"\x1b[0m\n")
+        shown = command if len(command) <= COMMAND_CAP else command[:COMMAND_CAP] + " […]"
+        self.show(b"\x1b[1m$ " + _safe(shown.encode()) + b"\x1b[0m\n")
         if total is None:
             self.show(b"\x1b[2m[output not captured: not a regular file]\x1b[0m\n")
         else:
