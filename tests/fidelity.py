@@ -55,6 +55,7 @@ def spawn(
     merged: bool,
     cwd_file: Path,
     preexec: Callable[[], None] | None = None,
+    during: Callable[[subprocess.Popen], None] | None = None,
     timeout: float = 60,
 ) -> Seen:
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -83,6 +84,8 @@ def spawn(
         if not merged:
             os.close(err)
     try:
+        if during:
+            during(proc)
         status = proc.wait(timeout=timeout)
     finally:
         ours.close()
@@ -136,6 +139,7 @@ def both(
     cwd: Path | None = None,
     preexec: Callable[[], None] | None = None,
     before_each: Callable[[], None] | None = None,
+    during: Callable[[subprocess.Popen], None] | None = None,
 ) -> tuple[Seen, Seen]:
     """(plain bash, wrapper) on the identical composite, cwd, env and parent attributes. The cwd
     file path is the same for both, so a command that prints it cannot tell them apart."""
@@ -156,6 +160,7 @@ def both(
                 merged=merged,
                 cwd_file=cwd_file,
                 preexec=preexec,
+                during=during,
             )
         )
     return results[0], results[1]

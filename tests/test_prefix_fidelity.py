@@ -328,6 +328,38 @@ def test_dev_stdout_and_fsync(merged: bool, prefix: Path, env, snapshot: Path, t
     check(expected, wrapped, "dev-stdout")
 
 
+def _running(marker: bytes) -> bool:
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if Path(f"/proc/{entry}/cmdline").read_bytes() == b"sleep\0" + marker + b"\0":
+                    return True
+            except OSError:
+                continue
+    return False
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1])
+def test_signal_to_the_spawned_process(
+    signum: signal.Signals, prefix: Path, env, snapshot: Path, tmp_path: Path
+) -> None:
+    """A signal sent to the process Claude Code spawned, while the command runs a child."""
+    marker = f"0.5{os.getpid()}{int(signum)}".encode()
+
+    def send(proc) -> None:
+        deadline = time.monotonic() + 30
+        while not _running(marker):
+            assert time.monotonic() < deadline, "the command never started its sleep"
+            time.sleep(0.005)
+        os.kill(proc.pid, signum)
+
+    cmd = f"trap 'echo trapped-usr1' USR1; echo start; sleep {marker.decode()}; echo after $?"
+    expected, wrapped = both(
+        cmd, prefix=prefix, env=env, work=tmp_path, merged=True, snapshot=snapshot, during=send
+    )
+    check(expected, wrapped, signum.name)
+
+
 def test_the_comparison_can_fail(prefix: Path, env, snapshot: Path, tmp_path: Path) -> None:
     """The harness sees a difference when there is one (here: a umask only one side has)."""
     runs = []
