@@ -336,6 +336,18 @@ static int begin(int sock, const char *cmd, const struct stream *out, const stru
     return rc;
 }
 
+/* vfork in a frame of its own, so the child (which only execs) cannot clobber main's. */
+static __attribute__((noinline)) pid_t spawn_shell(char **args, const struct sigaction *chld, int leader) {
+    pid_t pid = vfork();
+    if (pid == 0) {
+        if (chld) sigaction(SIGCHLD, chld, NULL);
+        if (leader) setsid();
+        execv(args[0], args);
+        _exit(127);
+    }
+    return pid;
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) execl("/bin/bash", "/bin/bash", (char *)NULL);
     size_t total = 0;
@@ -373,18 +385,16 @@ int main(int argc, char **argv) {
     sigaction(SIGCHLD, NULL, &chld);
     int reset = chld.sa_handler == SIG_IGN || (chld.sa_flags & SA_NOCLDWAIT);
     if (reset) sigaction(SIGCHLD, &dfl, NULL);
+    /* The shell leads its own session and group, as it would unwrapped. vfork starts it at
+     * once (no page tables copied, we sleep until it has exec'd); it changes no disposition,
+     * unlike glibc's posix_spawn, which leaves its internal signals ignored in the child. */
     int leader = getsid(0) == getpid();
-    child = fork();
+    char *args[] = {(char *)shell, "-c", cmd, NULL};
+    child = spawn_shell(args, reset ? &chld : NULL, leader);
     if (child < 0) {
-        failed("fork failed");
+        failed("the shell could not be started as a child");
         if (reset) sigaction(SIGCHLD, &chld, NULL);
-        execl(shell, shell, "-c", cmd, (char *)NULL);
-        _exit(127);
-    }
-    if (child == 0) {
-        if (reset) sigaction(SIGCHLD, &chld, NULL);
-        if (leader) setsid(); /* the shell leads its own session and group, as it would unwrapped */
-        execl(shell, shell, "-c", cmd, (char *)NULL);
+        execv(shell, args);
         _exit(127);
     }
 
