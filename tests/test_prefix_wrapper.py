@@ -384,3 +384,23 @@ def test_a_stuck_mirror_never_holds_a_call(
         os.kill(mirror, signal.SIGCONT)
     commands = [r["command"] for r in wait_records(home, 4)]
     assert commands[1:] == [f"echo while-stopped-{n}" for n in range(3)]
+
+
+def test_a_secret_across_the_pane_cut_is_never_half_shown(
+    prefix: Path, env, tmp_path: Path, runtime: Path, snapshot: Path
+) -> None:
+    """The pane shows the head and the tail of a long output; a key across the tail's start
+    must be redacted whole, not shown from its middle on (where nothing looks like a key)."""
+    from mcp_harness.capture.mirror import DISPLAY_CAP, DISPLAY_TAIL
+
+    body = "Zx9" * 30
+    after = DISPLAY_TAIL - 50  # the tail starts 55 bytes into the key line
+    cmd = (
+        f"head -c {2 * DISPLAY_CAP} /dev/zero | tr '\\0' a; echo; echo 'sk-ant-api03-{body}';"
+        f" head -c {after} /dev/zero | tr '\\0' b; echo"
+    )
+    call(prefix, env, cmd, tmp_path, snapshot)
+    [record] = wait_records(Path(env["MCP_HARNESS_HOME"]), 1)
+    history = tmux("capture-pane", "-p", "-J", "-S", "-", "-t", record["pane"], root=runtime)
+    assert "bbbb" in history.stdout and "output cut in this pane" in history.stdout
+    assert body[:9] not in history.stdout

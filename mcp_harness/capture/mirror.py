@@ -54,6 +54,7 @@ KEEP = OUTPUT_LIMIT * 4  # bytes read back for the record (UTF-8 text of at most
 DISPLAY_CAP = 64 * 1024
 COMMAND_CAP = 4 * 1024  # characters of the command shown in the pane (a heredoc can be huge)
 DISPLAY_TAIL = 16 * 1024
+TAIL_MARGIN = 4 * 1024  # read before the tail, so a secret across its start is redacted whole
 BARRIER_TIMEOUT_S = 0.25
 HANDOVER = b"H"
 
@@ -127,14 +128,18 @@ class Mirror:
         command = model_command(composite)
         head, total, tail = _output(call, begin, finish)
         before = self.capture()
-        shown = command if len(command) <= COMMAND_CAP else command[:COMMAND_CAP] + " […]"
-        self.show(b"\x1b[1m$ " + _safe(shown.encode()) + b"\x1b[0m\n")
+        # Redact before cutting, so that a secret across a cut is never half shown.
+        shown = _safe(command.encode())
+        if len(shown) > COMMAND_CAP:
+            shown = shown[:COMMAND_CAP] + " […]".encode()
+        self.show(b"\x1b[1m$ " + shown + b"\x1b[0m\n")
         if total is None:
             self.show(b"\x1b[2m[output not captured: not a regular file]\x1b[0m\n")
         else:
-            self.show(_safe(head[:DISPLAY_CAP]))
+            self.show(_safe(head)[:DISPLAY_CAP])
             if total > DISPLAY_CAP:
-                self.show(b"\n\x1b[2m[... output cut in this pane ...]\x1b[0m\n" + _safe(tail))
+                cut = b"\n\x1b[2m[... output cut in this pane ...]\x1b[0m\n"
+                self.show(cut + _safe(tail)[-DISPLAY_TAIL:])
         code, sig = _status(finish)
         status = (
             "[interrupted]"
@@ -161,7 +166,7 @@ class Mirror:
             "exit_code": code,
             "signal": sig,
             "interrupted": finish is None,
-            "output": head[:KEEP].decode("utf-8", "replace")[:OUTPUT_LIMIT],
+            "output": redact(head.decode("utf-8", "replace"))[:OUTPUT_LIMIT],
             "output_bytes": total,
             "screen_before": before,
             "screen_after": after,
@@ -184,8 +189,8 @@ def _status(finish: dict | None) -> tuple[int | None, int | None]:
 
 
 def _output(call: Call, begin: dict, finish: dict | None) -> tuple[bytes, int | None, bytes]:
-    """(first KEEP bytes, total size or None when not readable, last DISPLAY_TAIL bytes) of what
-    the command wrote; stdout then stderr when they are two files."""
+    """(first KEEP bytes, total size or None when not readable, the last DISPLAY_TAIL +
+    TAIL_MARGIN bytes) of what the command wrote; stdout then stderr when they are two files."""
     fds = list(call.fds)
     parts = []
     for name in ("out", "err"):
@@ -205,7 +210,8 @@ def _output(call: Call, begin: dict, finish: dict | None) -> tuple[bytes, int | 
             head += os.pread(fd, min(size, KEEP - len(head)), start)
     if total > DISPLAY_CAP:
         fd, start, size = parts[-1]
-        tail = os.pread(fd, min(size, DISPLAY_TAIL), start + max(size - DISPLAY_TAIL, 0))
+        window = DISPLAY_TAIL + TAIL_MARGIN
+        tail = os.pread(fd, min(size, window), start + max(size - window, 0))
     return bytes(head), total, tail
 
 
