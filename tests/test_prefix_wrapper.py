@@ -73,7 +73,8 @@ def records(home: Path) -> list[dict]:
     path = home / "capture" / "commands.jsonl"
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    complete = path.read_bytes().split(b"\n")[:-1]  # the last line may be mid-append
+    return [json.loads(line) for line in complete if line.strip()]
 
 
 def wait_records(home: Path, count: int) -> list[dict]:
