@@ -1,262 +1,407 @@
-"""The prefix wrapper against `bash -c`, byte for byte, on a real tmux pool."""
+"""The prefix wrapper's recording: one record per call, one pane per session, exact routing, and
+recording failures that leave the call exactly as plain bash would have run it."""
 
 from __future__ import annotations
 
 import json
 import os
+import select
+import shutil
+import signal
 import subprocess
 import tempfile
 import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-SHELL = "/bin/bash"
+from mcp_harness.capture import settings
+from mcp_harness.capture.records import failure_count
+from mcp_harness.terminal.pool import shutdown, tmux
+from tests.fidelity import SNAPSHOT, both, composite
 
-
-def composite(cmd: str, cwd_file: str) -> str:
-    """The string Claude Code hands the prefix (see reference: claude-code.md section 4)."""
-    quoted = "'" + cmd.replace("'", "'\"'\"'") + "'"
-    return (
-        "source /dev/null 2>/dev/null || true && { shopt -u extglob || setopt NO_EXTENDED_GLOB; }"
-        f" >/dev/null 2>&1 || true && eval {quoted} \\< /dev/null && pwd -P >| {cwd_file}"
-    )
-
-
-def run(argv: list[str], env: dict[str, str], merged: bool, cwd: Path, timeout: float = 60):
-    """Spawn like Claude Code: new session, stdin /dev/null; merged = one O_APPEND file."""
-    if merged:
-        with tempfile.TemporaryFile() as out:
-            fd = os.open(f"/proc/self/fd/{out.fileno()}", os.O_WRONLY | os.O_APPEND)
-            try:
-                proc = subprocess.run(
-                    argv,
-                    env=env,
-                    cwd=cwd,
-                    stdin=subprocess.DEVNULL,
-                    stdout=fd,
-                    stderr=fd,
-                    start_new_session=True,
-                    timeout=timeout,
-                )
-            finally:
-                os.close(fd)
-            out.seek(0)
-            return proc.returncode, out.read(), b""
-    proc = subprocess.run(
-        argv,
-        env=env,
-        cwd=cwd,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        start_new_session=True,
-        timeout=timeout,
-    )
-    return proc.returncode, proc.stdout, proc.stderr
-
-
-CASES = {
-    "echo": "echo hello",
-    "no-newline": "printf 'no newline'",
-    "exit-3": "echo x; exit 3",
-    **{f"exit-{n}": f"exit {n}" for n in (0, 1, 2, 126, 127, 128, 255)},
-    "heredoc-quoted": "cat <<'EOF'\n$HOME and `date`\nEOF",
-    "heredoc-unquoted": "X=value\ncat <<EOF\nx=$X\nEOF",
-    "nasty-quoting": "echo \"a'b\\\"c\" '$HOME' \\$x \"!bang\" 'it'\"'\"'s'",
-    "tab": "printf 'a\\tb\\n'",
-    "binary": "printf '\\x00\\x01\\x7f\\x80\\xfe\\xff'; head -c 70000 /dev/zero | tr '\\0' '\\377'",
-    "invalid-utf8": "printf 'ok \\xff\\xfe\\xc3( end\\n'",
-    "long-line-1mb": "head -c 1000000 /dev/zero | tr '\\0' 'a'",
-    "output-10mb": "head -c 10000000 /dev/zero | tr '\\0' 'b'",
-    "reads-stdin": 'cat; read x; echo "read=$?"',
-    "kill-9-self": "echo before; kill -9 $$",
-    "kill-term-self": "kill -TERM $$",
-    "background-job": "sleep 0.3 & echo started",
-    "cd": "cd /usr/share && pwd",
-    "unicode": "echo 'héllo 世界 🎉'",
-    "ansi-colour": "printf '\\033[31mred\\033[0m\\n'; ls --color=auto /",
-    "interleaved": "for i in $(seq 300); do echo o$i; echo e$i >&2; done",
-    "env-passthrough": 'printf \'%s|\' "$FIDELITY_VAR" "$TMUX" "$TERM"',
-    "isatty": "[ -t 0 ]; echo $?; [ -t 1 ]; echo $?; [ -t 2 ]; echo $?",
-    "dev-tty": "echo x > /dev/tty",
-    "carriage-return": "printf 'a\\rb\\rc\\n'",
-    "stderr-only": "echo only-err >&2",
-    "silent": "true",
-    "not-found": "nonexistent_cmd_xyz --flag",
-    "pipeline": "(echo a; echo b; echo c) | sort -r",
-    "function-return": "f() { return 4; }; f; echo $?",
-    "set-e": "set -e; echo one; false; echo never",
-    "big-stderr": "head -c 200000 /dev/zero | tr '\\0' 'e' >&2",
-    "timeout": "timeout 0.2 sleep 5; echo $?",
-    "trap-exit": "trap 'echo bye' EXIT; echo hi",
-    "alt-screen": "printf '\\033[?1049h\\033[2Jhello\\033[?1049l'",
-    "long-command": "echo " + "x" * 100_000,
-    "exec": "exec echo replaced",
-    "subshell-exit": "(exit 9); echo $?",
-    "pwd-physical": "cd /tmp && pwd -P",
-}
+DEADLINE_S = 30.0
 
 
 @pytest.fixture(scope="module")
-def env(runtime: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    home = tmp_path_factory.mktemp("wrapper-home")
+def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("snapshots") / "snapshot-bash-1-wrapper.sh"
+    path.write_text(SNAPSHOT)
+    return path
+
+
+def make_env(runtime: Path, home: Path, session: str) -> dict[str, str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("TMUX")}
     environment.update(
         {
             "MCP_HARNESS_HOME": str(home),
             "MCP_HARNESS_RUNTIME_DIR": str(runtime),
-            "SHELL": SHELL,
-            "FIDELITY_VAR": "two\nlines 'and' $dollar",
-            "TERM": "xterm-256color",
+            "SHELL": "/bin/bash",
             "CLAUDECODE": "1",
-            "CLAUDE_CODE_SESSION_ID": "session-fidelity",
+            "CLAUDE_CODE_SESSION_ID": session,
         }
     )
     return environment
 
 
-@pytest.mark.parametrize("merged", [True, False], ids=["merged", "split"])
-@pytest.mark.parametrize("name", list(CASES))
-def test_fidelity_against_bash(
-    name: str, merged: bool, prefix: Path, env: dict[str, str], tmp_path: Path
-) -> None:
-    cmd = CASES[name]
-    expected_cwd, wrapped_cwd = tmp_path / "cwd-bash", tmp_path / "cwd-wrapper"
-    expected = run([SHELL, "-c", composite(cmd, str(expected_cwd))], env, merged, tmp_path)
-    wrapped = run([str(prefix), composite(cmd, str(wrapped_cwd))], env, merged, tmp_path)
-    assert wrapped[0] == expected[0], f"exit status differs for {name}"
-    assert wrapped[1] == expected[1], f"stdout differs for {name}"
-    assert wrapped[2] == expected[2], f"stderr differs for {name}"
-    bash_cwd = expected_cwd.read_text() if expected_cwd.exists() else None
-    wrapper_cwd = wrapped_cwd.read_text() if wrapped_cwd.exists() else None
-    assert wrapper_cwd == bash_cwd
-    log = Path(env["MCP_HARNESS_HOME"]) / "capture" / "wrapper.log"
-    assert not log.exists(), log.read_text()  # every call really went through tmux
+@pytest.fixture
+def env(runtime: Path, tmp_path: Path) -> dict[str, str]:
+    return make_env(runtime, tmp_path / "home", f"s-{tmp_path.name}"[:60])
 
 
-def test_calls_are_recorded(prefix: Path, env: dict[str, str], tmp_path: Path) -> None:
-    key = "sk-ant-api03-" + "Zx9" * 30
-    cmd = f"echo recorded-{tmp_path.name}; echo 'token={key}'; exit 5"
-    code, _, _ = run([str(prefix), composite(cmd, str(tmp_path / "c"))], env, True, tmp_path)
-    assert code == 5
-    home = Path(env["MCP_HARNESS_HOME"])
-    records = [r for r in read_records_from(home) if f"recorded-{tmp_path.name}" in r["command"]]
-    assert len(records) == 1
-    record = records[0]
-    assert record["exit_code"] == 5 and record["signal"] is None
-    assert record["cwd"] == str(tmp_path)
-    assert record["session_id"] == "session-fidelity"
-    assert record["command"].startswith(f"echo recorded-{tmp_path.name}")
-    assert "eval" in record["command_raw"]
-    assert f"recorded-{tmp_path.name}" in record["screen_after"]
-    assert f"recorded-{tmp_path.name}" not in record["screen_before"].split("\n")[-1]
-    assert record["output"].startswith(f"recorded-{tmp_path.name}\n")
-    assert key not in (home / "capture" / "commands.jsonl").read_text()
+@pytest.fixture
+def own_runtime() -> Iterator[Path]:
+    """A runtime dir (and tmux server) of this test alone."""
+    root = Path(tempfile.mkdtemp(prefix="mh-", dir="/tmp"))
+    yield root
+    shutdown(root)
+    shutil.rmtree(root, ignore_errors=True)
 
 
-def read_records_from(home: Path) -> list[dict]:
+def until(condition: Callable[[], object], what: str) -> object:
+    deadline = time.monotonic() + DEADLINE_S
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+    return value
+
+
+def records(home: Path) -> list[dict]:
     path = home / "capture" / "commands.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not path.exists():
+        return []
+    complete = path.read_bytes().split(b"\n")[:-1]  # the last line may be mid-append
+    return [json.loads(line) for line in complete if line.strip()]
 
 
-def test_eight_concurrent_calls_never_mix(prefix: Path, env: dict[str, str], tmp_path: Path):
-    results: dict[int, tuple[int, bytes, bytes]] = {}
+def wait_records(home: Path, count: int) -> list[dict]:
+    until(lambda: len(records(home)) >= count, f"{count} records in {home}")
+    return records(home)
 
-    def call(n: int) -> None:
-        cmd = f"for i in $(seq 3000); do echo job{n}-$i; done; exit {n}"
-        results[n] = run(
-            [str(prefix), composite(cmd, str(tmp_path / f"c{n}"))], env, True, tmp_path
+
+def call(prefix: Path, env: dict[str, str], cmd: str, work: Path, snapshot: Path, merged=True):
+    """The wrapper on `cmd`, compared with plain bash; returns what the wrapper gave."""
+    expected, wrapped = both(
+        cmd, prefix=prefix, env=env, work=work, merged=merged, snapshot=snapshot
+    )
+    assert wrapped == expected
+    return wrapped
+
+
+def test_calls_are_recorded(prefix: Path, env, tmp_path: Path, runtime: Path, snapshot: Path):
+    key = "sk-ant-api03-" + "Zx9" * 30
+    cmd = f"echo recorded; echo 'token={key}'; echo err >&2; exit 5"
+    assert call(prefix, env, cmd, tmp_path, snapshot).status == 5
+    [record] = wait_records(Path(env["MCP_HARNESS_HOME"]), 1)
+    assert (record["exit_code"], record["signal"], record["interrupted"]) == (5, None, False)
+    assert record["cwd"] == str(tmp_path)
+    assert record["session_id"] == env["CLAUDE_CODE_SESSION_ID"]
+    assert record["command"].startswith("echo recorded; echo 'token=")
+    assert key not in record["command"] and record["command"].endswith("exit 5")
+    assert record["command_raw"].startswith("source ") and "eval '" in record["command_raw"]
+    assert record["output"].startswith("recorded\ntoken=") and record["output"].endswith("err\n")
+    assert record["output_bytes"] == len(f"recorded\ntoken={key}\nerr\n")
+    assert record["duration_ms"] > 0
+    assert "$ echo recorded" in record["screen_after"] and "[exit 5]" in record["screen_after"]
+    assert "echo recorded" not in record["screen_before"]
+    text = (Path(env["MCP_HARNESS_HOME"]) / "capture" / "commands.jsonl").read_text()
+    assert key not in text
+    history = tmux("capture-pane", "-p", "-S", "-", "-t", record["pane"], root=runtime).stdout
+    assert "recorded" in history and key not in history  # redacted before it reached the pane
+
+
+def test_split_output_is_read_back_from_both_files(
+    prefix: Path, env, tmp_path: Path, snapshot: Path
+) -> None:
+    call(prefix, env, "echo out; echo err >&2; echo out2", tmp_path, snapshot, merged=False)
+    [record] = wait_records(Path(env["MCP_HARNESS_HOME"]), 1)
+    assert record["output"] == "out\nout2\nerr\n"
+
+
+def test_one_pane_per_session(prefix: Path, runtime: Path, tmp_path: Path, snapshot: Path):
+    home = tmp_path / "home"
+    first = make_env(runtime, home, f"a-{tmp_path.name}"[:60])
+    second = make_env(runtime, home, f"b-{tmp_path.name}"[:60])
+    call(prefix, first, "echo marker-of-a", tmp_path, snapshot)
+    wait_records(home, 1)
+    call(prefix, second, "echo marker-of-b", tmp_path, snapshot)
+    call(prefix, first, "echo again-a", tmp_path, snapshot)
+    by_command = {r["command"]: r for r in wait_records(home, 3)}
+    a1, b1, a2 = (by_command[f"echo {m}"] for m in ("marker-of-a", "marker-of-b", "again-a"))
+    assert a1["pane"] == a2["pane"] != b1["pane"]
+    assert "marker-of-a" not in b1["screen_before"] + b1["screen_after"]
+    assert "marker-of-a" in a2["screen_before"]
+
+
+def test_concurrent_calls_are_each_recorded_once(
+    prefix: Path, env, tmp_path: Path, snapshot: Path
+) -> None:
+    from tests.fidelity import spawn
+
+    results = {}
+
+    def one(n: int) -> None:
+        work = tmp_path / f"w{n}"
+        work.mkdir()
+        cmd = f"for i in $(seq 2000); do echo job{n}-$i; done; exit {n}"
+        results[n] = spawn(
+            [str(prefix), composite(cmd, work / "cwd", snapshot)],
+            env=env,
+            cwd=work,
+            out_dir=work,
+            merged=True,
+            cwd_file=work / "cwd",
         )
 
-    threads = [threading.Thread(target=call, args=(n,)) for n in range(8)]
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     for n in range(8):
-        expected = "".join(f"job{n}-{i}\n" for i in range(1, 3001)).encode()
-        assert results[n] == (n, expected, b"")
+        expected = "".join(f"job{n}-{i}\n" for i in range(1, 2001)).encode()
+        assert (results[n].status, results[n].out) == (n, expected)
+    got = wait_records(Path(env["MCP_HARNESS_HOME"]), 8)
+    assert sorted(r["exit_code"] for r in got) == list(range(8))
+    for r in got:
+        assert r["output"] == "".join(f"job{r['exit_code']}-{i}\n" for i in range(1, 2001))
 
 
-def test_pass_through_keeps_stdin_and_stdout(prefix: Path, env: dict[str, str]) -> None:
-    """Hooks and MCP servers are not Bash tool calls: exec'd unchanged, stdio intact."""
+def test_pass_through_keeps_stdin_and_stdout(
+    prefix: Path, env, tmp_path: Path, snapshot: Path
+) -> None:
+    """Hooks, MCP launches and status lines are exec'd unchanged with their stdio, even when
+    they contain a piece of the Bash composite."""
     payload = b'{"jsonrpc": "2.0", "id": 1}\n' * 100
-    proc = subprocess.run([str(prefix), "cat"], input=payload, env=env, capture_output=True)
-    assert (proc.returncode, proc.stdout) == (0, payload)
+    for line in (
+        "cat",
+        "cat; pwd -P >| /dev/null",
+        "cat && eval 'true' < /dev/null && pwd -P >| /dev/null",
+    ):
+        proc = subprocess.run([str(prefix), line], input=payload, env=env, capture_output=True)
+        assert (proc.returncode, proc.stdout) == (0, payload), line
     proc = subprocess.run([str(prefix), "echo hook; exit 2"], env=env, capture_output=True)
     assert (proc.returncode, proc.stdout) == (2, b"hook\n")
     joined = subprocess.run([str(prefix), "echo", "two words"], env=env, capture_output=True)
     assert joined.stdout == b"two words\n"  # several arguments are joined with spaces
+    call(prefix, env, "echo the-bash-call", tmp_path, snapshot)
+    home = Path(env["MCP_HARNESS_HOME"])
+    until(lambda: any(r["command"] == "echo the-bash-call" for r in records(home)), "record")
+    assert [r["command"] for r in records(home)] == ["echo the-bash-call"]
 
 
-def test_falls_back_to_plain_bash_without_tmux(
-    prefix: Path, env: dict[str, str], tmp_path: Path
+def _full_disk(home: Path) -> None:
+    (home / "capture").mkdir(parents=True)
+    (home / "capture" / "commands.jsonl").symlink_to("/dev/full")
+
+
+@pytest.mark.parametrize("kind", ["unwritable-home", "full-disk", "no-tmux"])
+def test_recording_failures_leave_the_call_untouched(
+    kind: str,
+    prefix: Path,
+    own_runtime: Path,
+    tmp_path: Path,
+    snapshot: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    isolated = {
-        **env,
-        "PATH": str(tmp_path / "empty-bin"),
-        "MCP_HARNESS_RUNTIME_DIR": str(tmp_path / "rt"),
-        "MCP_HARNESS_HOME": str(tmp_path / "home"),
-    }
-    code, out, _ = run(
-        [str(prefix), composite("echo still-runs; exit 4", str(tmp_path / "c"))],
-        isolated,
-        True,
-        tmp_path,
-    )
-    assert (code, out) == (4, b"still-runs\n")
-    log = (tmp_path / "home" / "capture" / "wrapper.log").read_text()
-    assert "could not start a runner" in log
+    home = Path("/proc/1/mcp-harness-home") if kind == "unwritable-home" else tmp_path / "home"
+    environment = make_env(own_runtime, home, "failing")
+    if kind == "full-disk":
+        _full_disk(home)
+    if kind == "no-tmux":
+        environment["PATH"] = str(tmp_path / "empty-bin")
+    cmd = "echo still-runs; echo err >&2; exit 4"
+    for merged in (True, False):
+        wrapped = call(prefix, environment, cmd, tmp_path, snapshot, merged=merged)
+        assert wrapped.status == 4
+    capture = home / "capture"
+    until(lambda: failure_count(capture, own_runtime) >= 2, "two counted failures")
+    if kind != "full-disk":  # (status would read /dev/full for ever)
+        monkeypatch.setenv("MCP_HARNESS_HOME", str(home))
+        monkeypatch.setenv("MCP_HARNESS_RUNTIME_DIR", str(own_runtime))
+        assert settings.status()["recording_failures"] == failure_count(capture, own_runtime)
+    if kind != "unwritable-home":
+        log = (capture / "wrapper.log").read_text()
+        assert "the command ran unchanged, unrecorded" in log
+    if kind != "full-disk":  # (reading /dev/full never ends)
+        assert records(home) == []
 
 
-def _processes_with(marker: str) -> list[int]:
+def _wait_for_output(path: Path, text: bytes) -> None:
+    until(lambda: path.exists() and path.read_bytes().startswith(text), f"{text!r} in {path}")
+
+
+def _start(prefix: Path, env: dict[str, str], cmd: str, work: Path, snapshot: Path):
+    out = os.open(work / "out", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        return subprocess.Popen(
+            [str(prefix), composite(cmd, work / "cwd", snapshot)],
+            env=env,
+            cwd=work,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
+    finally:
+        os.close(out)
+
+
+GATED = "echo a; while [ ! -e go ]; do sleep 0.01; done; echo b; exit 3"
+
+
+def _has_socket(pid: int) -> bool:
+    fds = Path(f"/proc/{pid}/fd")
+    return any(os.readlink(fd).startswith("socket:") for fd in fds.iterdir())
+
+
+def _mirror_pids(runtime: Path, key: str) -> list[int]:
+    marker = f"serve\0{runtime}\0{key}\0".encode()
     found = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             try:
-                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+                if marker in Path(f"/proc/{entry}/cmdline").read_bytes():
+                    found.append(int(entry))
             except OSError:
                 continue
-            if marker.encode() in cmdline:
-                found.append(int(entry))
     return found
 
 
-@pytest.mark.parametrize("signum", [15, 2, 9])
-def test_killing_the_wrapper_kills_the_command_tree(
-    signum: int, prefix: Path, env: dict[str, str], tmp_path: Path
+@pytest.mark.parametrize("what", ["tmux-server", "mirror"])
+def test_recorder_dying_mid_command_changes_nothing(
+    what: str, prefix: Path, own_runtime: Path, tmp_path: Path, snapshot: Path
 ) -> None:
-    marker = f"71.{signum}{os.getpid()}"
-    cmd = f"echo started; setsid sleep {marker} & sleep {marker}"
-    wrapper = subprocess.Popen(
-        [str(prefix), composite(cmd, str(tmp_path / "c"))],
+    home = tmp_path / "home"
+    environment = make_env(own_runtime, home, "dying")
+    call(prefix, environment, "echo warm", tmp_path, snapshot)  # the session's mirror is up
+    wait_records(home, 1)
+    proc = _start(prefix, environment, GATED, tmp_path, snapshot)
+    _wait_for_output(tmp_path / "out", b"a\n")
+    until(lambda: _has_socket(proc.pid), "the wrapper's connection to its mirror")
+    if what == "tmux-server":
+        tmux("kill-server", root=own_runtime)
+    else:
+        for pid in _mirror_pids(own_runtime, "dying"):
+            gone = os.pidfd_open(pid)
+            os.kill(pid, signal.SIGKILL)
+            select.select([gone], [], [], DEADLINE_S)  # dead, its sockets closed
+            os.close(gone)
+    (tmp_path / "go").touch()
+    assert proc.wait(timeout=DEADLINE_S) == 3
+    assert (tmp_path / "out").read_bytes() == b"a\nb\n"
+    if what == "mirror":
+        until(lambda: failure_count(home / "capture", own_runtime) >= 1, "a counted failure")
+        assert "went away" in (home / "capture" / "wrapper.log").read_text()
+    call(prefix, environment, "echo after-loss", tmp_path, snapshot)
+    until(lambda: any(r["command"] == "echo after-loss" for r in records(home)), "next record")
+
+
+def test_non_utf8_cwd(prefix: Path, env, tmp_path: Path, snapshot: Path) -> None:
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    odd.mkdir()
+    expected, wrapped = both(
+        "pwd -P | od -c | head -2",
+        prefix=prefix,
         env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        start_new_session=True,
+        work=tmp_path,
+        merged=True,
+        snapshot=snapshot,
+        cwd=odd,
     )
-    assert wrapper.stdout is not None
-    assert wrapper.stdout.readline() == b"started\n"  # the command is running in the pane
-    wrapper.send_signal(signum)
-    assert wrapper.wait(timeout=30) == -signum
-    # The pane takes a new job only after it finished the old one: run one through it.
-    follow = run([str(prefix), composite("echo next", str(tmp_path / "n"))], env, True, tmp_path)
-    assert follow[1] == b"next\n"
-    assert _processes_with(f"sleep\0{marker}") == []
+    assert wrapped == expected
+    [record] = wait_records(Path(env["MCP_HARNESS_HOME"]), 1)
+    assert record["cwd"] == str(tmp_path) + "/caf\\xe9"
 
 
-def test_python_client_reports_screens_and_status(runtime: Path) -> None:
-    from mcp_harness.terminal.client import run as run_in_pane
+def _tree(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_bytes()
+            except OSError:
+                continue
+            children.setdefault(int(stat.rsplit(b")", 1)[1].split()[1]), []).append(int(entry))
+    found, todo = [], [pid]
+    while todo:
+        found.append(todo.pop())
+        todo.extend(children.get(found[-1], []))
+    return found
 
-    result = run_in_pane("echo visible; echo err >&2; exit 6", cwd="/tmp")
-    assert (result.exit_code, result.signal) == (6, None)
-    assert (result.stdout, result.stderr) == (b"visible\n", b"err\n")
-    assert "visible" in result.screen_after and "[exit 6]" in result.screen_after
-    killed = run_in_pane("kill -KILL $$")
-    assert (killed.exit_code, killed.signal) == (None, 9)
+
+def test_killed_call_is_recorded_as_interrupted(
+    prefix: Path, env, tmp_path: Path, snapshot: Path
+) -> None:
+    """Claude Code's timeout: SIGKILL to the wrapper and every descendant (tree-kill)."""
+    proc = _start(prefix, env, "echo started; sleep 60", tmp_path, snapshot)
+    _wait_for_output(tmp_path / "out", b"started\n")
+    for pid in _tree(proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    assert proc.wait(timeout=DEADLINE_S) == -9
+    [record] = wait_records(Path(env["MCP_HARNESS_HOME"]), 1)
+    assert (record["interrupted"], record["exit_code"], record["signal"]) == (True, None, None)
+    assert record["output"] == "started\n"
 
 
-def test_records_go_to_the_callers_home(prefix: Path, env: dict[str, str], tmp_path: Path):
+def test_records_go_to_the_callers_home(prefix: Path, env, tmp_path: Path, snapshot: Path) -> None:
     other = {**env, "MCP_HARNESS_HOME": str(tmp_path / "other-home")}
-    run([str(prefix), composite("echo elsewhere", str(tmp_path / "c"))], other, True, tmp_path)
-    assert [r["command"] for r in read_records_from(tmp_path / "other-home")] == ["echo elsewhere"]
+    call(prefix, other, "echo elsewhere", tmp_path, snapshot)
+    assert [r["command"] for r in wait_records(tmp_path / "other-home", 1)] == ["echo elsewhere"]
+
+
+def test_pipe_stdout_runs_unchanged_and_is_recorded_without_output(
+    prefix: Path, env, tmp_path: Path, snapshot: Path
+) -> None:
+    """Not Claude Code's file mode: nothing to read back, the call is still recorded."""
+    line = composite("echo piped; echo err >&2; exit 2", tmp_path / "cwd", snapshot)
+    runs = [
+        subprocess.run(
+            argv, env=env, cwd=tmp_path, capture_output=True, start_new_session=True, timeout=60
+        )
+        for argv in (["/bin/bash", "-c", line], [str(prefix), line])
+    ]
+    assert [(r.returncode, r.stdout, r.stderr) for r in runs] == [(2, b"piped\n", b"err\n")] * 2
+    [record] = wait_records(Path(env["MCP_HARNESS_HOME"]), 1)
+    assert (record["exit_code"], record["output"], record["output_bytes"]) == (2, "", None)
+
+
+def test_a_stuck_mirror_never_holds_a_call(
+    prefix: Path, own_runtime: Path, tmp_path: Path, snapshot: Path
+) -> None:
+    home = tmp_path / "home"
+    environment = make_env(own_runtime, home, "stuck")
+    call(prefix, environment, "echo warm", tmp_path, snapshot)
+    wait_records(home, 1)
+    [mirror] = _mirror_pids(own_runtime, "stuck")
+    os.kill(mirror, signal.SIGSTOP)
+    try:
+        for n in range(3):
+            assert call(prefix, environment, f"echo while-stopped-{n}", tmp_path, snapshot).out
+    finally:
+        os.kill(mirror, signal.SIGCONT)
+    commands = [r["command"] for r in wait_records(home, 4)]
+    assert commands[1:] == [f"echo while-stopped-{n}" for n in range(3)]
+
+
+def test_a_secret_across_the_pane_cut_is_never_half_shown(
+    prefix: Path, env, tmp_path: Path, runtime: Path, snapshot: Path
+) -> None:
+    """The pane shows the head and the tail of a long output; a key across the tail's start
+    must be redacted whole, not shown from its middle on (where nothing looks like a key)."""
+    from mcp_harness.capture.mirror import DISPLAY_CAP, DISPLAY_TAIL
+
+    body = "Zx9" * 30
+    after = DISPLAY_TAIL - 50  # the tail starts 55 bytes into the key line
+    cmd = (
+        f"head -c {2 * DISPLAY_CAP} /dev/zero | tr '\\0' a; echo; echo 'sk-ant-api03-{body}';"
+        f" head -c {after} /dev/zero | tr '\\0' b; echo"
+    )
+    call(prefix, env, cmd, tmp_path, snapshot)
+    [record] = wait_records(Path(env["MCP_HARNESS_HOME"]), 1)
+    history = tmux("capture-pane", "-p", "-J", "-S", "-", "-t", record["pane"], root=runtime)
+    assert "bbbb" in history.stdout and "output cut in this pane" in history.stdout
+    assert body[:9] not in history.stdout

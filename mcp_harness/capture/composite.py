@@ -1,9 +1,10 @@
-"""Pull the model's own command out of the composite string Claude Code hands the prefix.
+"""Recognise Claude Code's Bash composite string and pull the model's command out of it.
 
-Claude Code runs `… && eval <command> < /dev/null && pwd -P >| /tmp/claude-…-cwd`, where
-`<command>` is one shell word: quoted only when it needs to be (`eval pwd`, `eval 'echo hi'`,
-`'it'"'"'s'`). We read that word back with a POSIX shell lexer. Anything without the trailing
-`pwd -P >| ` (a hook, an MCP server launch) is not a Bash tool call and passes straight through.
+Claude Code hands the prefix `[source <snapshot> 2>/dev/null || true && ][<session env> && ]
+{ shopt -u extglob || setopt NO_EXTENDED_GLOB…; } >/dev/null 2>&1 || true && […] && eval <word>
+[< /dev/null] && pwd -P >| <cwd file>`, where `<word>` is the command as one shell word (quoted
+only when it needs to be). Only that full shape is a Bash tool call: a hook or MCP launch that
+merely contains `pwd -P >| ` is not. `prefix.c` applies the same rule; keep both in step.
 """
 
 from __future__ import annotations
@@ -11,24 +12,45 @@ from __future__ import annotations
 import re
 import shlex
 
-BASH_MARKER = "pwd -P >| "
-_EVAL = re.compile(r"(?:^|&& )eval ")
+EXTGLOB = "{ shopt -u extglob || setopt NO_EXTENDED_GLOB"
+EXTGLOB_END = "; } >/dev/null 2>&1 || true && "
+_WORD = r"""(?:[^\s'"\\;&|<>()]|\\.|'[^']*'|"(?:[^"\\]|\\.)*")+"""
+_TAIL = re.compile(rf"eval ({_WORD})(?: \\?< /dev/null)? && pwd -P >\| {_WORD}\Z", re.DOTALL)
+
+
+def _eval_word(composite: str) -> str | None:
+    """The quoted `eval` word of a full Claude Code composite, else None."""
+    if not composite.startswith(("source ", EXTGLOB)):
+        return None
+    head = composite.find(EXTGLOB)
+    if head < 0:
+        return None
+    body = composite.find(EXTGLOB_END, head)
+    if body < 0:
+        return None
+    at = body + len(EXTGLOB_END)
+    while at >= 0:
+        if composite.startswith("eval ", at):
+            match = _TAIL.match(composite, at)
+            if match:
+                return match.group(1)
+        at = composite.find("&& eval ", at)
+        if at >= 0:
+            at += 3
+    return None
 
 
 def is_bash_tool_call(composite: str) -> bool:
-    return BASH_MARKER in composite
+    return _eval_word(composite) is not None
 
 
 def model_command(composite: str) -> str:
-    """The command the model wrote, or the whole string when it has no `eval <word> <` part."""
-    match = _EVAL.search(composite)
-    if not match:
+    """The command the model wrote, or the whole string when it is not a Bash composite."""
+    word = _eval_word(composite)
+    if word is None:
         return composite
-    lexer = shlex.shlex(composite[match.end() :], posix=True)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
     try:
-        word, follower = lexer.get_token(), lexer.get_token()
-    except ValueError:  # unbalanced quotes: not Claude Code's format
+        parts = shlex.split(word, posix=True)
+    except ValueError:
         return composite
-    return word if word is not None and follower == "<" else composite
+    return parts[0] if len(parts) == 1 else composite

@@ -1,26 +1,33 @@
 /*
  * mcp-harness prefix wrapper: the target of CLAUDE_CODE_SHELL_PREFIX.
  *
- * Claude Code execs this with one argument. Anything that is not a Bash tool call (hooks,
- * stdio MCP server launches, the status line) is exec'd straight into bash. A Bash tool call
- * is sent to a resident runner in a tmux pane (see mcp_harness/terminal/), whose output and
- * exit status are relayed unchanged; if no runner can be had before the job is accepted, the
- * command runs as plain bash and the reason goes to <data home>/capture/wrapper.log.
- * Frames: 1 type byte, 4-byte big-endian length, payload (mcp_harness/terminal/protocol.py).
- * Written in C because it runs for every command: start-up must cost well under a millisecond.
+ * Claude Code execs this with one argument. Anything that is not its full Bash composite
+ * (hooks, stdio MCP server launches, the status line) is exec'd straight into bash with its
+ * stdio. A Bash composite runs as this process's own child, `<shell> -c <composite>`, with
+ * everything inherited unchanged: Claude Code's stdio (the command writes straight into its
+ * file, background jobs too), environment, cwd, umask, limits, niceness, signal mask and
+ * dispositions. Nothing is changed before the fork, so the command cannot tell the difference.
+ *
+ * Recording is a side channel and best-effort: the wrapper tells its session's mirror
+ * (mcp_harness/capture/mirror.py, resident in a tmux pane) that the call began, handing it
+ * read-only descriptors of Claude Code's output files, and how it ended. Any failure there is
+ * logged and counted; the command's bytes and exit status never depend on it, and the wrapper
+ * never waits on the mirror. Frames: 1 type byte, 4-byte big-endian length, payload.
+ * Written in C because it runs for every command: start-up costs well under a millisecond.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -29,140 +36,122 @@
 #ifndef HARNESS_PYTHON
 #define HARNESS_PYTHON "python3"
 #endif
-#define MAX_PANES 64
+#ifndef HARNESS_ROOT
+#define HARNESS_ROOT "."
+#endif
 
 extern char **environ;
-static int runner_fd = -1;
+static pid_t child = -1;
+static char runtime[4096];
 
-static void plain(const char *shell, const char *cmd) {
-    execl(shell, shell, "-c", cmd, (char *)NULL);
-    execl("/bin/bash", "/bin/bash", "-c", cmd, (char *)NULL);
-    _exit(127);
+static void forward(int signum) {
+    if (child > 0) kill(child, signum);
 }
 
-static void note(const char *fmt, ...) {
-    char dir[4096], path[4200];
-    const char *home = getenv("MCP_HARNESS_HOME"), *xdg = getenv("XDG_DATA_HOME");
-    if (home && *home) snprintf(dir, sizeof dir, "%s/capture", home);
-    else if (xdg && *xdg) snprintf(dir, sizeof dir, "%s/mcp-harness/capture", xdg);
-    else snprintf(dir, sizeof dir, "%s/.local/share/mcp-harness/capture", getenv("HOME") ? getenv("HOME") : "/tmp");
-    for (char *p = dir + 1; *p; p++)
-        if (*p == '/') { *p = 0; mkdir(dir, 0700); *p = '/'; }
-    mkdir(dir, 0700);
-    snprintf(path, sizeof path, "%s/wrapper.log", dir);
-    FILE *log = fopen(path, "a");
-    if (!log) return;
-    char stamp[64];
-    time_t now = time(NULL);
-    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
-    fprintf(log, "%s prefix: ", stamp);
-    va_list args;
-    va_start(args, fmt);
-    vfprintf(log, fmt, args);
-    va_end(args);
-    fputs(" (the command ran as plain bash, unrecorded)\n", log);
-    fclose(log);
+/* One shell word starting at s: bare characters, backslash escapes, '…' and "…" parts. */
+static const char *skip_word(const char *s) {
+    const char *p = s;
+    while (*p && !strchr(" \t\n;&|<>()", *p)) {
+        if (*p == '\'') {
+            p = strchr(p + 1, '\'');
+            if (!p) return NULL;
+            p++;
+        } else if (*p == '"') {
+            for (p++; *p && *p != '"'; p++)
+                if (*p == '\\' && p[1]) p++;
+            if (!*p) return NULL;
+            p++;
+        } else if (*p == '\\') {
+            if (!p[1]) return NULL;
+            p += 2;
+        } else p++;
+    }
+    return p == s ? NULL : p;
 }
 
-static int write_all(int fd, const char *data, size_t size) {
-    while (size > 0) {
-        ssize_t n = write(fd, data, size);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        data += n;
-        size -= (size_t)n;
+static int starts(const char *s, const char *prefix) { return strncmp(s, prefix, strlen(prefix)) == 0; }
+
+/* `eval <word>[ < /dev/null] && pwd -P >| <word>` and nothing after it. */
+static int eval_tail(const char *at) {
+    const char *p = skip_word(at + 5);
+    if (!p) return 0;
+    if (starts(p, " < /dev/null")) p += 12;
+    else if (starts(p, " \\< /dev/null")) p += 13;
+    if (!starts(p, " && pwd -P >| ")) return 0;
+    p = skip_word(p + 14);
+    return p && *p == 0;
+}
+
+/* Claude Code's full Bash composite (mcp_harness/capture/composite.py holds the same rule). */
+static int is_composite(const char *s) {
+    static const char extglob[] = "{ shopt -u extglob || setopt NO_EXTENDED_GLOB";
+    static const char extglob_end[] = "; } >/dev/null 2>&1 || true && ";
+    if (!starts(s, "source ") && !starts(s, extglob)) return 0;
+    const char *head = strstr(s, extglob);
+    if (!head) return 0;
+    const char *at = strstr(head, extglob_end);
+    if (!at) return 0;
+    at += sizeof extglob_end - 1;
+    while (at) {
+        if (starts(at, "eval ") && eval_tail(at)) return 1;
+        at = strstr(at, "&& eval ");
+        if (at) at += 3;
     }
     return 0;
 }
 
-static int send_frame(int fd, char kind, const char *data, size_t size) {
-    unsigned char head[5] = {(unsigned char)kind, (unsigned char)(size >> 24),
-                             (unsigned char)(size >> 16), (unsigned char)(size >> 8),
-                             (unsigned char)size};
-    if (write_all(fd, (const char *)head, 5) < 0) return -1;
-    return size ? write_all(fd, data, size) : 0;
-}
-
-static void forward_signal(int signum) {
-    char digits[8];
-    int n = snprintf(digits, sizeof digits, "%d", signum);
-    unsigned char head[5] = {'K', 0, 0, 0, (unsigned char)n};
-    if (runner_fd >= 0) {
-        send(runner_fd, head, 5, MSG_NOSIGNAL);
-        send(runner_fd, digits, (size_t)n, MSG_NOSIGNAL);
-    }
-}
-
-/* Append s to a growing buffer as a JSON string body (bytes >= 0x80 pass through raw). */
-static void json_string(char **buf, size_t *len, size_t *cap, const char *s) {
+static void json_string(FILE *out, const char *s) {
     for (; *s; s++) {
-        if (*len + 8 > *cap) { *cap = *cap * 2 + 64; *buf = realloc(*buf, *cap); }
         unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') { (*buf)[(*len)++] = '\\'; (*buf)[(*len)++] = (char)c; }
-        else if (c < 0x20) *len += (size_t)sprintf(*buf + *len, "\\u%04x", c);
-        else (*buf)[(*len)++] = (char)c;
+        if (c == '"' || c == '\\') fprintf(out, "\\%c", c);
+        else if (c < 0x20 || c >= 0x7f) fprintf(out, "\\u%04x", c);
+        else fputc(c, out);
     }
 }
 
-static void append(char **buf, size_t *len, size_t *cap, const char *s) {
-    size_t n = strlen(s);
-    if (*len + n + 1 > *cap) { *cap = (*len + n) * 2 + 64; *buf = realloc(*buf, *cap); }
-    memcpy(*buf + *len, s, n);
-    *len += n;
+static void capture_dir(char *dir, size_t size) {
+    const char *home = getenv("MCP_HARNESS_HOME"), *xdg = getenv("XDG_DATA_HOME");
+    if (home && *home) snprintf(dir, size, "%s/capture", home);
+    else if (xdg && *xdg) snprintf(dir, size, "%s/mcp-harness/capture", xdg);
+    else snprintf(dir, size, "%s/.local/share/mcp-harness/capture", getenv("HOME") ? getenv("HOME") : "/tmp");
 }
 
-static int connect_runner(const char *dir) {
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    if (snprintf(addr.sun_path, sizeof addr.sun_path, "%s/sock", dir) >= (int)sizeof addr.sun_path)
-        return -1;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    if (connect(fd, (struct sockaddr *)&addr, sizeof addr) < 0) { close(fd); return -1; }
-    return fd;
+static FILE *append_to(const char *path) {
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return NULL;
+    FILE *out = fdopen(fd, "a");
+    if (!out) close(fd);
+    return out;
 }
 
-static int spawn_runner(const char *dir) {
-    pid_t pid = fork();
-    if (pid < 0) return -1;
-    if (pid == 0) {
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, 0); dup2(null, 1); dup2(null, 2);
-        execl(HARNESS_PYTHON, HARNESS_PYTHON, "-I", "-m", "mcp_harness.terminal.pool", "spawn",
-              dir, (char *)NULL);
-        _exit(127);
+/* A recording failure: one line in wrapper.log (if writable), one in the runtime failure count. */
+static void failed(const char *why) {
+    char dir[4096], path[4200], stamp[64];
+    time_t now = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+    capture_dir(dir, sizeof dir);
+    for (char *p = dir + 1; *p; p++)
+        if (*p == '/') { *p = 0; mkdir(dir, 0700); *p = '/'; }
+    mkdir(dir, 0700);
+    snprintf(path, sizeof path, "%s/wrapper.log", dir);
+    FILE *log = append_to(path);
+    if (log) {
+        fprintf(log, "%s prefix[%d]: %s (the command ran unchanged, unrecorded)\n", stamp, (int)getpid(), why);
+        fclose(log);
     }
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR) return -1;
-    return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-}
-
-/* Claim a free pane (flock held for our lifetime) and return a socket to its runner. */
-static int claim(const char *root, const char **why) {
-    char pool[4200], dir[4300], lock[4400];
-    snprintf(pool, sizeof pool, "%s/pool", root);
-    if (mkdir(root, 0700) < 0 && errno != EEXIST) { *why = "cannot create the runtime dir"; return -1; }
-    if (mkdir(pool, 0700) < 0 && errno != EEXIST) { *why = "cannot create the pool dir"; return -1; }
-    for (int i = 0; i < MAX_PANES; i++) {
-        snprintf(dir, sizeof dir, "%s/%d", pool, i);
-        int fresh = mkdir(dir, 0700) == 0;
-        if (!fresh && errno != EEXIST) { *why = "cannot create a pane dir"; return -1; }
-        snprintf(lock, sizeof lock, "%s/lock", dir);
-        int lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-        if (lock_fd < 0) continue;
-        if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) { close(lock_fd); continue; }
-        int fd = fresh ? -1 : connect_runner(dir);
-        if (fd < 0) {
-            if (spawn_runner(dir) < 0) { close(lock_fd); *why = "could not start a runner (is tmux installed?)"; return -1; }
-            fd = connect_runner(dir);
-        }
-        if (fd < 0) { close(lock_fd); *why = "runner does not accept connections"; return -1; }
-        return fd; /* lock_fd stays open until we exit */
+    mkdir(runtime, 0700);
+    snprintf(path, sizeof path, "%s/capture", runtime);
+    mkdir(path, 0700);
+    snprintf(path, sizeof path, "%s/capture/failures.jsonl", runtime);
+    FILE *count = append_to(path);
+    if (count) {
+        fprintf(count, "{\"ts\": \"%s\", \"capture_dir\": \"", stamp);
+        json_string(count, dir);
+        fputs("\", \"reason\": \"", count);
+        json_string(count, why);
+        fputs("\"}\n", count);
+        fclose(count);
     }
-    *why = "every pane is busy";
-    return -1;
 }
 
 static const char *choose_shell(void) {
@@ -175,14 +164,188 @@ static const char *choose_shell(void) {
     return "/bin/bash";
 }
 
-static int json_int(const char *json, const char *key, int *out) {
-    const char *at = strstr(json, key);
-    if (!at) return 0;
-    at += strlen(key);
-    while (*at == ' ' || *at == ':') at++;
-    if (strncmp(at, "null", 4) == 0) return 0;
-    *out = atoi(at);
-    return 1;
+static void session_key(char *key, size_t size) {
+    const char *id = getenv("CLAUDE_CODE_SESSION_ID");
+    size_t n = 0;
+    for (; id && *id && n + 1 < size && n < 64; id++)
+        if ((*id >= 'a' && *id <= 'z') || (*id >= 'A' && *id <= 'Z') || (*id >= '0' && *id <= '9') || *id == '-' || *id == '_')
+            key[n++] = *id;
+    if (n == 0) n = (size_t)snprintf(key, size, "none");
+    key[n] = 0;
+}
+
+/* An output stream as the mirror needs it: regular file?, same as stdout?, where it starts. */
+struct stream { int regular, same, append; long long start; };
+
+static struct stream describe(int fd, const struct stat *other) {
+    struct stream s = {0};
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return s;
+    s.regular = 1;
+    s.same = other && other->st_dev == st.st_dev && other->st_ino == st.st_ino;
+    int flags = fcntl(fd, F_GETFL);
+    s.append = flags >= 0 && (flags & O_APPEND);
+    s.start = s.append ? (long long)st.st_size : (long long)lseek(fd, 0, SEEK_CUR);
+    return s;
+}
+
+static long long position(int fd, const struct stream *s) {
+    if (!s->regular) return 0;
+    if (!s->append) return (long long)lseek(fd, 0, SEEK_CUR);
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (long long)st.st_size : s->start;
+}
+
+static int send_all(int sock, const char *data, size_t size) {
+    while (size > 0) {
+        ssize_t n = send(sock, data, size, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        data += n;
+        size -= (size_t)n;
+    }
+    return 0;
+}
+
+static int send_frame(int sock, char kind, const char *data, size_t size) {
+    unsigned char head[5] = {(unsigned char)kind, (unsigned char)(size >> 24), (unsigned char)(size >> 16),
+                             (unsigned char)(size >> 8), (unsigned char)size};
+    if (send_all(sock, (const char *)head, 5) < 0) return -1;
+    return size ? send_all(sock, data, size) : 0;
+}
+
+/* The `B` frame carries read-only descriptors of the output files (SCM_RIGHTS). */
+static int send_begin(int sock, const char *json, int *fds, int nfds) {
+    size_t size = strlen(json);
+    unsigned char head[5] = {'B', (unsigned char)(size >> 24), (unsigned char)(size >> 16),
+                             (unsigned char)(size >> 8), (unsigned char)size};
+    struct iovec iov = {head, 5};
+    union { char buf[CMSG_SPACE(2 * sizeof(int))]; struct cmsghdr align; } control;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (nfds > 0) {
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&msg);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(cm), fds, nfds * sizeof(int));
+    }
+    ssize_t n;
+    do n = sendmsg(sock, &msg, MSG_NOSIGNAL); while (n < 0 && errno == EINTR);
+    if (n < 5) return -1;
+    return send_all(sock, json, size);
+}
+
+/* First call of a session: a detached starter brings up the mirror and hands it `fd`. */
+static int start_mirror(int fd, const char *key) {
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        if (fork() != 0) _exit(0);
+        child = -1;
+        setsid();
+        int null = open("/dev/null", O_RDWR);
+        dup2(null, 0); dup2(null, 1); dup2(null, 2);
+        dup2(fd, 3);
+        if (syscall(SYS_close_range, 4U, ~0U, 0U) < 0)
+            for (int i = 4; i < 1024; i++) close(i);
+        char code[8192];
+        snprintf(code, sizeof code,
+                 "import sys; sys.path.insert(0, sys.argv.pop(1)); "
+                 "from mcp_harness.capture.mirror import main; sys.exit(main(sys.argv[1:]))");
+        execl(HARNESS_PYTHON, HARNESS_PYTHON, "-I", "-c", code, HARNESS_ROOT, "adopt", runtime, key, "3",
+              (char *)NULL);
+        _exit(127);
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) return -1;
+    return 0;
+}
+
+/* A socket to this session's mirror: connected if it runs, else a pair handed to a starter. */
+static int open_mirror(const char *key, const char **why) {
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    if (snprintf(addr.sun_path, sizeof addr.sun_path, "%s/capture/%s.sock", runtime, key) >=
+        (int)sizeof addr.sun_path) {
+        *why = "the runtime dir path is too long for a socket";
+        return -1;
+    }
+    struct timeval limit = {0, 200000}; /* never wait long on a stuck mirror */
+    /* Non-blocking connect: a stuck mirror with a full backlog gives EAGAIN, never a wait. */
+    int sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (sock >= 0 && connect(sock, (struct sockaddr *)&addr, sizeof addr) == 0) {
+        fcntl(sock, F_SETFL, fcntl(sock, F_GETFL) & ~O_NONBLOCK);
+        setsockopt(sock, SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+        return sock;
+    }
+    if (sock >= 0 && errno == EAGAIN) {
+        close(sock);
+        *why = "the session's mirror is not accepting calls";
+        return -1;
+    }
+    if (sock >= 0) close(sock);
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) < 0) {
+        *why = "cannot create a socket pair";
+        return -1;
+    }
+    int ok = start_mirror(pair[1], key);
+    close(pair[1]);
+    if (ok < 0) {
+        close(pair[0]);
+        *why = "cannot start the session's mirror";
+        return -1;
+    }
+    setsockopt(pair[0], SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    return pair[0];
+}
+
+static int begin(int sock, const char *cmd, const struct stream *out, const struct stream *err,
+                 const struct timespec *wall) {
+    char cwd[8192];
+    ssize_t n = readlink("/proc/self/cwd", cwd, sizeof cwd - 1);
+    if (n < 0) n = 0;
+    cwd[n] = 0; /* a deleted cwd reads "<path> (deleted)"; getcwd would fail */
+    size_t env_len = 0;
+    for (char **e = environ; *e; e++) env_len += strlen(*e) + 1;
+    char *env = malloc(env_len + 1), *at = env;
+    if (!env) return -1;
+    for (char **e = environ; *e; e++) { size_t k = strlen(*e); memcpy(at, *e, k); at += k; *at++ = 0; }
+    if (env_len) env_len--; /* NUL separates, it does not terminate */
+    int sent = send_frame(sock, 'C', cmd, strlen(cmd)) == 0 && send_frame(sock, 'D', cwd, (size_t)n) == 0 &&
+               send_frame(sock, 'V', env, env_len) == 0;
+    free(env);
+    if (!sent) return -1;
+    int fds[2], nfds = 0;
+    int out_fd = out->regular ? open("/proc/self/fd/1", O_RDONLY | O_CLOEXEC) : -1;
+    int err_fd = err->regular && !err->same ? open("/proc/self/fd/2", O_RDONLY | O_CLOEXEC) : -1;
+    if (out_fd >= 0) fds[nfds++] = out_fd;
+    if (err_fd >= 0) fds[nfds++] = err_fd;
+    char json[512];
+    snprintf(json, sizeof json,
+             "{\"pid\": %d, \"start\": %lld.%09ld, \"out\": {\"file\": %s, \"start\": %lld}, "
+             "\"err\": {\"file\": %s, \"same\": %s, \"start\": %lld}}",
+             (int)getpid(), (long long)wall->tv_sec, wall->tv_nsec, out_fd >= 0 ? "true" : "false",
+             out->start, err_fd >= 0 ? "true" : "false", err->same ? "true" : "false", err->start);
+    int rc = send_begin(sock, json, fds, nfds);
+    for (int i = 0; i < nfds; i++) close(fds[i]);
+    return rc;
+}
+
+/* vfork in a frame of its own, so the child (which only execs) cannot clobber main's. */
+static __attribute__((noinline)) pid_t spawn_shell(char **args, const struct sigaction *chld, int leader) {
+    pid_t pid = vfork();
+    if (pid == 0) {
+        if (chld) sigaction(SIGCHLD, chld, NULL);
+        if (leader) setsid();
+        execv(args[0], args);
+        _exit(127);
+    }
+    return pid;
 }
 
 int main(int argc, char **argv) {
@@ -190,100 +353,97 @@ int main(int argc, char **argv) {
     size_t total = 0;
     for (int i = 1; i < argc; i++) total += strlen(argv[i]) + 1;
     char *cmd = malloc(total + 1);
-    cmd[0] = 0;
-    for (int i = 1; i < argc; i++) { if (i > 1) strcat(cmd, " "); strcat(cmd, argv[i]); }
+    if (!cmd) execl("/bin/bash", "/bin/bash", "-c", argv[1], (char *)NULL);
+    char *end = cmd;
+    for (int i = 1; i < argc; i++) {
+        if (i > 1) *end++ = ' ';
+        size_t n = strlen(argv[i]);
+        memcpy(end, argv[i], n);
+        end += n;
+    }
+    *end = 0;
 
-    if (!strstr(cmd, "pwd -P >| ")) execl("/bin/bash", "/bin/bash", "-c", cmd, (char *)NULL);
+    if (!is_composite(cmd)) execl("/bin/bash", "/bin/bash", "-c", cmd, (char *)NULL);
     const char *shell = choose_shell();
     const char *off = getenv("MCP_HARNESS_CAPTURE");
-    if (off && strcmp(off, "0") == 0) plain(shell, cmd);
+    if (off && strcmp(off, "0") == 0) execl(shell, shell, "-c", cmd, (char *)NULL);
 
-    char root[4096];
     const char *rt = getenv("MCP_HARNESS_RUNTIME_DIR");
-    if (rt && *rt) snprintf(root, sizeof root, "%s", rt);
-    else snprintf(root, sizeof root, "/tmp/mcp-harness-%u", (unsigned)getuid());
-    const char *why = "";
-    signal(SIGPIPE, SIG_IGN);
-    runner_fd = claim(root, &why);
-    if (runner_fd < 0) { note("%s", why); plain(shell, cmd); }
+    if (rt && *rt) snprintf(runtime, sizeof runtime, "%s", rt);
+    else snprintf(runtime, sizeof runtime, "/tmp/mcp-harness-%u", (unsigned)getuid());
+    struct timespec wall, t0, t1;
+    clock_gettime(CLOCK_REALTIME, &wall);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    struct stat out_st;
+    int have_out = fstat(1, &out_st) == 0;
+    struct stream out = describe(1, NULL), err = describe(2, have_out ? &out_st : NULL);
 
-    struct stat out_st, err_st;
-    int merged = fstat(1, &out_st) == 0 && fstat(2, &err_st) == 0 &&
-                 out_st.st_dev == err_st.st_dev && out_st.st_ino == err_st.st_ino;
-    char cwd[8192];
-    if (!getcwd(cwd, sizeof cwd)) strcpy(cwd, "/");
-    size_t len = 0, cap = total + 256;
-    char *job = malloc(cap);
-    append(&job, &len, &cap, "{\"cmd\": \"");
-    json_string(&job, &len, &cap, cmd);
-    append(&job, &len, &cap, "\", \"cwd\": \"");
-    json_string(&job, &len, &cap, cwd);
-    char tail[96];
-    snprintf(tail, sizeof tail, "\", \"merged\": %s, \"record\": true, \"pid\": %d}",
-             merged ? "true" : "false", (int)getpid());
-    append(&job, &len, &cap, tail);
-    size_t env_len = 0;
-    for (char **e = environ; *e; e++) env_len += strlen(*e) + 1;
-    char *env = malloc(env_len + 1), *at = env;
-    for (char **e = environ; *e; e++) { size_t n = strlen(*e); memcpy(at, *e, n); at += n; *at++ = 0; }
-    if (env_len) env_len--; /* NUL separates, it does not terminate */
-    if (send_frame(runner_fd, 'J', job, len) < 0 || send_frame(runner_fd, 'V', env, env_len) < 0) {
-        note("runner closed before the job was sent");
-        plain(shell, cmd);
+    /* An ignored SIGCHLD would reap the shell before we can wait for it: default it here and
+     * give the shell back exactly what Claude Code gave us. */
+    struct sigaction chld, dfl = {.sa_handler = SIG_DFL};
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGCHLD, NULL, &chld);
+    int reset = chld.sa_handler == SIG_IGN || (chld.sa_flags & SA_NOCLDWAIT);
+    if (reset) sigaction(SIGCHLD, &dfl, NULL);
+    /* The shell leads its own session and group, as it would unwrapped. vfork starts it at
+     * once (no page tables copied, we sleep until it has exec'd); it changes no disposition,
+     * unlike glibc's posix_spawn, which leaves its internal signals ignored in the child. */
+    int leader = getsid(0) == getpid();
+    char *args[] = {(char *)shell, "-c", cmd, NULL};
+    child = spawn_shell(args, reset ? &chld : NULL, leader);
+    if (child < 0) {
+        failed("the shell could not be started as a child");
+        if (reset) sigaction(SIGCHLD, &chld, NULL);
+        execv(shell, args);
+        _exit(127);
     }
 
-    struct sigaction sa = {.sa_handler = forward_signal};
-    sigemptyset(&sa.sa_mask);
-    int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
-    for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) sigaction(forwarded[i], &sa, NULL);
+    /* Signals meant for the shell reach it; ones Claude Code ignores stay ignored. */
+    int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM};
+    for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) {
+        struct sigaction old, sa = {.sa_handler = forward};
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(forwarded[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(forwarded[i], &sa, NULL);
+    }
 
-    int accepted = 0;
-    size_t have = 0, size = 1 << 16;
-    char *buf = malloc(size);
-    for (;;) {
-        if (have == size) { size *= 2; buf = realloc(buf, size); }
-        ssize_t n = read(runner_fd, buf + have, size - have);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
-        have += (size_t)n;
-        size_t pos = 0;
-        while (have - pos >= 5) {
-            unsigned char *h = (unsigned char *)buf + pos;
-            size_t flen = ((size_t)h[1] << 24) | ((size_t)h[2] << 16) | ((size_t)h[3] << 8) | h[4];
-            if (have - pos - 5 < flen) {
-                if (flen + 5 > size) { size = flen + 5; buf = realloc(buf, size); h = NULL; }
-                break;
-            }
-            char kind = buf[pos];
-            char *payload = buf + pos + 5;
-            if (kind == 'A') accepted = 1;
-            else if (kind == 'O') write_all(1, payload, flen);
-            else if (kind == 'E') write_all(2, payload, flen);
-            else if (kind == 'X') {
-                char *text = strndup(payload, flen);
-                int code = 255, sig = 0;
-                json_int(text, "\"code\"", &code);
-                if (json_int(text, "\"signal\"", &sig) && sig > 0) {
-                    signal(sig, SIG_DFL);
-                    sigset_t set;
-                    sigemptyset(&set);
-                    sigaddset(&set, sig);
-                    sigprocmask(SIG_UNBLOCK, &set, NULL);
-                    kill(getpid(), sig);
-                    _exit(128 + sig);
-                }
-                _exit(code);
-            }
-            pos += 5 + flen;
-        }
-        memmove(buf, buf + pos, have - pos);
-        have -= pos;
+    char key[80];
+    session_key(key, sizeof key);
+    const char *why = NULL;
+    int sock = open_mirror(key, &why);
+    if (sock >= 0 && begin(sock, cmd, &out, &err, &wall) < 0) {
+        close(sock);
+        sock = -1;
+        why = "the mirror did not take the call";
     }
-    if (!accepted) {
-        note("runner closed the connection before accepting the job");
-        plain(shell, cmd);
+
+    int status = 0;
+    while (waitpid(child, &status, 0) < 0)
+        if (errno != EINTR) { status = 127 << 8; break; }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+
+    if (sock >= 0) {
+        char json[256];
+        long long ns = (long long)(t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
+        snprintf(json, sizeof json, "{\"code\": %d, \"signal\": %d, \"ns\": %lld, \"out_end\": %lld, \"err_end\": %lld}",
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1, WIFSIGNALED(status) ? WTERMSIG(status) : 0, ns,
+                 position(1, &out), position(2, &err));
+        if (send_frame(sock, 'F', json, strlen(json)) < 0) why = "the mirror went away during the call";
+        close(sock);
     }
-    static const char lost[] = "mcp-harness: the terminal runner stopped before the command finished\n";
-    write_all(2, lost, sizeof lost - 1);
-    return 255;
+    if (why) failed(why);
+
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        struct rlimit none = {0, 0};
+        setrlimit(RLIMIT_CORE, &none); /* the shell already dumped any core; do not add ours */
+        signal(sig, SIG_DFL);
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, sig);
+        sigprocmask(SIG_UNBLOCK, &set, NULL);
+        kill(getpid(), sig);
+        _exit(128 + sig);
+    }
+    return WEXITSTATUS(status);
 }

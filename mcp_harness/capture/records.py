@@ -5,14 +5,17 @@ All three sources append JSON lines (one object per line, written with a single 
 so concurrent appenders never interleave and a crash can only truncate the last line) to files
 under `<home>/capture/`:
 
-- `commands.jsonl` — one line per Bash call run by the prefix wrapper (`kind: "command"`):
+- `commands.jsonl` — one line per Bash call run by the prefix wrapper (`kind: "command"`),
+  written by the session's mirror (`mirror.py`) once the call has ended:
   `id`, `ts` (ISO-8601 UTC start), `duration_ms`, `session_id` (`CLAUDE_CODE_SESSION_ID` or null),
-  `cwd`, `command` (the model's command, pulled out of Claude Code's composite string),
-  `command_raw`, `exit_code` (int, or null when killed by a signal), `signal` (int or null),
-  `output` (merged stdout+stderr as text, invalid UTF-8 replaced, at most `OUTPUT_LIMIT` chars),
-  `output_bytes` (true size), `screen_before`, `screen_after`, `pane`, `runner`
-  (`"tmux"`). When tmux cannot be used the command still runs, as plain bash, unrecorded,
-  and the reason goes to `wrapper.log`.
+  `cwd` (`… (deleted)` when it was), `command` (the model's command, pulled out of Claude Code's
+  composite string), `command_raw`, `exit_code` (int, or null when killed by a signal or
+  interrupted), `signal` (int or null), `interrupted` (the wrapper was killed mid-call: Claude
+  Code's timeout or interrupt), `output` (what the command wrote to Claude Code's output file,
+  stdout then stderr when they are two files, read back after the call; invalid UTF-8 replaced;
+  at most `OUTPUT_LIMIT` chars), `output_bytes` (true size; null when stdout was not a regular
+  file, so nothing could be read back), `screen_before`, `screen_after` (the session's own pane;
+  "" when tmux was unavailable), `pane`.
 - `hooks.jsonl` — one line per hook event (`kind: "hook"`): `ts`, `event` (hook_event_name),
   `session_id`, `cwd`, `transcript_path`, and per event `prompt` (UserPromptSubmit),
   `tool_use_id`, `command`, `description` (Pre/PostToolUse*, Bash only), `exit_code`
@@ -21,15 +24,20 @@ under `<home>/capture/`:
 - `transcripts.jsonl` — one line per Bash call found in a transcript (`kind: "transcript"`):
   `session_id`, `tool_use_id`, `ts`, `cwd`, `task` (the user prompt that led to the call),
   `command`, `description`, `output`, `exit_code`, `denied`, `is_sidechain`, `transcript_path`.
-- `wrapper.log` — plain-text failures of the wrapper (tmux missing, runner down): never fatal.
+- `wrapper.log` — plain-text failures of the wrapper, the mirror and the hooks: never fatal.
+  A call whose recording failed is also counted in `<runtime dir>/capture/failures.jsonl`
+  (`ts`, `capture_dir`, `reason`), which stays writable when the data dir is not.
 
 Every text field is passed through `redaction.redact` before it is written.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +50,7 @@ COMMANDS = "commands.jsonl"
 HOOKS = "hooks.jsonl"
 TRANSCRIPTS = "transcripts.jsonl"
 WRAPPER_LOG = "wrapper.log"
+FAILURES = "failures.jsonl"
 
 
 def capture_dir(env: Mapping[str, str] | None = None) -> Path:
@@ -69,6 +78,38 @@ def append_records(name: str, records: list[dict[str, Any]], directory: Path | N
     if records:
         lines = [json.dumps(redact_record(r), ensure_ascii=False) for r in records]
         append_lines((directory or capture_dir()) / name, lines)
+
+
+def log_failure(reason: str, directory: Path, runtime: Path) -> None:
+    """A call whose recording failed: a line in `wrapper.log` if it is writable, and one in the
+    runtime dir's failure count. Never raises."""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    line = " ".join(f"{stamp} mirror[{os.getpid()}]: {redact(reason)}".split())
+    entry = {"ts": stamp, "capture_dir": str(directory), "reason": redact(reason)}
+    for path, text in (
+        (directory / WRAPPER_LOG, line + " (the command ran unchanged, unrecorded)"),
+        (runtime / "capture" / FAILURES, json.dumps(entry)),
+    ):
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                os.write(fd, (text + "\n").encode("utf-8", "replace"))
+            finally:
+                os.close(fd)
+
+
+def failure_count(directory: Path, runtime: Path) -> int:
+    """Calls whose recording into `directory` failed (from the runtime dir's count)."""
+    try:
+        raw = (runtime / "capture" / FAILURES).read_bytes()
+    except OSError:
+        return 0
+    count = 0
+    for line in raw.split(b"\n"):
+        with contextlib.suppress(ValueError):
+            count += json.loads(line).get("capture_dir") == str(directory)
+    return count
 
 
 def read_records(name: str) -> Iterator[dict[str, Any]]:

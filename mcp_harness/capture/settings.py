@@ -21,8 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mcp_harness.capture.records import COMMANDS, HOOKS, TRANSCRIPTS, capture_dir
+from mcp_harness.capture.records import COMMANDS, HOOKS, TRANSCRIPTS, capture_dir, failure_count
 from mcp_harness.errors import HarnessError
+from mcp_harness.paths import runtime_dir
 from mcp_harness.storage.atomic import atomic_write
 
 PREFIX_ENV = "CLAUDE_CODE_SHELL_PREFIX"
@@ -358,6 +359,7 @@ def status(project_dir: Path | None = None, prefix_path: Path | None = None) -> 
         "capture_dir": str(capture_dir()),
         "records": records,
         "last_record_ts": last_overall,
+        "recording_failures": failure_count(capture_dir(), runtime_dir()),
     }
 
 

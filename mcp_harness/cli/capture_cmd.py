@@ -154,6 +154,9 @@ def _status(args: argparse.Namespace) -> int:
         f"{name.removesuffix('.jsonl')} {info['lines']}" for name, info in report["records"].items()
     )
     print(f"{'records':14} {counts} (last {report['last_record_ts'] or 'never'})")
+    failures = report["recording_failures"]
+    if failures:
+        print(f"{'unrecorded':14} {failures} calls ran but could not be recorded (see wrapper.log)")
     print(f"{'data':14} {report['capture_dir']}")
     return 0
 

@@ -1,4 +1,4 @@
-"""Run a command in a pool pane from Python (the C prefix wrapper is the other client)."""
+"""Run a command in a pool pane from Python, exactly as `bash -c` would (validators use it)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,6 @@ def run(
     cwd: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     merged: bool = False,
-    record: bool = False,
     on_output: Callable[[bytes, bytes], None] | None = None,
     root: Path | None = None,
     owner: Panes | None = None,
@@ -50,7 +49,6 @@ def run(
             "cmd": cmd,
             "cwd": os.fspath(cwd or os.getcwd()),
             "merged": merged,
-            "record": record,
             "pid": os.getpid(),
         }
         protocol.send(held.sock, protocol.JOB, json.dumps(job).encode())

@@ -34,6 +34,11 @@ class ControlClient:
             stderr=subprocess.DEVNULL,
         )
 
+    @property
+    def pid(self) -> int:
+        """The `tmux -C` client's pid; it exits when the server does."""
+        return self._proc.pid
+
     def command(self, line: str) -> list[str]:
         """Run one tmux command; return its output lines."""
         assert self._proc.stdin is not None and self._proc.stdout is not None

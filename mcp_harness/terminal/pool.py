@@ -5,7 +5,7 @@ Layout under the runtime dir (`paths.runtime_dir()`, mode 0700):
 whoever is using the pane, so concurrent callers never share one; the kernel drops it when the
 holder dies) and `sock` (the runner's Unix socket). A caller claims the first pane whose lock
 it can take and whose runner answers; if none, it makes the next `pool/<n>` and starts a runner
-there. `python -m mcp_harness.terminal.pool spawn <dir>` does that for the C prefix wrapper.
+there.
 A caller that must leave nothing behind (a module run) claims with a `Panes` owner and closes
 it when done: the runners it started end, those of others stay.
 """
@@ -264,19 +264,3 @@ def shutdown(root: Path | None = None) -> None:
     root = root or runtime_dir()
     if socket_path(root).exists():
         tmux("kill-server", root=root)
-
-
-def main(argv: list[str]) -> int:
-    if len(argv) == 2 and argv[0] == "spawn":
-        try:
-            spawn(Path(argv[1]))
-        except PoolError as exc:
-            print(f"mcp-harness pool: {exc}", file=sys.stderr)
-            return 1
-        return 0
-    print("usage: python -m mcp_harness.terminal.pool spawn <pane dir>", file=sys.stderr)
-    return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

@@ -1,9 +1,9 @@
-"""Framing between a client (the prefix wrapper or the Python client) and a pane's runner.
+"""Framing between a client (`client.py`) and a pane's runner; the prefix wrapper and the
+capture mirror use the same frames (`capture/prefix.c`, `capture/mirror.py`).
 
-A frame is one type byte, a 4-byte big-endian payload length, then the payload. The C client
-in `capture/prefix.c` implements the same frames; keep both in step.
+A frame is one type byte, a 4-byte big-endian payload length, then the payload.
 
-client -> runner: `J` job (JSON: cmd, cwd, merged, pid, home), `V` environment (NUL-separated
+client -> runner: `J` job (JSON: cmd, cwd, merged, pid), `V` environment (NUL-separated
 `KEY=VALUE` bytes, sent right after `J`), `K` kill (ASCII signal number).
 runner -> client: `O` stdout bytes, `E` stderr bytes, `X` exit (JSON: code, signal).
 """

@@ -1,4 +1,5 @@
-"""The resident runner: lives in one tmux pane and runs one job at a time, exactly.
+"""The resident runner: lives in one tmux pane and runs one job at a time, exactly, for
+`client.run` (validators' checks; Claude Code's own commands run in the prefix wrapper).
 
 A job's command runs as `<shell> -c <cmd>` on pipes (never typed into the pane), with the
 caller's cwd and environment, stdin from /dev/null and a new session (no controlling tty), so
@@ -29,13 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from mcp_harness.capture.composite import model_command
-from mcp_harness.capture.records import (
-    COMMANDS,
-    OUTPUT_LIMIT,
-    WRAPPER_LOG,
-    append_records,
-    capture_dir,
-)
+from mcp_harness.capture.records import WRAPPER_LOG, capture_dir
 from mcp_harness.terminal import protocol
 from mcp_harness.terminal.control import ControlClient
 from mcp_harness.terminal.pool import SESSION, socket_path
@@ -104,23 +99,17 @@ class Job:
         self.cmd: str = job["cmd"]
         self.cwd: str = job["cwd"]
         self.merged: bool = bool(job.get("merged"))
-        self.record: bool = bool(job.get("record"))
         self.env = env
         self.client_alive = True
-        self.kept = bytearray()
-        self.total = 0
         self.shown = 0
         self.tail = bytearray()
         self.doomed: set[int] = set()
 
     def run(self) -> None:
-        started = time.time()
-        clock = time.perf_counter()
         before = self.runner.capture()
         display = model_command(self.cmd)
         self.runner.show(b"\x1b[1m$ " + display.encode("utf-8", "replace") + b"\x1b[0m\n")
         returncode = self.execute()
-        duration = (time.perf_counter() - clock) * 1000
         if self.tail:
             self.runner.show(b"\n\x1b[2m[... output cut in this pane ...]\x1b[0m\n" + self.tail)
         status = (
@@ -131,36 +120,6 @@ class Job:
         self.runner.show(b"\x1b[0m" + (f"\x1b[2m{status}\x1b[0m\n".encode() if status else b""))
         after = self.runner.capture()
         code, sig = (returncode, None) if returncode >= 0 else (None, -returncode)
-        if self.record:
-            text_env = {
-                k.decode(errors="replace"): v.decode(errors="replace") for k, v in self.env.items()
-            }
-            append_records(
-                COMMANDS,
-                [
-                    {
-                        "kind": "command",
-                        "id": uuid.uuid4().hex,
-                        "ts": datetime.fromtimestamp(started, UTC).isoformat(
-                            timespec="milliseconds"
-                        ),
-                        "duration_ms": round(duration, 3),
-                        "session_id": text_env.get("CLAUDE_CODE_SESSION_ID"),
-                        "cwd": self.cwd,
-                        "command": display,
-                        "command_raw": self.cmd,
-                        "exit_code": code,
-                        "signal": sig,
-                        "output": bytes(self.kept).decode("utf-8", "replace")[:OUTPUT_LIMIT],
-                        "output_bytes": self.total,
-                        "screen_before": before,
-                        "screen_after": after,
-                        "pane": self.runner.pane,
-                        "runner": "tmux",
-                    }
-                ],
-                capture_dir(text_env),
-            )
         self.reply(SCREENS, json.dumps({"screen_before": before, "screen_after": after}).encode())
         self.reply(protocol.EXIT, json.dumps({"code": code, "signal": sig}).encode())
 
@@ -172,9 +131,6 @@ class Job:
                 self.client_alive = False
 
     def output(self, kind: bytes, data: bytes) -> None:
-        self.total += len(data)
-        if len(self.kept) < OUTPUT_LIMIT * 4:
-            self.kept += data[: OUTPUT_LIMIT * 4 - len(self.kept)]
         self.reply(kind, data)
         if self.shown < DISPLAY_CAP:
             part = data[: DISPLAY_CAP - self.shown]
