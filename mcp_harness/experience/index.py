@@ -47,6 +47,13 @@ class _Growable:
         self._buf[self.size : need] = values
         self.size = need
 
+    @classmethod
+    def wrap(cls, array: np.ndarray, fill: float | int = 0) -> _Growable:
+        """Take over `array` (writable) as the first `len(array)` values."""
+        grown = cls.__new__(cls)
+        grown._buf, grown._fill, grown.size = array, fill, len(array)
+        return grown
+
     @property
     def view(self) -> np.ndarray:
         return self._buf[: self.size]
@@ -257,6 +264,74 @@ class RetrievalIndex:
         order = np.lexsort((rows, -values))[:k]
         return [Match(int(rows[i]), float(values[i])) for i in order]
 
+    # ---- persistence ----------------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray] | None:
+        """The index as flat arrays with rows as slots (what a fresh build of the same rows holds,
+        up to term ids and posting order); None if a term holds a newline, which the vocabulary
+        encoding (newline-joined UTF-8) cannot carry. Linear in the postings: no sort."""
+        words = list(self._vocab)
+        if any("\n" in w for w in words):
+            return None
+        slots = self._row_slot.view
+        starts = self._fwd_ptr.view[slots]
+        lengths = self._fwd_ptr.view[slots + 1] - starts
+        fwd_ptr = np.zeros(len(slots) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=fwd_ptr[1:])
+        gather = np.repeat(starts - fwd_ptr[:-1], lengths) + np.arange(fwd_ptr[-1])
+        inv_ptr, inv_rows = self._live_postings()
+        return {
+            "vocab": np.frombuffer("\n".join(words).encode("utf-8"), dtype=np.uint8),
+            "fwd_ptr": fwd_ptr,
+            "fwd_terms": self._fwd_terms.view[gather],
+            "weight": self._weight.view[slots],
+            "inv_ptr": inv_ptr,
+            "inv_slots": inv_rows,
+        }
+
+    def _live_postings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every term's postings (bulk and delta) of live slots, as rows: (ptr, rows)."""
+        n_terms = len(self._vocab)
+        ptr = np.full(n_terms + 1, self._inv_ptr[-1], dtype=np.int64)
+        ptr[: len(self._inv_ptr)] = self._inv_ptr
+        slots = self._inv_slots
+        counts = np.diff(ptr)
+        if self._delta:
+            terms = np.repeat(
+                np.fromiter(self._delta, np.int64, len(self._delta)),
+                [len(v) for v in self._delta.values()],
+            )
+            extra = np.concatenate([np.asarray(v, dtype=np.int32) for v in self._delta.values()])
+            order = np.argsort(terms, kind="stable")  # only the delta: small
+            slots = np.insert(slots, ptr[terms[order] + 1], extra[order])
+            counts = counts + np.bincount(terms, minlength=n_terms)
+        keep = self._alive.view[slots]
+        rows = self._slot_row.view[slots[keep]].astype(np.int32)
+        live = np.bincount(np.repeat(np.arange(n_terms), counts)[keep], minlength=n_terms)
+        out = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(live, out=out[1:])
+        return out, rows
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> RetrievalIndex:
+        """The index `to_arrays` gave (arrays may be views of one buffer; they are kept)."""
+        text = arrays["vocab"].tobytes().decode("utf-8")
+        words = text.split("\n") if text else []
+        index = cls()
+        index._vocab = dict(zip(words, range(len(words)), strict=True))
+        _check_arrays(arrays, len(words))
+        fwd_ptr, n = arrays["fwd_ptr"], len(arrays["weight"])
+        index._fwd_terms = _Growable.wrap(arrays["fwd_terms"])
+        index._fwd_ptr = _Growable.wrap(fwd_ptr)
+        index._doc_len = _Growable.wrap(np.diff(fwd_ptr).astype(np.float32))
+        index._weight = _Growable.wrap(arrays["weight"])
+        index._alive = _Growable.wrap(np.ones(n, dtype=np.bool_))
+        index._slot_row = _Growable.wrap(np.arange(n, dtype=np.int64), fill=-1)
+        index._row_slot = _Growable.wrap(np.arange(n, dtype=np.int64))
+        index._inv_ptr = arrays["inv_ptr"]
+        index._inv_slots = arrays["inv_slots"]
+        index._live_terms = float(fwd_ptr[-1])
+        return index
+
     def vocabulary_size(self) -> int:
         return len(self._vocab)
 
@@ -268,3 +343,31 @@ class RetrievalIndex:
         total += sum(len(w) + 100 for w in self._vocab)  # str object + dict entry, roughly
         total += sum(56 + 8 * len(v) for v in self._delta.values())
         return total
+
+
+_DTYPES = {
+    "vocab": np.uint8,
+    "fwd_ptr": np.int64,
+    "fwd_terms": np.int32,
+    "weight": np.float32,
+    "inv_ptr": np.int64,
+    "inv_slots": np.int32,
+}
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], n_terms: int) -> None:
+    """Raise ValueError unless the arrays form an index `search` can run on without an
+    out-of-range read (the file's checksum covers bit rot; this covers a forged file)."""
+    if any(arrays.get(name) is None or arrays[name].dtype != t for name, t in _DTYPES.items()):
+        raise ValueError("index arrays are missing or of the wrong type")
+    n = len(arrays["weight"])
+    for ptr, items, bound, count in (
+        (arrays["fwd_ptr"], arrays["fwd_terms"], n_terms, n),
+        (arrays["inv_ptr"], arrays["inv_slots"], n, n_terms),
+    ):
+        if len(ptr) != count + 1 or ptr[0] != 0 or ptr[-1] != len(items):
+            raise ValueError("index pointers disagree with their arrays")
+        if np.any(np.diff(ptr) < 0) or (len(items) and not 0 <= items.min() <= items.max() < bound):
+            raise ValueError("index entries out of range")
+    if not np.all(np.isfinite(arrays["weight"])):
+        raise ValueError("index weights are not finite")
