@@ -160,12 +160,12 @@ def test_rows_added_by_a_seed_writer_are_seen(filled: Experience) -> None:
     """A writer that knows only the seed layout changes the row count, so the index is stale."""
     path = filled.path
     n = len(filled)
-    for column, text in enumerate(("docker\nbuild\nlogs", "docker build logs", "docker logs")):
+    for column, text in enumerate(("kubectl\nrollout", "kubectl rollout", "kubectl rollout")):
         target = path.joinpath("storage", *str(3 * n + column), "data")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     (path / "shape").write_text(f"[{n + 1}, 3]")
-    hits = Experience.open(path).search("docker build logs", 1)
+    hits = Experience.open(path).search("kubectl rollout", 1)
     assert hits[0].row.index == n
 
 
