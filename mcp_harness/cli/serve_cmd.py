@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import os
-import socket
 import sys
 
 from mcp_harness.errors import HarnessError
@@ -77,6 +75,8 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -87,6 +87,8 @@ def _loopback(host: str) -> bool:
 
 def _check_port(host: str, port: int) -> None:
     """Fail with a clear message (not a server traceback) when the address is unusable."""
+    import socket
+
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:

@@ -7,6 +7,9 @@ header. The caller compares the label with the experience's current one: a diffe
 stale, and a bad magic, header, size or checksum means corrupt; either way it rebuilds from the
 rows, so the file can only ever save time, never change a result. Writes are atomic (temp file
 and rename) but not fsynced: after a power cut the checksum catches a torn file.
+
+Besides the index (`RetrievalIndex.to_arrays`) the file holds `meta_offsets`, where each row's
+provenance line starts in `rows.jsonl`, so a cold open reads only the lines of the rows it shows.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mcp_harness.experience.index import RetrievalIndex
 from mcp_harness.storage.atomic import atomic_write
 
 MAGIC = b"MHXIDX01"
@@ -102,6 +106,40 @@ def load(path: Path, label: Label) -> dict[str, np.ndarray]:
         except (ValueError, TypeError):
             raise UnusableIndex(f"corrupt array {name!r}") from None
     return arrays
+
+
+def load_index(path: Path, label: Label) -> tuple[RetrievalIndex, np.ndarray]:
+    """The persisted index and provenance line offsets, if they are of `label`'s rows; raises
+    `UnusableIndex` otherwise (forged arrays included: nothing here can fail later)."""
+    arrays = load(path, label)
+    offsets = arrays.pop("meta_offsets", None)
+    try:
+        index = RetrievalIndex.from_arrays(arrays)
+    except (KeyError, ValueError, UnicodeDecodeError):
+        raise UnusableIndex("corrupt arrays") from None
+    if (
+        len(index) != label.rows
+        or offsets is None
+        or offsets.dtype != np.int64
+        or not 1 <= len(offsets) <= label.rows + 1
+        or offsets[0] != 0
+        or offsets[-1] > label.rows_size
+        or np.any(np.diff(offsets) <= 0)
+    ):
+        raise UnusableIndex("corrupt provenance offsets")
+    return index, offsets
+
+
+def line_offsets(lengths: list[int], before: np.ndarray | None = None) -> np.ndarray:
+    """Line start offsets (and the end) for lines of `lengths` bytes, after the lines whose
+    offsets are `before`."""
+    start = 0 if before is None else int(before[-1])
+    offsets = np.empty(len(lengths) + 1, dtype=np.int64)
+    offsets[0] = start
+    np.cumsum(lengths, out=offsets[1:])
+    offsets[1:] += start
+    head = before[:-1] if before is not None else before
+    return offsets if head is None else np.concatenate([head, offsets])
 
 
 def _describe(label: Label) -> str:

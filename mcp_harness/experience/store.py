@@ -13,7 +13,8 @@ count, size and mtime of `rows.jsonl`) matches; provenance lines are then read o
 rows are asked for. A missing, stale or corrupt index is rebuilt from the rows (and logged), and
 every commit saves the index for the rows it leaves. Edits that bypass mcp-harness and leave
 `rows.jsonl` and the row count alone (a seed tool rewriting a query cell) are not seen by a
-persisted index: delete `index.bin` to rebuild it.
+persisted index: delete `index.bin` to rebuild it. numpy and the index modules are imported when
+the first experience is opened, so importing this module (as the server does) stays cheap.
 """
 
 from __future__ import annotations
@@ -27,20 +28,22 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from filelock import FileLock
 
 from mcp_harness.errors import CorruptTensorError, HarnessError
-from mcp_harness.experience import index_file
-from mcp_harness.experience.index import RetrievalIndex
 from mcp_harness.experience.keywords import extract_keywords
 from mcp_harness.experience.slots import find_slots, index_keywords, query_keywords
 from mcp_harness.redaction import redact
 from mcp_harness.storage import layout
 from mcp_harness.storage.atomic import append_lines
 from mcp_harness.storage.transaction import TXN_DIR, Transaction, recover
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mcp_harness.experience.index_file import Label
 
 ROWS_FILE = "rows.jsonl"
 LOCK_FILE = ".lock"
@@ -115,10 +118,13 @@ class Experience:
     """An experience tensor on disk with its retrieval index in memory."""
 
     def __init__(self, path: Path) -> None:
+        from mcp_harness.experience.index import RetrievalIndex
+        from mcp_harness.experience.index_file import line_offsets
+
         self.path = path
         self._lock = FileLock(str(path / LOCK_FILE))
         self._meta_list: list[dict[str, Any]] | None = []
-        self._offsets = np.zeros(1, dtype=np.int64)  # where each provenance line starts
+        self._offsets = line_offsets([])  # where each provenance line starts
         self._index = RetrievalIndex()
         self._stamp: tuple[int, ...] = ()
         self._generation = 0
@@ -171,6 +177,9 @@ class Experience:
                 ) from None
 
     def _load(self) -> None:
+        from mcp_harness.experience.index import RetrievalIndex
+        from mcp_harness.experience.index_file import UnusableIndex, load_index
+
         if not self._read_only:
             recover(self.path)
         shape = layout.read_shape(self.path)
@@ -184,10 +193,10 @@ class Experience:
         self._generation = _read_generation(self.path)
         self._cells = {}
         try:
-            self._index, self._offsets = _load_index(self.path, self._label(count))
+            self._index, self._offsets = load_index(self.path / INDEX_FILE, self._label(count))
             self._meta_list = None
             return
-        except index_file.UnusableIndex as exc:
+        except UnusableIndex as exc:
             missing = not (self.path / INDEX_FILE).exists()
             _log.log(
                 logging.INFO if missing else logging.WARNING,
@@ -204,12 +213,16 @@ class Experience:
         )
         self._save_index()
 
-    def _label(self, count: int) -> index_file.Label:
+    def _label(self, count: int) -> Label:
+        from mcp_harness.experience.index_file import Label
+
         size, mtime = self._stamp[1:] if self._stamp else (0, 0)
-        return index_file.Label(self._generation, count, size, mtime)
+        return Label(self._generation, count, size, mtime)
 
     def _save_index(self) -> None:
         """Persist the index of the rows as committed (under the lock, after the commit)."""
+        from mcp_harness.experience import index_file
+
         if self._read_only:
             return
         arrays = self._index.to_arrays()
@@ -335,6 +348,8 @@ class Experience:
     # ---- writing ----------------------------------------------------------------------------
     def append(self, rows: Iterable[Row]) -> range:
         """Append rows (secrets redacted first) in one commit; returns their indices."""
+        from mcp_harness.experience import index_file
+
         prepared = [_clean(row) for row in rows]
         with self._lock:
             self._refresh_if_changed()
@@ -358,9 +373,7 @@ class Experience:
             txn.write(layout.SHAPE_FILE, json.dumps([start + len(prepared), 3]))
             self._commit(txn)
             lengths = [len(line.encode("utf-8")) + 1 for line in lines]
-            self._offsets = np.concatenate(
-                [self._offsets, self._sidecar_end + np.cumsum(lengths, dtype=np.int64)]
-            )
+            self._offsets = index_file.line_offsets(lengths, self._offsets)
             if self._meta_list is not None:
                 self._meta_list.extend(metas)
             self._index.append(
@@ -496,10 +509,11 @@ class Experience:
             return len(doomed)
 
     def _stage_sidecar(self, txn: Transaction, metas: list[dict[str, Any]]) -> None:
+        from mcp_harness.experience import index_file
+
         lines = [(json.dumps(m, ensure_ascii=False) + "\n").encode("utf-8") for m in metas]
         txn.write(ROWS_FILE, b"".join(lines))
-        self._offsets = np.zeros(len(lines) + 1, dtype=np.int64)
-        np.cumsum([len(line) for line in lines], out=self._offsets[1:])
+        self._offsets = index_file.line_offsets([len(line) for line in lines])
 
     def _commit(self, txn: Transaction) -> None:
         """Commit `txn` as the next generation."""
@@ -557,10 +571,12 @@ def _read_sidecar(path: Path, count: int) -> tuple[list[dict[str, Any]], np.ndar
 
     Rows without a line (a tensor written by hand or by the seed) get default provenance.
     """
+    from mcp_harness.experience.index_file import line_offsets
+
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return [{"w": 1.0, "source": "unknown"} for _ in range(count)], np.zeros(1, np.int64)
+        return [{"w": 1.0, "source": "unknown"} for _ in range(count)], line_offsets([])
     lines = raw.split(b"\n")[:-1][:count]
     try:  # one parse for all lines: this runs on every open
         metas = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
@@ -579,8 +595,7 @@ def _read_sidecar(path: Path, count: int) -> tuple[list[dict[str, Any]], np.ndar
                     f"repair or delete line {number} of {path.name}",
                 )
             metas.append(meta)
-    offsets = np.zeros(len(lines) + 1, dtype=np.int64)
-    np.cumsum([len(line) + 1 for line in lines], out=offsets[1:])
+    offsets = line_offsets([len(line) + 1 for line in lines])
     metas.extend({"w": 1.0, "source": "unknown"} for _ in range(count - len(metas)))
     return metas, offsets
 
@@ -592,24 +607,3 @@ def _read_generation(path: Path) -> int:
         return int((path / GENERATION_FILE).read_text(encoding="ascii"))
     except (OSError, ValueError, UnicodeDecodeError):
         return 0
-
-
-def _load_index(path: Path, label: index_file.Label) -> tuple[RetrievalIndex, np.ndarray]:
-    """The persisted index and provenance line offsets, if they are of `label`'s rows."""
-    arrays = index_file.load(path / INDEX_FILE, label)
-    offsets = arrays.pop("meta_offsets", None)
-    try:
-        index = RetrievalIndex.from_arrays(arrays)
-    except (KeyError, ValueError, UnicodeDecodeError):
-        raise index_file.UnusableIndex("corrupt arrays") from None
-    if (
-        len(index) != label.rows
-        or offsets is None
-        or offsets.dtype != np.int64
-        or not 1 <= len(offsets) <= label.rows + 1
-        or offsets[0] != 0
-        or offsets[-1] > label.rows_size
-        or np.any(np.diff(offsets) <= 0)
-    ):
-        raise index_file.UnusableIndex("corrupt provenance offsets")
-    return index, offsets
