@@ -27,6 +27,15 @@ from mcp_harness.errors import HarnessError
 METHODS = ("jaccard", "bm25")
 _BM25_K1 = 1.2
 _BM25_B = 0.75
+_MASK_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint32) + (np.uint64,) * 4  # by (groups-1)//8
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def _popcount(bits: np.ndarray) -> np.ndarray:
+    """Set bits per element (int64)."""
+    if bits.dtype == np.uint8:
+        return _POPCOUNT8[bits]
+    return _POPCOUNT8[bits.view(np.uint8)].reshape(len(bits), -1).sum(axis=1)
 
 
 class _Growable:
@@ -207,55 +216,76 @@ class RetrievalIndex:
         if len(self) == 0:
             return []
         query = list(dict.fromkeys((w,) if isinstance(w, str) else tuple(w) for w in keywords))
-        lists = []
+        groups = []
         for group in query:
             found = [self.postings(self._vocab[w]) for w in group if w in self._vocab]
             if found:
-                lists.append(found[0] if len(found) == 1 else np.unique(np.concatenate(found)))
-        n_slots = self._alive.size
-        if method == "jaccard":
-            scores = self._jaccard(lists, len(query), n_slots)
-        else:
-            scores = self._bm25(lists, n_slots)
-        scores *= self._weight.view
-        scores[~self._alive.view] = 0.0
+                groups.append(found)
+        slots, values = self._score(groups, len(query), method)
         if noise:
+            n_slots = self._alive.size
+            scores = np.zeros(n_slots, dtype=np.float32)
+            scores[slots] = values
             rng = np.random.default_rng(seed)
             scores += noise * rng.random(n_slots, dtype=np.float32) * self._alive.view
-        return self._top_k(scores, k)
+            slots = np.flatnonzero(scores > 0)
+            values = scores[slots]
+        return self._top_k(slots, values, k)
 
-    def _jaccard(self, lists: list[np.ndarray], q_len: int, n_slots: int) -> np.ndarray:
-        scores = np.zeros(n_slots, dtype=np.float32)
-        if not lists:
-            return scores
-        hits = np.concatenate(lists)
-        slots, inter = np.unique(hits, return_counts=True)
-        union = q_len + self._doc_len.view[slots] - inter
-        scores[slots] = inter / union
-        return scores
+    def _score(
+        self, groups: list[list[np.ndarray]], q_len: int, method: str
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(live slots, score x weight) of every slot in a query group's postings.
 
-    def _bm25(self, lists: list[np.ndarray], n_slots: int) -> np.ndarray:
-        scores = np.zeros(n_slots, dtype=np.float32)
-        if not lists:
-            return scores
-        n_live = max(int(self._alive.view.sum()), 1)
-        avg_len = max(self._live_terms / n_live, 1e-9)
-        live = [p[self._alive.view[p]] for p in lists]
-        df = np.array([len(p) for p in live], dtype=np.float64)
-        idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
-        hits = np.concatenate(live)
-        slots, idx = np.unique(hits, return_inverse=True)
-        idf_sum = np.bincount(idx, weights=np.repeat(idf, [len(p) for p in live]))
+        One bit per group marks which groups hold a slot (so a slot in two members of a group
+        counts once); the arithmetic is the dense formulas' own, in their dtypes and order, so
+        scores are bit for bit what scoring every row would give."""
+        if not groups:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        n_slots = self._alive.size
+        words = (len(groups) + 63) // 64
+        dtype = np.uint64 if words > 1 else _MASK_DTYPES[(len(groups) - 1) // 8]
+        masks = [np.zeros(n_slots, dtype=dtype) for _ in range(words)]
+        arrays = []
+        for g, members in enumerate(groups):
+            bit = dtype(1) << dtype(g % 64)
+            for postings in members:
+                masks[g // 64][postings] |= bit
+                arrays.append(postings)
+        hits = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        if 8 * len(hits) < n_slots:  # few hits: keep one of each without scanning every slot
+            first = np.empty(n_slots, dtype=np.int64)
+            order = np.arange(len(hits))
+            first[hits] = order
+            slots = hits[first[hits] == order]
+        else:
+            slots = np.flatnonzero(np.bitwise_or.reduce(masks) if words > 1 else masks[0])
+        slots = slots[self._alive.view[slots]]
+        bits = [mask[slots] for mask in masks]
         doc_len = self._doc_len.view[slots]
-        norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * doc_len / avg_len))
-        scores[slots] = idf_sum * norm
-        return scores
+        if method == "jaccard":
+            inter = sum(_popcount(b) for b in bits)
+            union = q_len + doc_len - inter
+            sim = (inter / union).astype(np.float32)
+        else:
+            n_live = max(len(self), 1)
+            avg_len = max(self._live_terms / n_live, 1e-9)
+            member = [(bits[g // 64] >> dtype(g % 64)) & dtype(1) for g in range(len(groups))]
+            df = np.array([np.count_nonzero(m) for m in member], dtype=np.float64)
+            idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
+            idf_sum = np.zeros(len(slots), dtype=np.float64)
+            for g, m in enumerate(member):  # in group order, as a per-row sum adds them
+                idf_sum += m * idf[g]
+            norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * doc_len / avg_len))
+            sim = (idf_sum * norm).astype(np.float32)
+        return slots, sim * self._weight.view[slots]
 
-    def _top_k(self, scores: np.ndarray, k: int) -> list[Match]:
-        candidates = np.flatnonzero(scores > 0)
+    def _top_k(self, candidates: np.ndarray, values: np.ndarray, k: int) -> list[Match]:
+        """The `k` best (score desc, row asc) of the slots scoring above 0."""
+        positive = values > 0
+        candidates, values = candidates[positive], values[positive]
         if len(candidates) == 0:
             return []
-        values = scores[candidates]
         if len(candidates) > k:
             threshold = np.partition(values, len(values) - k)[len(values) - k]
             keep = values >= threshold
