@@ -1,4 +1,4 @@
-"""The sparse top-k scorer gives exactly the scores and order of scoring every row densely."""
+"""The pruned top-k search gives exactly the scores and order of scoring every row densely."""
 
 from __future__ import annotations
 
@@ -88,8 +88,11 @@ def test_sparse_scores_equal_dense_scores_through_every_change(seed: int) -> Non
             rows = [r for i, r in enumerate(rows) if i not in doomed]
             weights = [w for i, w in enumerate(weights) if i not in doomed]
         if step % 3 == 0:
+            loaded = RetrievalIndex.from_arrays(index.to_arrays())  # as a new process has it
             for _ in range(8):
                 query, k = random_query(rng, vocab), rng.choice([1, 5, 16, 50])
                 for method in ("jaccard", "bm25"):
-                    got = [(m.row, m.score) for m in index.search(query, k, method)]
-                    assert got == dense_top_k(rows, weights, query, k, method), (query, method)
+                    expected = dense_top_k(rows, weights, query, k, method)
+                    for searched in (index, loaded):
+                        got = [(m.row, m.score) for m in searched.search(query, k, method)]
+                        assert got == expected, (query, method)

@@ -38,6 +38,16 @@ def _popcount(bits: np.ndarray) -> np.ndarray:
     return _POPCOUNT8[bits.view(np.uint8)].reshape(len(bits), -1).sum(axis=1)
 
 
+def _contains(members: list[np.ndarray], slots: np.ndarray) -> np.ndarray:
+    """Which of `slots` are in any of the sorted posting arrays `members`."""
+    found = np.zeros(len(slots), dtype=np.bool_)
+    for postings in members:
+        if len(postings):
+            at = np.searchsorted(postings, slots)
+            found |= postings[np.minimum(at, len(postings) - 1)] == slots
+    return found
+
+
 class _Growable:
     """A numpy array with amortised O(1) append."""
 
@@ -95,6 +105,7 @@ class RetrievalIndex:
         self._delta: dict[int, list[int]] = {}
         self._delta_count = 0
         self._live_terms = 0.0
+        self._extreme: tuple[float, float] | None = None
 
     # ---- updates --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -116,6 +127,7 @@ class RetrievalIndex:
 
     def set_weight(self, row: int, weight: float) -> None:
         self._weight.view[self._row_slot.view[row]] = weight
+        self._extreme = None
 
     def delete(self, rows: Iterable[int]) -> None:
         """Remove rows; later rows move up, as in `del list[i]`."""
@@ -149,6 +161,7 @@ class RetrievalIndex:
         self._alive.extend(np.ones(count, dtype=np.bool_))
         self._slot_row.extend(np.full(count, -1))
         self._live_terms += len(ids)
+        self._extreme = None
         if self._delta_count + len(ids) > max(4096, len(self._inv_slots) // 4):
             self.rebuild()
         else:
@@ -165,6 +178,7 @@ class RetrievalIndex:
             self._alive.view[slot] = False
             self._slot_row.view[slot] = -1
             self._live_terms -= float(self._doc_len.view[slot])
+            self._extreme = None
 
     def rebuild(self) -> None:
         """Fold the delta into the CSR inverted index, dropping retired slots."""
@@ -221,7 +235,7 @@ class RetrievalIndex:
             found = [self.postings(self._vocab[w]) for w in group if w in self._vocab]
             if found:
                 groups.append(found)
-        slots, values = self._score(groups, len(query), method)
+        slots, values = self._score(groups, len(query), method, None if noise else k)
         if noise:
             n_slots = self._alive.size
             scores = np.zeros(n_slots, dtype=np.float32)
@@ -233,27 +247,77 @@ class RetrievalIndex:
         return self._top_k(slots, values, k)
 
     def _score(
-        self, groups: list[list[np.ndarray]], q_len: int, method: str
+        self, groups: list[list[np.ndarray]], q_len: int, method: str, k: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(live slots, score x weight) of every slot in a query group's postings.
+        """(live slots, score x weight) of every slot that can be among the top `k` (of every
+        slot in the query's postings when `k` is None).
 
-        One bit per group marks which groups hold a slot (so a slot in two members of a group
-        counts once); the arithmetic is the dense formulas' own, in their dtypes and order, so
-        scores are bit for bit what scoring every row would give."""
+        MaxScore: groups are taken rarest first, and the slots of the groups taken so far are
+        scored exactly; once the k-th best of those beats the highest score a slot could reach
+        from the groups not taken, those groups' slots need no look (a taken slot's membership
+        in them is found by binary search). The arithmetic is the dense formulas' own, in their
+        dtypes and order, so scores are bit for bit what scoring every row would give."""
         if not groups:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        n_live = max(len(self), 1)
+        avg_len = max(self._live_terms / n_live, 1e-9)
+        idf = None
+        if method == "bm25":
+            df = np.array([self._group_df(members) for members in groups], dtype=np.float64)
+            idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
+        sizes = [sum(len(p) for p in members) for members in groups]
+        by_size = sorted(range(len(groups)), key=sizes.__getitem__)
+        taken = 1 if k is not None else len(groups)
+        while True:
+            slots, member = self._candidates(groups, by_size[:taken])
+            for g in by_size[taken:]:
+                member[g] = _contains(groups[g], slots)
+            doc_len = self._doc_len.view[slots]
+            if idf is None:
+                inter = sum(member[g].astype(np.int64) for g in range(len(groups)))
+                sim = (inter / (q_len + doc_len - inter)).astype(np.float32)
+            else:
+                idf_sum = np.zeros(len(slots), dtype=np.float64)
+                for g in range(len(groups)):  # in group order, as a per-row sum adds them
+                    idf_sum += member[g] * idf[g]
+                norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * doc_len / avg_len))
+                sim = (idf_sum * norm).astype(np.float32)
+            values = sim * self._weight.view[slots]
+            if k is None or taken == len(groups):
+                return slots, values
+            positive = values[values > 0]
+            if len(positive) < k:
+                need = len(groups)
+            else:
+                kth = float(np.partition(positive, len(positive) - k)[len(positive) - k])
+                need = taken
+                while need < len(groups) and not (
+                    self._reach(by_size[need:], q_len, idf, avg_len) * (1 + 1e-6) < kth
+                ):
+                    need += 1
+            if need == taken:
+                return slots, values
+            taken = need
+
+    def _candidates(
+        self, groups: list[list[np.ndarray]], taken: list[int]
+    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """The live slots in the postings of groups `taken`, and which of those groups hold
+        each (one bit per group, so a slot in two members of a group counts once)."""
         n_slots = self._alive.size
-        words = (len(groups) + 63) // 64
-        dtype = np.uint64 if words > 1 else _MASK_DTYPES[(len(groups) - 1) // 8]
+        words = (len(taken) + 63) // 64
+        dtype = np.uint64 if words > 1 else _MASK_DTYPES[(len(taken) - 1) // 8]
         masks = [np.zeros(n_slots, dtype=dtype) for _ in range(words)]
         arrays = []
-        for g, members in enumerate(groups):
-            bit = dtype(1) << dtype(g % 64)
-            for postings in members:
-                masks[g // 64][postings] |= bit
+        for i, g in enumerate(taken):
+            bit = dtype(1) << dtype(i % 64)
+            for postings in groups[g]:
+                masks[i // 64][postings] |= bit
                 arrays.append(postings)
         hits = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
-        if 8 * len(hits) < n_slots:  # few hits: keep one of each without scanning every slot
+        if len(arrays) == 1:
+            slots = hits  # one term's postings hold each slot once
+        elif 8 * len(hits) < n_slots:  # few hits: keep one of each without scanning every slot
             first = np.empty(n_slots, dtype=np.int64)
             order = np.arange(len(hits))
             first[hits] = order
@@ -262,23 +326,44 @@ class RetrievalIndex:
             slots = np.flatnonzero(np.bitwise_or.reduce(masks) if words > 1 else masks[0])
         slots = slots[self._alive.view[slots]]
         bits = [mask[slots] for mask in masks]
-        doc_len = self._doc_len.view[slots]
-        if method == "jaccard":
-            inter = sum(_popcount(b) for b in bits)
-            union = q_len + doc_len - inter
-            sim = (inter / union).astype(np.float32)
-        else:
-            n_live = max(len(self), 1)
-            avg_len = max(self._live_terms / n_live, 1e-9)
-            member = [(bits[g // 64] >> dtype(g % 64)) & dtype(1) for g in range(len(groups))]
-            df = np.array([np.count_nonzero(m) for m in member], dtype=np.float64)
-            idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
-            idf_sum = np.zeros(len(slots), dtype=np.float64)
-            for g, m in enumerate(member):  # in group order, as a per-row sum adds them
-                idf_sum += m * idf[g]
-            norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * doc_len / avg_len))
-            sim = (idf_sum * norm).astype(np.float32)
-        return slots, sim * self._weight.view[slots]
+        member = {
+            g: ((bits[i // 64] >> dtype(i % 64)) & dtype(1)).astype(np.bool_)
+            for i, g in enumerate(taken)
+        }
+        return slots, member
+
+    def _group_df(self, members: list[np.ndarray]) -> int:
+        """How many live slots hold a member of the group."""
+        dead = self._alive.size > len(self)
+        if len(members) == 1:
+            only = members[0]
+            return int(np.count_nonzero(self._alive.view[only])) if dead else len(only)
+        if len(members) == 2 and not dead:
+            small, large = sorted(members, key=len)
+            return len(small) + len(large) - int(np.count_nonzero(_contains([large], small)))
+        union = np.unique(np.concatenate(members))
+        return int(np.count_nonzero(self._alive.view[union]))
+
+    def _reach(self, rest: list[int], q_len: int, idf: np.ndarray | None, avg_len: float) -> float:
+        """The highest score a slot holding only groups `rest` could have."""
+        if not rest:
+            return 0.0
+        w_max, d_min = self._extremes()
+        if idf is None:
+            m = len(rest)
+            return w_max * m / (q_len + max(d_min, m) - m)
+        norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * d_min / avg_len))
+        return w_max * norm * float(idf[rest].sum())
+
+    def _extremes(self) -> tuple[float, float]:
+        """(highest weight, fewest terms) over live rows; kept until the next change."""
+        if self._extreme is None:
+            live = self._row_slot.view
+            self._extreme = (
+                float(self._weight.view[live].max()),
+                float(self._doc_len.view[live].min()),
+            )
+        return self._extreme
 
     def _top_k(self, candidates: np.ndarray, values: np.ndarray, k: int) -> list[Match]:
         """The `k` best (score desc, row asc) of the slots scoring above 0."""
@@ -319,7 +404,7 @@ class RetrievalIndex:
         }
 
     def _live_postings(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every term's postings (bulk and delta) of live slots, as rows: (ptr, rows)."""
+        """Every term's postings (bulk and delta) of live slots, as ascending rows: (ptr, rows)."""
         n_terms = len(self._vocab)
         ptr = np.full(n_terms + 1, self._inv_ptr[-1], dtype=np.int64)
         ptr[: len(self._inv_ptr)] = self._inv_ptr
@@ -336,7 +421,10 @@ class RetrievalIndex:
             counts = counts + np.bincount(terms, minlength=n_terms)
         keep = self._alive.view[slots]
         rows = self._slot_row.view[slots[keep]].astype(np.int32)
-        live = np.bincount(np.repeat(np.arange(n_terms), counts)[keep], minlength=n_terms)
+        terms = np.repeat(np.arange(n_terms), counts)[keep]
+        if np.any((np.diff(rows) < 0) & (terms[1:] == terms[:-1])):  # a patched row moved
+            rows = rows[np.lexsort((rows, terms))]
+        live = np.bincount(terms, minlength=n_terms)
         out = np.zeros(n_terms + 1, dtype=np.int64)
         np.cumsum(live, out=out[1:])
         return out, rows
