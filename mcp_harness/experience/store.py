@@ -13,8 +13,9 @@ count, size and mtime of `rows.jsonl`) matches; provenance lines are then read o
 rows are asked for. A missing, stale or corrupt index is rebuilt from the rows (and logged), and
 every commit saves the index for the rows it leaves. Edits that bypass mcp-harness and leave
 `rows.jsonl` and the row count alone (a seed tool rewriting a query cell) are not seen by a
-persisted index: delete `index.bin` to rebuild it. numpy and the index modules are imported when
-the first experience is opened, so importing this module (as the server does) stays cheap.
+persisted index: delete `index.bin` to rebuild it. numpy, filelock and the index modules are
+imported when the first experience is opened, so importing this module (as the server does)
+stays cheap.
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from filelock import FileLock
 
 from mcp_harness.errors import CorruptTensorError, HarnessError
 from mcp_harness.experience.keywords import extract_keywords
@@ -118,6 +117,8 @@ class Experience:
     """An experience tensor on disk with its retrieval index in memory."""
 
     def __init__(self, path: Path) -> None:
+        from filelock import FileLock
+
         from mcp_harness.experience.index import RetrievalIndex
         from mcp_harness.experience.index_file import line_offsets
 
