@@ -38,13 +38,18 @@ def _popcount(bits: np.ndarray) -> np.ndarray:
     return _POPCOUNT8[bits.view(np.uint8)].reshape(len(bits), -1).sum(axis=1)
 
 
-def _contains(members: list[np.ndarray], slots: np.ndarray) -> np.ndarray:
-    """Which of `slots` are in any of the sorted posting arrays `members`."""
+def _contains(members: list[np.ndarray], slots: np.ndarray, n_slots: int) -> np.ndarray:
+    """Which of `slots` (ascending) are in any of the sorted posting arrays `members`: by
+    binary search when the postings are many more than the slots, else by marking them."""
     found = np.zeros(len(slots), dtype=np.bool_)
     for postings in members:
-        if len(postings):
+        if len(postings) > 16 * len(slots):
             at = np.searchsorted(postings, slots)
             found |= postings[np.minimum(at, len(postings) - 1)] == slots
+        elif len(postings):
+            marks = np.zeros(n_slots, dtype=np.bool_)
+            marks[postings] = True
+            found |= marks[slots]
     return found
 
 
@@ -271,7 +276,7 @@ class RetrievalIndex:
         while True:
             slots, member = self._candidates(groups, by_size[:taken])
             for g in by_size[taken:]:
-                member[g] = _contains(groups[g], slots)
+                member[g] = _contains(groups[g], slots, self._alive.size)
             doc_len = self._doc_len.view[slots]
             if idf is None:
                 inter = sum(member[g].astype(np.int64) for g in range(len(groups)))
@@ -321,7 +326,7 @@ class RetrievalIndex:
             first = np.empty(n_slots, dtype=np.int64)
             order = np.arange(len(hits))
             first[hits] = order
-            slots = hits[first[hits] == order]
+            slots = np.sort(hits[first[hits] == order])
         else:
             slots = np.flatnonzero(np.bitwise_or.reduce(masks) if words > 1 else masks[0])
         slots = slots[self._alive.view[slots]]
@@ -340,7 +345,8 @@ class RetrievalIndex:
             return int(np.count_nonzero(self._alive.view[only])) if dead else len(only)
         if len(members) == 2 and not dead:
             small, large = sorted(members, key=len)
-            return len(small) + len(large) - int(np.count_nonzero(_contains([large], small)))
+            both = int(np.count_nonzero(_contains([large], small, self._alive.size)))
+            return len(small) + len(large) - both
         union = np.unique(np.concatenate(members))
         return int(np.count_nonzero(self._alive.view[union]))
 
