@@ -195,6 +195,7 @@ def test_save_and_load_round_trip_arrays(tmp_path: Path) -> None:
     assert loaded.keys() == arrays.keys()
     assert all(np.array_equal(loaded[k], arrays[k]) for k in arrays)
     loaded["a"][0] = 9  # writable: the index updates in place
+    assert (tmp_path / "i").stat().st_mode & 0o777 == 0o644  # readable like rows.jsonl
     with pytest.raises(index_file.UnusableIndex, match="no index file"):
         index_file.load(tmp_path / "missing", label)
 

@@ -61,7 +61,8 @@ def save(path: Path, label: Label, arrays: dict[str, np.ndarray]) -> None:
     header = {"label": asdict(label), "arrays": layout, "crc32": zlib.crc32(payload)}
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-(len(head) + _HEAD.size) % _ALIGN)
-    atomic_write(path, _HEAD.pack(MAGIC, len(head)) + head + payload, durable=False)
+    # readable like rows.jsonl, so whoever may read the rows can use the index
+    atomic_write(path, _HEAD.pack(MAGIC, len(head)) + head + payload, durable=False, mode=0o644)
 
 
 def load(path: Path, label: Label) -> dict[str, np.ndarray]:
