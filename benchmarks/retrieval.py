@@ -553,12 +553,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small N smoke run (seconds)")
     parser.add_argument("--work", type=Path, default=WORK, help=f"scratch dir (default {WORK})")
+    parser.add_argument(
+        "--cold", default="100000,1000000", help="row counts for cold searches (comma-separated)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         result = run([2_000, 10_000], [10_000], {2_000: 10}, 50, args.work, 3)
     else:
         sizes = [10_000, 100_000, 1_000_000]
-        result = run(sizes, [100_000, 1_000_000], {10_000: 20, 100_000: 5}, 200, args.work, 9)
+        cold_sizes = [int(n) for n in args.cold.split(",") if n.strip()]
+        result = run(sizes, cold_sizes, {10_000: 20, 100_000: 5}, 200, args.work, 9)
     print(table(result))
     print(json.dumps(result, indent=1, default=str))
     return 0
