@@ -252,3 +252,14 @@ def test_read_only_experience_is_searched_in_memory(
         assert not (filled.path / ".lock").exists()
     finally:
         subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_lazy_provenance_follows_another_writer(
+    filled: Experience, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader = opened_from_index(filled.path, caplog)
+    writer = Experience.open(filled.path)
+    writer.delete([0])
+    writer.patch(0, fields={"note": "after"})
+    assert reader.row(0).provenance["note"] == "after"
+    assert len(reader) == len(writer)

@@ -287,6 +287,8 @@ class Experience:
         return len(self._index)
 
     def row(self, index: int) -> StoredRow:
+        if self._meta_list is None and _stamp(self.path) != self._stamp:
+            self._refresh()  # provenance offsets must point into rows.jsonl as it now is
         if not 0 <= index < len(self):
             raise HarnessError(
                 f"row {index} does not exist in {self.path} ({len(self)} rows)",
