@@ -11,10 +11,8 @@ passed (read the report or `--json`), 2 on bad input (nothing ran).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +114,9 @@ async def evaluate(
 
 
 def _eval(args: argparse.Namespace) -> int:
+    import asyncio
+    import tempfile
+
     from mcp_harness.cli.train_cmd import parse_dims
     from mcp_harness.kernels.config import make_kernel
     from mcp_harness.training.dataset import load_task_sets

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -125,6 +124,8 @@ def _pairs(items: list[str], what: str) -> dict[str, str]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from mcp_harness.kernels.config import make_kernel
     from mcp_harness.runtime import module
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import socket
 import sys
 from pathlib import Path
 
@@ -126,6 +125,8 @@ def _serve_http(args: argparse.Namespace) -> int:
 
 def _check_port(host: str, port: int) -> None:
     """Fail with a clear message (not a server traceback) when the address is unusable."""
+    import socket
+
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:

@@ -10,7 +10,6 @@ The run itself is `training.job` (shared with the MCP training job), its loop `T
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 from pathlib import Path
@@ -168,6 +167,8 @@ class Progress:
 
 # ---- a run --------------------------------------------------------------------------------------
 def _train(args: argparse.Namespace) -> int:
+    import asyncio
+
     from mcp_harness.kernels.runner import describe
     from mcp_harness.training import checkpoints, job
 

@@ -27,6 +27,30 @@ from mcp_harness.errors import HarnessError
 METHODS = ("jaccard", "bm25")
 _BM25_K1 = 1.2
 _BM25_B = 0.75
+_MASK_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint32) + (np.uint64,) * 4  # by (groups-1)//8
+_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
+
+
+def _popcount(bits: np.ndarray) -> np.ndarray:
+    """Set bits per element (int64)."""
+    if bits.dtype == np.uint8:
+        return _POPCOUNT8[bits]
+    return _POPCOUNT8[bits.view(np.uint8)].reshape(len(bits), -1).sum(axis=1)
+
+
+def _contains(members: list[np.ndarray], slots: np.ndarray, n_slots: int) -> np.ndarray:
+    """Which of `slots` (ascending) are in any of the sorted posting arrays `members`: by
+    binary search when the postings are many more than the slots, else by marking them."""
+    found = np.zeros(len(slots), dtype=np.bool_)
+    for postings in members:
+        if len(postings) > 16 * len(slots):
+            at = np.searchsorted(postings, slots)
+            found |= postings[np.minimum(at, len(postings) - 1)] == slots
+        elif len(postings):
+            marks = np.zeros(n_slots, dtype=np.bool_)
+            marks[postings] = True
+            found |= marks[slots]
+    return found
 
 
 class _Growable:
@@ -46,6 +70,13 @@ class _Growable:
             self._buf = grown
         self._buf[self.size : need] = values
         self.size = need
+
+    @classmethod
+    def wrap(cls, array: np.ndarray, fill: float | int = 0) -> _Growable:
+        """Take over `array` (writable) as the first `len(array)` values."""
+        grown = cls.__new__(cls)
+        grown._buf, grown._fill, grown.size = array, fill, len(array)
+        return grown
 
     @property
     def view(self) -> np.ndarray:
@@ -79,6 +110,7 @@ class RetrievalIndex:
         self._delta: dict[int, list[int]] = {}
         self._delta_count = 0
         self._live_terms = 0.0
+        self._extreme: tuple[float, float] | None = None
 
     # ---- updates --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -100,6 +132,7 @@ class RetrievalIndex:
 
     def set_weight(self, row: int, weight: float) -> None:
         self._weight.view[self._row_slot.view[row]] = weight
+        self._extreme = None
 
     def delete(self, rows: Iterable[int]) -> None:
         """Remove rows; later rows move up, as in `del list[i]`."""
@@ -133,6 +166,7 @@ class RetrievalIndex:
         self._alive.extend(np.ones(count, dtype=np.bool_))
         self._slot_row.extend(np.full(count, -1))
         self._live_terms += len(ids)
+        self._extreme = None
         if self._delta_count + len(ids) > max(4096, len(self._inv_slots) // 4):
             self.rebuild()
         else:
@@ -149,6 +183,7 @@ class RetrievalIndex:
             self._alive.view[slot] = False
             self._slot_row.view[slot] = -1
             self._live_terms -= float(self._doc_len.view[slot])
+            self._extreme = None
 
     def rebuild(self) -> None:
         """Fold the delta into the CSR inverted index, dropping retired slots."""
@@ -200,55 +235,148 @@ class RetrievalIndex:
         if len(self) == 0:
             return []
         query = list(dict.fromkeys((w,) if isinstance(w, str) else tuple(w) for w in keywords))
-        lists = []
+        groups = []
         for group in query:
             found = [self.postings(self._vocab[w]) for w in group if w in self._vocab]
             if found:
-                lists.append(found[0] if len(found) == 1 else np.unique(np.concatenate(found)))
-        n_slots = self._alive.size
-        if method == "jaccard":
-            scores = self._jaccard(lists, len(query), n_slots)
-        else:
-            scores = self._bm25(lists, n_slots)
-        scores *= self._weight.view
-        scores[~self._alive.view] = 0.0
+                groups.append(found)
+        slots, values = self._score(groups, len(query), method, None if noise else k)
         if noise:
+            n_slots = self._alive.size
+            scores = np.zeros(n_slots, dtype=np.float32)
+            scores[slots] = values
             rng = np.random.default_rng(seed)
             scores += noise * rng.random(n_slots, dtype=np.float32) * self._alive.view
-        return self._top_k(scores, k)
+            slots = np.flatnonzero(scores > 0)
+            values = scores[slots]
+        return self._top_k(slots, values, k)
 
-    def _jaccard(self, lists: list[np.ndarray], q_len: int, n_slots: int) -> np.ndarray:
-        scores = np.zeros(n_slots, dtype=np.float32)
-        if not lists:
-            return scores
-        hits = np.concatenate(lists)
-        slots, inter = np.unique(hits, return_counts=True)
-        union = q_len + self._doc_len.view[slots] - inter
-        scores[slots] = inter / union
-        return scores
+    def _score(
+        self, groups: list[list[np.ndarray]], q_len: int, method: str, k: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(live slots, score x weight) of every slot that can be among the top `k` (of every
+        slot in the query's postings when `k` is None).
 
-    def _bm25(self, lists: list[np.ndarray], n_slots: int) -> np.ndarray:
-        scores = np.zeros(n_slots, dtype=np.float32)
-        if not lists:
-            return scores
-        n_live = max(int(self._alive.view.sum()), 1)
+        MaxScore: groups are taken rarest first, and the slots of the groups taken so far are
+        scored exactly; once the k-th best of those beats the highest score a slot could reach
+        from the groups not taken, those groups' slots need no look (a taken slot's membership
+        in them is found by binary search). The arithmetic is the dense formulas' own, in their
+        dtypes and order, so scores are bit for bit what scoring every row would give."""
+        if not groups:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        n_live = max(len(self), 1)
         avg_len = max(self._live_terms / n_live, 1e-9)
-        live = [p[self._alive.view[p]] for p in lists]
-        df = np.array([len(p) for p in live], dtype=np.float64)
-        idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
-        hits = np.concatenate(live)
-        slots, idx = np.unique(hits, return_inverse=True)
-        idf_sum = np.bincount(idx, weights=np.repeat(idf, [len(p) for p in live]))
-        doc_len = self._doc_len.view[slots]
-        norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * doc_len / avg_len))
-        scores[slots] = idf_sum * norm
-        return scores
+        idf = None
+        if method == "bm25":
+            df = np.array([self._group_df(members) for members in groups], dtype=np.float64)
+            idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
+        sizes = [sum(len(p) for p in members) for members in groups]
+        by_size = sorted(range(len(groups)), key=sizes.__getitem__)
+        taken = 1 if k is not None else len(groups)
+        while True:
+            slots, member = self._candidates(groups, by_size[:taken])
+            for g in by_size[taken:]:
+                member[g] = _contains(groups[g], slots, self._alive.size)
+            doc_len = self._doc_len.view[slots]
+            if idf is None:
+                inter = sum(member[g].astype(np.int64) for g in range(len(groups)))
+                sim = (inter / (q_len + doc_len - inter)).astype(np.float32)
+            else:
+                idf_sum = np.zeros(len(slots), dtype=np.float64)
+                for g in range(len(groups)):  # in group order, as a per-row sum adds them
+                    idf_sum += member[g] * idf[g]
+                norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * doc_len / avg_len))
+                sim = (idf_sum * norm).astype(np.float32)
+            values = sim * self._weight.view[slots]
+            if k is None or taken == len(groups):
+                return slots, values
+            positive = values[values > 0]
+            if len(positive) < k:
+                need = len(groups)
+            else:
+                kth = float(np.partition(positive, len(positive) - k)[len(positive) - k])
+                need = taken
+                while need < len(groups) and not (
+                    self._reach(by_size[need:], q_len, idf, avg_len) * (1 + 1e-6) < kth
+                ):
+                    need += 1
+            if need == taken:
+                return slots, values
+            taken = need
 
-    def _top_k(self, scores: np.ndarray, k: int) -> list[Match]:
-        candidates = np.flatnonzero(scores > 0)
+    def _candidates(
+        self, groups: list[list[np.ndarray]], taken: list[int]
+    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+        """The live slots in the postings of groups `taken`, and which of those groups hold
+        each (one bit per group, so a slot in two members of a group counts once)."""
+        n_slots = self._alive.size
+        words = (len(taken) + 63) // 64
+        dtype = np.uint64 if words > 1 else _MASK_DTYPES[(len(taken) - 1) // 8]
+        masks = [np.zeros(n_slots, dtype=dtype) for _ in range(words)]
+        arrays = []
+        for i, g in enumerate(taken):
+            bit = dtype(1) << dtype(i % 64)
+            for postings in groups[g]:
+                masks[i // 64][postings] |= bit
+                arrays.append(postings)
+        hits = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
+        if len(arrays) == 1:
+            slots = hits  # one term's postings hold each slot once
+        elif 8 * len(hits) < n_slots:  # few hits: keep one of each without scanning every slot
+            first = np.empty(n_slots, dtype=np.int64)
+            order = np.arange(len(hits))
+            first[hits] = order
+            slots = np.sort(hits[first[hits] == order])
+        else:
+            slots = np.flatnonzero(np.bitwise_or.reduce(masks) if words > 1 else masks[0])
+        slots = slots[self._alive.view[slots]]
+        bits = [mask[slots] for mask in masks]
+        member = {
+            g: ((bits[i // 64] >> dtype(i % 64)) & dtype(1)).astype(np.bool_)
+            for i, g in enumerate(taken)
+        }
+        return slots, member
+
+    def _group_df(self, members: list[np.ndarray]) -> int:
+        """How many live slots hold a member of the group."""
+        dead = self._alive.size > len(self)
+        if len(members) == 1:
+            only = members[0]
+            return int(np.count_nonzero(self._alive.view[only])) if dead else len(only)
+        if len(members) == 2 and not dead:
+            small, large = sorted(members, key=len)
+            both = int(np.count_nonzero(_contains([large], small, self._alive.size)))
+            return len(small) + len(large) - both
+        union = np.unique(np.concatenate(members))
+        return int(np.count_nonzero(self._alive.view[union]))
+
+    def _reach(self, rest: list[int], q_len: int, idf: np.ndarray | None, avg_len: float) -> float:
+        """The highest score a slot holding only groups `rest` could have."""
+        if not rest:
+            return 0.0
+        w_max, d_min = self._extremes()
+        if idf is None:
+            m = len(rest)
+            return w_max * m / (q_len + max(d_min, m) - m)
+        norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * d_min / avg_len))
+        return w_max * norm * float(idf[rest].sum())
+
+    def _extremes(self) -> tuple[float, float]:
+        """(highest weight, fewest terms) over live rows; kept until the next change."""
+        if self._extreme is None:
+            live = self._row_slot.view
+            self._extreme = (
+                float(self._weight.view[live].max()),
+                float(self._doc_len.view[live].min()),
+            )
+        return self._extreme
+
+    def _top_k(self, candidates: np.ndarray, values: np.ndarray, k: int) -> list[Match]:
+        """The `k` best (score desc, row asc) of the slots scoring above 0."""
+        positive = values > 0
+        candidates, values = candidates[positive], values[positive]
         if len(candidates) == 0:
             return []
-        values = scores[candidates]
         if len(candidates) > k:
             threshold = np.partition(values, len(values) - k)[len(values) - k]
             keep = values >= threshold
@@ -256,6 +384,77 @@ class RetrievalIndex:
         rows = self._slot_row.view[candidates]
         order = np.lexsort((rows, -values))[:k]
         return [Match(int(rows[i]), float(values[i])) for i in order]
+
+    # ---- persistence ----------------------------------------------------------------------
+    def to_arrays(self) -> dict[str, np.ndarray] | None:
+        """The index as flat arrays with rows as slots (what a fresh build of the same rows holds,
+        up to term ids and posting order); None if a term holds a newline, which the vocabulary
+        encoding (newline-joined UTF-8) cannot carry. Linear in the postings: no sort."""
+        words = list(self._vocab)
+        if any("\n" in w for w in words):
+            return None
+        slots = self._row_slot.view
+        starts = self._fwd_ptr.view[slots]
+        lengths = self._fwd_ptr.view[slots + 1] - starts
+        fwd_ptr = np.zeros(len(slots) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=fwd_ptr[1:])
+        gather = np.repeat(starts - fwd_ptr[:-1], lengths) + np.arange(fwd_ptr[-1])
+        inv_ptr, inv_rows = self._live_postings()
+        return {
+            "vocab": np.frombuffer("\n".join(words).encode("utf-8"), dtype=np.uint8),
+            "fwd_ptr": fwd_ptr,
+            "fwd_terms": self._fwd_terms.view[gather],
+            "weight": self._weight.view[slots],
+            "inv_ptr": inv_ptr,
+            "inv_slots": inv_rows,
+        }
+
+    def _live_postings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every term's postings (bulk and delta) of live slots, as ascending rows: (ptr, rows)."""
+        n_terms = len(self._vocab)
+        ptr = np.full(n_terms + 1, self._inv_ptr[-1], dtype=np.int64)
+        ptr[: len(self._inv_ptr)] = self._inv_ptr
+        slots = self._inv_slots
+        counts = np.diff(ptr)
+        if self._delta:
+            terms = np.repeat(
+                np.fromiter(self._delta, np.int64, len(self._delta)),
+                [len(v) for v in self._delta.values()],
+            )
+            extra = np.concatenate([np.asarray(v, dtype=np.int32) for v in self._delta.values()])
+            order = np.argsort(terms, kind="stable")  # only the delta: small
+            slots = np.insert(slots, ptr[terms[order] + 1], extra[order])
+            counts = counts + np.bincount(terms, minlength=n_terms)
+        keep = self._alive.view[slots]
+        rows = self._slot_row.view[slots[keep]].astype(np.int32)
+        terms = np.repeat(np.arange(n_terms), counts)[keep]
+        if np.any((np.diff(rows) < 0) & (terms[1:] == terms[:-1])):  # a patched row moved
+            rows = rows[np.lexsort((rows, terms))]
+        live = np.bincount(terms, minlength=n_terms)
+        out = np.zeros(n_terms + 1, dtype=np.int64)
+        np.cumsum(live, out=out[1:])
+        return out, rows
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> RetrievalIndex:
+        """The index `to_arrays` gave (arrays may be views of one buffer; they are kept)."""
+        text = arrays["vocab"].tobytes().decode("utf-8")
+        words = text.split("\n") if text else []
+        index = cls()
+        index._vocab = dict(zip(words, range(len(words)), strict=True))
+        _check_arrays(arrays, len(words))
+        fwd_ptr, n = arrays["fwd_ptr"], len(arrays["weight"])
+        index._fwd_terms = _Growable.wrap(arrays["fwd_terms"])
+        index._fwd_ptr = _Growable.wrap(fwd_ptr)
+        index._doc_len = _Growable.wrap(np.diff(fwd_ptr).astype(np.float32))
+        index._weight = _Growable.wrap(arrays["weight"])
+        index._alive = _Growable.wrap(np.ones(n, dtype=np.bool_))
+        index._slot_row = _Growable.wrap(np.arange(n, dtype=np.int64), fill=-1)
+        index._row_slot = _Growable.wrap(np.arange(n, dtype=np.int64))
+        index._inv_ptr = arrays["inv_ptr"]
+        index._inv_slots = arrays["inv_slots"]
+        index._live_terms = float(fwd_ptr[-1])
+        return index
 
     def vocabulary_size(self) -> int:
         return len(self._vocab)
@@ -268,3 +467,31 @@ class RetrievalIndex:
         total += sum(len(w) + 100 for w in self._vocab)  # str object + dict entry, roughly
         total += sum(56 + 8 * len(v) for v in self._delta.values())
         return total
+
+
+_DTYPES = {
+    "vocab": np.uint8,
+    "fwd_ptr": np.int64,
+    "fwd_terms": np.int32,
+    "weight": np.float32,
+    "inv_ptr": np.int64,
+    "inv_slots": np.int32,
+}
+
+
+def _check_arrays(arrays: dict[str, np.ndarray], n_terms: int) -> None:
+    """Raise ValueError unless the arrays form an index `search` can run on without an
+    out-of-range read (the file's checksum covers bit rot; this covers a forged file)."""
+    if any(arrays.get(name) is None or arrays[name].dtype != t for name, t in _DTYPES.items()):
+        raise ValueError("index arrays are missing or of the wrong type")
+    n = len(arrays["weight"])
+    for ptr, items, bound, count in (
+        (arrays["fwd_ptr"], arrays["fwd_terms"], n_terms, n),
+        (arrays["inv_ptr"], arrays["inv_slots"], n, n_terms),
+    ):
+        if len(ptr) != count + 1 or ptr[0] != 0 or ptr[-1] != len(items):
+            raise ValueError("index pointers disagree with their arrays")
+        if np.any(np.diff(ptr) < 0) or (len(items) and not 0 <= items.min() <= items.max() < bound):
+            raise ValueError("index entries out of range")
+    if not np.all(np.isfinite(arrays["weight"])):
+        raise ValueError("index weights are not finite")

@@ -1,28 +1,37 @@
 """Experience tensors: `[N, 3]` (query, key, value) rows in the seed layout, plus provenance.
 
 The directory is a symbolic tensor (`shape`, `storage/…/data`) with sidecars the seed ignores:
-`rows.jsonl` (one line per row: weight `w`, `source`, `ts` and free-form fields), `.lock` (a file
-lock serialising writers across processes) and `.txn/` (the journal of an unfinished commit).
+`rows.jsonl` (one line per row: weight `w`, `source`, `ts` and free-form fields), `generation`
+(the number of commits), `index.bin` (the retrieval index, `index_file`), `.lock` (a file lock
+serialising writers across processes) and `.txn/` (the journal of an unfinished commit).
 Every change is one journaled transaction (see `storage.transaction`), so a crash leaves the old
 rows or the new ones. Appends write their provenance lines before the commit; lines past the
 committed row count are leftovers of an interrupted append and are dropped.
+
+Opening reads the persisted index and nothing else of the rows when its label (generation, row
+count, size and mtime of `rows.jsonl`) matches; provenance lines are then read one at a time as
+rows are asked for. A missing, stale or corrupt index is rebuilt from the rows (and logged), and
+every commit saves the index for the rows it leaves. Edits that bypass mcp-harness and leave
+`rows.jsonl` and the row count alone (a seed tool rewriting a query cell) are not seen by a
+persisted index: delete `index.bin` to rebuild it. numpy, filelock and the index modules are
+imported when the first experience is opened, so importing this module (as the server does)
+stays cheap.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-from filelock import FileLock
+from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import CorruptTensorError, HarnessError
-from mcp_harness.experience.index import RetrievalIndex
 from mcp_harness.experience.keywords import extract_keywords
 from mcp_harness.experience.slots import find_slots, index_keywords, query_keywords
 from mcp_harness.redaction import redact
@@ -30,9 +39,17 @@ from mcp_harness.storage import layout
 from mcp_harness.storage.atomic import append_lines
 from mcp_harness.storage.transaction import TXN_DIR, Transaction, recover
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mcp_harness.experience.index_file import Label
+
 ROWS_FILE = "rows.jsonl"
 LOCK_FILE = ".lock"
+INDEX_FILE = "index.bin"
+GENERATION_FILE = "generation"
 COLUMNS = ("query", "key", "value")
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -100,12 +117,19 @@ class Experience:
     """An experience tensor on disk with its retrieval index in memory."""
 
     def __init__(self, path: Path) -> None:
+        from filelock import FileLock
+
+        from mcp_harness.experience.index import RetrievalIndex
+        from mcp_harness.experience.index_file import line_offsets
+
         self.path = path
         self._lock = FileLock(str(path / LOCK_FILE))
-        self._meta: list[dict[str, Any]] = []
+        self._meta_list: list[dict[str, Any]] | None = []
+        self._offsets = line_offsets([])  # where each provenance line starts
         self._index = RetrievalIndex()
-        self._sidecar_end = 0
         self._stamp: tuple[int, ...] = ()
+        self._generation = 0
+        self._read_only = False
         self._cells: dict[int, tuple[str, ...]] = {}
 
     # ---- opening ----------------------------------------------------------------------------
@@ -134,12 +158,31 @@ class Experience:
                 f"create it with `mcp-harness experience new {path}`",
             )
         experience = cls(path)
-        with experience._lock:
-            experience._load()
+        experience._refresh(force=True)
         return experience
 
+    def _refresh(self, force: bool = False) -> None:
+        """Reload under the writer lock if another process committed (or `force`); a directory
+        whose lock cannot be taken (read-only) is read without it and never written."""
+        try:
+            with self._lock:
+                self._refresh_if_changed(force)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                self._read_only = True
+                self._refresh_if_changed(force)
+            else:
+                raise HarnessError(
+                    f"{self.path}: cannot take the writer lock ({exc.strerror or exc})",
+                    "check the permissions of the experience directory",
+                ) from None
+
     def _load(self) -> None:
-        recover(self.path)
+        from mcp_harness.experience.index import RetrievalIndex
+        from mcp_harness.experience.index_file import UnusableIndex, load_index
+
+        if not self._read_only:
+            recover(self.path)
         shape = layout.read_shape(self.path)
         if len(shape) != 2 or shape[1] != 3:
             raise CorruptTensorError(
@@ -147,22 +190,88 @@ class Experience:
                 "point at an experience directory (made by `mcp-harness experience new`)",
             )
         count = shape[0]
-        self._meta, self._sidecar_end = _read_sidecar(self.path / ROWS_FILE, count)
+        self._stamp = _stamp(self.path)
+        self._generation = _read_generation(self.path)
+        self._cells = {}
+        try:
+            self._index, self._offsets = load_index(self.path / INDEX_FILE, self._label(count))
+            self._meta_list = None
+            return
+        except UnusableIndex as exc:
+            missing = not (self.path / INDEX_FILE).exists()
+            _log.log(
+                logging.INFO if missing else logging.WARNING,
+                "%s: retrieval index %s; rebuilding it from the rows",
+                self.path,
+                "missing" if missing else exc,
+            )
+        self._meta_list, self._offsets = _read_sidecar(self.path / ROWS_FILE, count)
         queries = [layout.read_element(self.path, 3 * row) or "" for row in range(count)]
         self._index = RetrievalIndex()
-        self._cells = {}
         self._index.append(
-            (_terms(q, m) for q, m in zip(queries, self._meta, strict=True)),
-            [m.get("w", 1.0) for m in self._meta],
+            (_terms(q, m) for q, m in zip(queries, self._meta_list, strict=True)),
+            [m.get("w", 1.0) for m in self._meta_list],
         )
-        self._stamp = _stamp(self.path)
+        self._save_index()
 
-    def _refresh_if_changed(self) -> None:
+    def _label(self, count: int) -> Label:
+        from mcp_harness.experience.index_file import Label
+
+        size, mtime = self._stamp[1:] if self._stamp else (0, 0)
+        return Label(self._generation, count, size, mtime)
+
+    def _save_index(self) -> None:
+        """Persist the index of the rows as committed (under the lock, after the commit)."""
+        from mcp_harness.experience import index_file
+
+        if self._read_only:
+            return
+        arrays = self._index.to_arrays()
+        if arrays is None:
+            return
+        arrays["meta_offsets"] = self._offsets
+        try:
+            index_file.save(self.path / INDEX_FILE, self._label(len(self)), arrays)
+        except OSError as exc:
+            _log.info("%s: retrieval index not saved (%s)", self.path, exc.strerror or exc)
+
+    def _metas(self) -> list[dict[str, Any]]:
+        """Every row's provenance, read from `rows.jsonl` on first use."""
+        if self._meta_list is None:
+            self._meta_list, _ = _read_sidecar(self.path / ROWS_FILE, len(self))
+        return self._meta_list
+
+    @property
+    def _sidecar_end(self) -> int:
+        return int(self._offsets[-1])
+
+    def _row_meta(self, index: int) -> dict[str, Any]:
+        """One row's provenance, without parsing the others."""
+        if self._meta_list is not None:
+            return self._meta_list[index]
+        if index + 1 >= len(self._offsets):
+            return {"w": 1.0, "source": "unknown"}
+        start, end = int(self._offsets[index]), int(self._offsets[index + 1])
+        with open(self.path / ROWS_FILE, "rb") as handle:
+            handle.seek(start)
+            line = handle.read(end - start)
+        try:
+            meta = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            meta = None
+        if not isinstance(meta, dict):
+            raise CorruptTensorError(
+                f"{self.path / ROWS_FILE}:{index + 1}: provenance line is not a JSON object",
+                f"repair or delete line {index + 1} of {ROWS_FILE}",
+            )
+        return meta
+
+    def _refresh_if_changed(self, force: bool = False) -> None:
         """Under the lock: reload if another process committed since we loaded.
 
         Every commit rewrites or appends `rows.jsonl`, so its stat is the version stamp.
         """
-        if (self.path / TXN_DIR).exists() or _stamp(self.path) != self._stamp:
+        if force or (self.path / TXN_DIR).exists() or _stamp(self.path) != self._stamp:
             self._load()
 
     @contextlib.contextmanager
@@ -175,9 +284,11 @@ class Experience:
 
     # ---- reading ----------------------------------------------------------------------------
     def __len__(self) -> int:
-        return len(self._meta)
+        return len(self._index)
 
     def row(self, index: int) -> StoredRow:
+        if self._meta_list is None and _stamp(self.path) != self._stamp:
+            self._refresh()  # provenance offsets must point into rows.jsonl as it now is
         if not 0 <= index < len(self):
             raise HarnessError(
                 f"row {index} does not exist in {self.path} ({len(self)} rows)",
@@ -187,7 +298,7 @@ class Experience:
         if cells is None:  # read once: search results repeat across elements of a run
             cells = tuple(layout.read_element(self.path, 3 * index + c) or "" for c in range(3))
             self._cells[index] = cells
-        meta = dict(self._meta[index])
+        meta = dict(self._row_meta(index))
         weight = float(meta.pop("w", 1.0))
         return StoredRow(index, cells[0], cells[1], cells[2], weight, meta)
 
@@ -201,6 +312,8 @@ class Experience:
         return None
 
     def rows(self, start: int = 0, stop: int | None = None) -> Iterator[StoredRow]:
+        if (stop if stop is not None else len(self)) - start > 16:
+            self._metas()  # many rows: parse all provenance at once
         for index in range(start, min(stop if stop is not None else len(self), len(self))):
             yield self.row(index)
 
@@ -214,17 +327,16 @@ class Experience:
     ) -> list[Hit]:
         """Top-k rows for `text`; an empty list when the experience is empty or nothing matches."""
         if _stamp(self.path) != self._stamp:
-            with self._lock:
-                self._refresh_if_changed()
+            self._refresh()
         matches = self._index.search(query_keywords(extract_keywords(text)), k, method, noise, seed)
         return [Hit(m.score, self.row(m.row)) for m in matches]
 
     def weights(self) -> list[float]:
-        return [float(m.get("w", 1.0)) for m in self._meta]
+        return [float(m.get("w", 1.0)) for m in self._metas()]
 
     def stats(self) -> dict[str, Any]:
         sources: dict[str, int] = {}
-        for meta in self._meta:
+        for meta in self._metas():
             source = str(meta.get("source", "unknown"))
             sources[source] = sources.get(source, 0) + 1
         weights = self.weights()
@@ -239,6 +351,8 @@ class Experience:
     # ---- writing ----------------------------------------------------------------------------
     def append(self, rows: Iterable[Row]) -> range:
         """Append rows (secrets redacted first) in one commit; returns their indices."""
+        from mcp_harness.experience import index_file
+
         prepared = [_clean(row) for row in rows]
         with self._lock:
             self._refresh_if_changed()
@@ -260,14 +374,16 @@ class Experience:
             lines = [json.dumps(m, ensure_ascii=False) for m in metas]
             append_lines(sidecar, lines)
             txn.write(layout.SHAPE_FILE, json.dumps([start + len(prepared), 3]))
-            txn.commit()
-            self._sidecar_end += sum(len(line.encode("utf-8")) + 1 for line in lines)
-            self._stamp = _stamp(self.path)
-            self._meta.extend(metas)
+            self._commit(txn)
+            lengths = [len(line.encode("utf-8")) + 1 for line in lines]
+            self._offsets = index_file.line_offsets(lengths, self._offsets)
+            if self._meta_list is not None:
+                self._meta_list.extend(metas)
             self._index.append(
                 (_terms(r.query, m) for r, m in zip(prepared, metas, strict=True)),
                 [row.weight for row in prepared],
             )
+            self._save_index()
             return range(start, start + len(prepared))
 
     def patch(
@@ -294,7 +410,7 @@ class Experience:
             for index in patches:
                 self.row(index)  # validates every index before anything is written
             txn = Transaction(self.path)
-            metas = list(self._meta)
+            metas = list(self._metas())
             cells: dict[int, tuple[str | None, ...]] = {}
             for index, change in patches.items():
                 texts = tuple(None if change.get(c) is None else redact(change[c]) for c in COLUMNS)
@@ -325,9 +441,8 @@ class Experience:
                 metas.extend(_meta_for(row) for row in prepared)
                 txn.write(layout.SHAPE_FILE, json.dumps([len(metas), 3]))
             self._stage_sidecar(txn, metas)
-            txn.commit()
-            self._stamp = _stamp(self.path)
-            self._meta = metas
+            self._commit(txn)
+            self._meta_list = metas
             for index, texts in cells.items():
                 self._cells.pop(index, None)
                 if any(t is not None for t in texts):
@@ -342,6 +457,7 @@ class Experience:
                     (_terms(r.query, m) for r, m in zip(prepared, metas[start:], strict=True)),
                     [row.weight for row in prepared],
                 )
+            self._save_index()
             return range(start, start + len(prepared))
 
     def set_weights(self, weights: Sequence[float]) -> None:
@@ -353,14 +469,15 @@ class Experience:
                     f"{len(weights)} weights for {len(self)} rows in {self.path}",
                     "give one weight per row",
                 )
-            metas = [{**m, "w": _check_weight(w)} for m, w in zip(self._meta, weights, strict=True)]
+            old = self._metas()
+            metas = [{**m, "w": _check_weight(w)} for m, w in zip(old, weights, strict=True)]
             txn = Transaction(self.path)
             self._stage_sidecar(txn, metas)
-            txn.commit()
-            self._stamp = _stamp(self.path)
-            self._meta = metas
+            self._commit(txn)
+            self._meta_list = metas
             for row, w in enumerate(weights):
                 self._index.set_weight(row, w)
+            self._save_index()
 
     def delete(self, indices: Iterable[int]) -> int:
         """Delete rows; later rows move up. Returns how many were deleted."""
@@ -384,20 +501,29 @@ class Experience:
             new_count = len(self) - len(doomed)
             for flat in range(3 * new_count, 3 * len(self)):
                 txn.remove(layout.element_relpath(flat))
-            metas = [m for i, m in enumerate(self._meta) if i not in set(doomed)]
+            metas = [m for i, m in enumerate(self._metas()) if i not in set(doomed)]
             self._stage_sidecar(txn, metas)
             txn.write(layout.SHAPE_FILE, json.dumps([new_count, 3]))
-            txn.commit()
+            self._commit(txn)
             self._cells.clear()
-            self._stamp = _stamp(self.path)
-            self._meta = metas
+            self._meta_list = metas
             self._index.delete(doomed)
+            self._save_index()
             return len(doomed)
 
     def _stage_sidecar(self, txn: Transaction, metas: list[dict[str, Any]]) -> None:
-        text = "".join(json.dumps(m, ensure_ascii=False) + "\n" for m in metas)
-        txn.write(ROWS_FILE, text)
-        self._sidecar_end = len(text.encode("utf-8"))
+        from mcp_harness.experience import index_file
+
+        lines = [(json.dumps(m, ensure_ascii=False) + "\n").encode("utf-8") for m in metas]
+        txn.write(ROWS_FILE, b"".join(lines))
+        self._offsets = index_file.line_offsets([len(line) for line in lines])
+
+    def _commit(self, txn: Transaction) -> None:
+        """Commit `txn` as the next generation."""
+        txn.write(GENERATION_FILE, str(self._generation + 1))
+        txn.commit()
+        self._generation += 1
+        self._stamp = _stamp(self.path)
 
 
 def _clean(row: Row) -> Row:
@@ -443,15 +569,17 @@ def _stamp(path: Path) -> tuple[int, ...]:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def _read_sidecar(path: Path, count: int) -> tuple[list[dict[str, Any]], int]:
-    """Provenance for `count` rows and the byte offset where committed lines end.
+def _read_sidecar(path: Path, count: int) -> tuple[list[dict[str, Any]], np.ndarray]:
+    """Provenance for `count` rows and the byte offsets where committed lines start and end.
 
     Rows without a line (a tensor written by hand or by the seed) get default provenance.
     """
+    from mcp_harness.experience.index_file import line_offsets
+
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        return [{"w": 1.0, "source": "unknown"} for _ in range(count)], 0
+        return [{"w": 1.0, "source": "unknown"} for _ in range(count)], line_offsets([])
     lines = raw.split(b"\n")[:-1][:count]
     try:  # one parse for all lines: this runs on every open
         metas = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
@@ -470,6 +598,15 @@ def _read_sidecar(path: Path, count: int) -> tuple[list[dict[str, Any]], int]:
                     f"repair or delete line {number} of {path.name}",
                 )
             metas.append(meta)
-    end = sum(len(line) + 1 for line in lines)
+    offsets = line_offsets([len(line) + 1 for line in lines])
     metas.extend({"w": 1.0, "source": "unknown"} for _ in range(count - len(metas)))
-    return metas, end
+    return metas, offsets
+
+
+def _read_generation(path: Path) -> int:
+    """The number of commits made through mcp-harness (0 before the first, or when unreadable:
+    an index labelled otherwise is then stale)."""
+    try:
+        return int((path / GENERATION_FILE).read_text(encoding="ascii"))
+    except (OSError, ValueError, UnicodeDecodeError):
+        return 0

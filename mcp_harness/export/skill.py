@@ -48,6 +48,7 @@ MODULE_DIR = "module"
 ALLOWED_TOOLS = "Bash(${CLAUDE_SKILL_DIR}/scripts/run.sh *)"
 # never copied: writer locks, commit journals, caches, VCS data
 _SKIP_NAMES = {".lock", ".txn", "__pycache__", ".git", ".DS_Store"}
+_EXPERIENCE_CACHES = {"index.bin", "generation"}  # remade beside the copy when it is opened
 _SKIP_SUFFIXES = (".lock", ".pyc", ".tmp")
 # options of `module run` the launcher passes through (an input cannot take these names)
 _RUN_OPTIONS = ("input", "kernel", "dim", "timeout")
@@ -167,7 +168,7 @@ def export_skill(
         launcher.chmod(0o755)
         (staged / ".gitignore").write_text(
             "# written beside the experience while `scripts/run.sh` runs the module\n"
-            ".lock\n.txn/\n",
+            ".lock\n.txn/\nindex.bin\ngeneration\n",
             encoding="utf-8",
         )
         _redact_copy(staged, staged / MODULE_DIR)
@@ -229,7 +230,9 @@ def _copy_module(loaded: Any, destination: Path) -> dict[str, int]:
             moved = True
         with FileLock(str(path / ".lock")):
             recover(path)
-            shutil.copytree(path, copy_to, ignore=_skip)
+            shutil.copytree(
+                path, copy_to, ignore=lambda d, names: _skip(d, names) | _EXPERIENCE_CACHES
+            )
         rows[name] = len(loaded.experience[name])
     if moved:
         spec_path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")

@@ -47,11 +47,14 @@ def fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None:
+def atomic_write(
+    path: Path, data: bytes | str, *, durable: bool = True, mode: int | None = None
+) -> None:
     """Write `data` to `path` via a temp file and rename.
 
     A symlink at `path` is written through (its target is replaced), so views stay views.
     `durable=False` skips fsync for bulk writes whose commit point is fsynced elsewhere.
+    The file is private (0600, as `mkstemp` makes it) unless `mode` says otherwise.
     """
     check_write(path)
     target = Path(os.path.realpath(path))
@@ -60,6 +63,8 @@ def atomic_write(path: Path, data: bytes | str, *, durable: bool = True) -> None
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
+            if mode is not None:
+                os.fchmod(handle.fileno(), mode)
             handle.write(raw)
             if durable:
                 handle.flush()

@@ -1,0 +1,98 @@
+"""The pruned top-k search gives exactly the scores and order of scoring every row densely."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from mcp_harness.experience.index import RetrievalIndex
+
+
+def dense_top_k(
+    rows: list[list[str]], weights: list[float], query: list[tuple[str, ...]], k: int, method: str
+) -> list[tuple[int, float]]:
+    """Score every row with the documented formulas, in the dtypes the index has always used
+    (float32 row lengths and weights, float64 ratios and idf sums rounded to float32), then
+    sort by score desc, row asc."""
+    q_len = len(query)
+    sets = [set(r) for r in rows]
+    member = np.array([[any(w in s for w in group) for group in query] for s in sets], dtype=bool)
+    member = member.reshape(len(rows), q_len)
+    doc_len = np.array([len(s) for s in sets], dtype=np.float32)
+    weight = np.array(weights, dtype=np.float32)
+    scores = np.zeros(len(rows), dtype=np.float32)
+    if method == "jaccard":
+        inter = member.sum(axis=1).astype(np.int64)
+        hit = inter > 0
+        scores[hit] = inter[hit] / (q_len + doc_len[hit] - inter[hit])
+    else:
+        n_live = max(len(rows), 1)
+        avg_len = max(float(doc_len.sum()) / n_live, 1e-9)
+        df = member.sum(axis=0).astype(np.float64)
+        idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
+        idf_sum = np.zeros(len(rows), dtype=np.float64)
+        for g in range(q_len):
+            idf_sum[member[:, g]] += idf[g]
+        norm = (1.2 + 1) / (1 + 1.2 * (1 - 0.75 + 0.75 * doc_len / avg_len))
+        hit = member.any(axis=1)
+        scores[hit] = idf_sum[hit] * norm[hit]
+    scores *= weight
+    ranked = sorted((-float(s), row) for row, s in enumerate(scores) if s > 0)
+    return [(row, -score) for score, row in ranked[:k]]
+
+
+def random_terms(rng: random.Random, vocab: list[str]) -> list[str]:
+    count = rng.randint(1, 12)
+    return list(dict.fromkeys(rng.choices(vocab, weights=ZIPF[: len(vocab)], k=count)))
+
+
+ZIPF = [1 / (r + 1) for r in range(1000)]
+
+
+def random_query(rng: random.Random, vocab: list[str]) -> list[tuple[str, ...]]:
+    size = rng.choice([1, 2, 3, 5, 8, 9, 17, 40, 70])
+    groups = []
+    for word in rng.sample([*vocab, "never-seen"], min(size, len(vocab))):
+        groups.append((word, "<file>") if rng.random() < 0.2 else (word,))
+    return list(dict.fromkeys(groups))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sparse_scores_equal_dense_scores_through_every_change(seed: int) -> None:
+    rng = random.Random(seed)
+    vocab = [f"w{i}" for i in range(rng.choice([20, 150, 400]))] + ["<file>", "<num>"]
+    index = RetrievalIndex()
+    rows: list[list[str]] = []
+    weights: list[float] = []
+    for step in range(45):
+        op = rng.random()
+        if op < 0.5 or len(rows) < 10:
+            new = [random_terms(rng, vocab) for _ in range(rng.randint(1, 300))]
+            ws = [rng.choice([0.0, 0.5, 1.0, 1.0, 1.0, rng.uniform(0, 3)]) for _ in new]
+            index.append(new, ws)
+            rows += new
+            weights += ws
+        elif op < 0.7:
+            row = rng.randrange(len(rows))
+            rows[row], weights[row] = random_terms(rng, vocab), rng.uniform(0, 2)
+            index.replace(row, rows[row], weights[row])
+        elif op < 0.8:
+            row = rng.randrange(len(rows))
+            weights[row] = rng.uniform(0, 2)
+            index.set_weight(row, weights[row])
+        else:
+            doomed = set(rng.sample(range(len(rows)), rng.randint(1, 5)))
+            index.delete(doomed)
+            rows = [r for i, r in enumerate(rows) if i not in doomed]
+            weights = [w for i, w in enumerate(weights) if i not in doomed]
+        if step % 3 == 0:
+            loaded = RetrievalIndex.from_arrays(index.to_arrays())  # as a new process has it
+            for _ in range(8):
+                query, k = random_query(rng, vocab), rng.choice([1, 5, 16, 50])
+                for method in ("jaccard", "bm25"):
+                    expected = dense_top_k(rows, weights, query, k, method)
+                    for searched in (index, loaded):
+                        got = [(m.row, m.score) for m in searched.search(query, k, method)]
+                        assert got == expected, (query, method)
