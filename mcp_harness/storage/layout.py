@@ -107,14 +107,10 @@ def contiguous_stride(shape: tuple[int, ...] | list[int]) -> list[int]:
     return stride[::-1]
 
 
-def shape_files(shape: tuple[int, ...] | list[int]) -> dict[str, str]:
-    """The `shape` and `stride` files' contents, for writers that commit them in one step."""
-    return {STRIDE_FILE: json.dumps(contiguous_stride(shape)), SHAPE_FILE: json.dumps(list(shape))}
-
-
 def write_shape(tensor_dir: Path, shape: tuple[int, ...], *, durable: bool = True) -> None:
-    for name, text in shape_files(shape).items():
-        atomic_write(tensor_dir / name, text, durable=durable)
+    """`stride` first, then `shape`: a reader that sees the new shape also sees its stride."""
+    atomic_write(tensor_dir / STRIDE_FILE, json.dumps(contiguous_stride(shape)), durable=durable)
+    atomic_write(tensor_dir / SHAPE_FILE, json.dumps(list(shape)), durable=durable)
 
 
 def _check_stride(tensor_dir: Path, shape: tuple[int, ...]) -> None:
