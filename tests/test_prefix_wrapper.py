@@ -19,7 +19,8 @@ import pytest
 
 from mcp_harness.capture import settings
 from mcp_harness.capture.records import failure_count
-from mcp_harness.terminal.pool import shutdown, tmux
+from mcp_harness.terminal.pool import shutdown
+from mcp_harness.terminal.tmux import run as tmux
 from tests.fidelity import SNAPSHOT, both, composite
 
 DEADLINE_S = 30.0
