@@ -38,6 +38,7 @@ from mcp_harness.capture.composite import model_command
 from mcp_harness.capture.records import (
     COMMANDS,
     OUTPUT_LIMIT,
+    CommandRecord,
     append_records,
     capture_dir,
     log_failure,
@@ -145,7 +146,7 @@ class Mirror:
         after = self.capture()
         started = float(begin.get("start", time.time()))
         duration = finish["ns"] / 1e6 if finish else (time.time() - started) * 1000
-        record = {
+        record: CommandRecord = {
             "kind": "command",
             "id": uuid.uuid4().hex,
             "ts": datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds"),
