@@ -220,7 +220,7 @@ class TerminalSession:
                 code, out, err = await tmux.run_async(root, *args)
                 if code == 0 or not any(m in err for m in ("server exited", "lost server")):
                     break
-                # P15: the previous server is still shutting down; retry shortly.
+                # a server that is shutting down refuses new sessions: retry shortly
                 await asyncio.sleep(0.01 * (attempt + 1))
             if code != 0:
                 if "duplicate session" in err:
