@@ -83,6 +83,14 @@ async def _poll(check: Callable[[], Awaitable[T | None]], timeout: float) -> T |
         delay = min(delay * 1.5, POLL_MAX_S)
 
 
+def _trim(screen: str) -> str:
+    """A captured screen without its trailing blank lines."""
+    lines = screen.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise TerminalError(
@@ -193,28 +201,10 @@ class TerminalSession:
         await asyncio.to_thread(write_env, envfile, shell_env(env))
         try:
             args = [
-                "new-session",
-                "-d",
-                "-s",
-                PREFIX + name,
-                "-x",
-                str(width),
-                "-y",
-                str(height),
-                "-c",
-                str(directory),
-                "-P",
-                "-F",
-                "#{pane_id}",
-                "--",
-                shutil.which("env") or "/usr/bin/env",
-                "-i",
-                bash,
-                "-c",
-                LOADER,
-                "mh-terminal",
-                str(envfile),
-                bash,
+                *("new-session", "-d", "-s", PREFIX + name, "-x", str(width), "-y", str(height)),
+                *("-c", str(directory), "-P", "-F", "#{pane_id}", "--"),
+                *(shutil.which("env") or "/usr/bin/env", "-i", bash, "-c", LOADER, "mh-terminal"),
+                *(str(envfile), bash),
             ]
             for attempt in range(5):
                 code, out, err = await tmux.run_async(root, *args)
@@ -311,11 +301,22 @@ class TerminalSession:
         return out
 
     async def _state(self) -> State:
-        out = await self._tmux("display", "-p", "-t", self.pane, "#{session_name}\t#{pane_title}")
-        session, _, title = out.rstrip("\n").partition("\t")
+        return self._parse_state(await self._tmux(*self._state_query()))
+
+    def _state_query(self) -> tuple[str, ...]:
+        return ("display", "-p", "-t", self.pane, "#{session_name}\t#{pane_title}")
+
+    def _parse_state(self, line: str) -> State:
+        session, _, title = line.rstrip("\n").partition("\t")
         if session != self.session:  # the pane id now belongs to someone else
             raise self._gone()
         return parse_title(title)
+
+    async def _state_and_screen(self) -> tuple[State, str]:
+        """The state and the screen in one tmux call (the screen read right after the title)."""
+        out = await self._tmux(*self._state_query(), ";", "capture-pane", "-p", "-t", self.pane)
+        line, _, screen = out.partition("\n")
+        return self._parse_state(line), _trim(screen)
 
     async def _idle_state(self) -> State | None:
         state = await self._state()
@@ -350,22 +351,14 @@ class TerminalSession:
         else:
             await self._type(text)
 
-    async def _paste(self, text: str) -> None:
+    async def _paste(self, text: str, *, enter: bool = False) -> None:
+        """Paste `text` (bracketed); with `enter`, press Enter after it in the same tmux call."""
         buffer = f"mh-{uuid.uuid4().hex}"
+        then = (";", "send-keys", "-t", self.pane, "Enter") if enter else ()
         await self._tmux(
-            "load-buffer",
-            "-b",
-            buffer,
-            "-",
-            ";",
-            "paste-buffer",
-            "-d",
-            "-p",
-            "-r",
-            "-b",
-            buffer,
-            "-t",
-            self.pane,
+            *("load-buffer", "-b", buffer, "-", ";"),
+            *("paste-buffer", "-d", "-p", "-r", "-b", buffer, "-t", self.pane),
+            *then,
             stdin=text.encode("utf-8", "surrogateescape"),
         )
 
@@ -405,10 +398,7 @@ class TerminalSession:
             out = "\n".join(line.rstrip(" ") for line in out.split("\n"))
         else:
             out = await self._tmux("capture-pane", "-p", "-t", self.pane)
-        lines = out.split("\n")
-        while lines and not lines[-1].strip():
-            lines.pop()
-        return "\n".join(lines)
+        return _trim(out)
 
     async def run(self, command: str, timeout: float = 60) -> RunOutcome:
         """Type `command` and Enter at the prompt; wait until the prompt is back.
@@ -424,18 +414,18 @@ class TerminalSession:
                 fix="wait_idle() first, or send_keys('C-c') to interrupt it",
             )
         if command:
-            await self._paste(command)
-        await self._tmux("send-keys", "-t", self.pane, "Enter")
+            await self._paste(command, enter=True)
+        else:
+            await self._tmux("send-keys", "-t", self.pane, "Enter")
 
-        async def finished() -> State | None:
-            now = await self._state()
-            return now if now.idle and now.count != before.count else None
+        async def finished() -> tuple[State, str] | None:
+            now, screen = await self._state_and_screen()
+            return (now, screen) if now.idle and now.count != before.count else None
 
         done = await _poll(finished, timeout)
-        screen = await self.capture()
         if done is None:
-            return RunOutcome(exit_code=None, screen=screen, timed_out=True)
-        return RunOutcome(exit_code=done.status, screen=screen, timed_out=False)
+            return RunOutcome(exit_code=None, screen=await self.capture(), timed_out=True)
+        return RunOutcome(exit_code=done[0].status, screen=done[1], timed_out=False)
 
     async def wait_idle(self, timeout: float = 30) -> bool:
         """Whether the shell is (or gets back within `timeout`) at its prompt, nothing running."""
