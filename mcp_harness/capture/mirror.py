@@ -236,18 +236,18 @@ class Server:
         call.fds.extend(fds)
         frames = call.reader.feed(data) if data else []
         for kind, payload in frames:
-            if kind == b"C":
+            if kind == protocol.COMPOSITE:
                 call.composite = payload
-            elif kind == b"D":
+            elif kind == protocol.CWD:
                 call.cwd = payload
             elif kind == protocol.ENV:
                 call.env = {
                     k.decode(errors="replace"): v.decode(errors="replace")
                     for k, v in protocol.decode_env(payload).items()
                 }
-            elif kind == b"B":
+            elif kind == protocol.BEGIN:
                 call.begin = json.loads(payload)
-            elif kind == b"F":
+            elif kind == protocol.FINISH:
                 call.finish = json.loads(payload)
             elif kind == HANDOVER:
                 call.handed.extend(call.fds)
