@@ -24,7 +24,7 @@ from pathlib import Path
 from mcp_harness.errors import HarnessError
 from mcp_harness.paths import runtime_dir
 
-TIMEOUT_S = 5.0
+TIMEOUT_S = 15.0  # a loaded 2-core machine can stall a tmux client for seconds
 BARRIER_TIMEOUT_S = 0.25
 NOT_INSTALLED = "install tmux (apt-get install tmux)"
 # stderr of a command whose target (or the whole server) does not exist (any more)

@@ -139,6 +139,7 @@ def _example(hit, text: str) -> Example:
         unfilled=tuple(adaptation.unfilled),
         fit=adaptation.fit,
         weight=hit.row.weight,
+        rescue=adaptation.rescue,
     )
 
 
