@@ -14,10 +14,10 @@ from mcp_harness.experience.keywords import keywords_text
 from mcp_harness.experience.store import Experience, Row
 from mcp_harness.kernels.offline import OfflineKernel
 from mcp_harness.runtime.future import Run
+from mcp_harness.runtime.gradients import backward
 from mcp_harness.runtime.graph import build
 from mcp_harness.training.losses import edit_distance, exact_match, status_loss
 from mcp_harness.training.optimizer import StSGD
-from mcp_harness.training.symbolic import backward
 from mcp_harness.training.trainer import load_dataset
 
 
@@ -160,7 +160,7 @@ def test_bad_datasets_are_named(tmp_path: Path, text: str, message: str) -> None
 
 @pytest.mark.filterwarnings("ignore:Using backward.. with create_graph=True")
 def test_trace_policy_records_every_backward_call(chain) -> None:
-    from mcp_harness.training.reflection import (
+    from mcp_harness.runtime.reflection import (
         PolicyConflictError,
         TracePolicy,
         dispatch_policy,
@@ -269,7 +269,7 @@ def test_a_target_for_an_untrainable_node_is_refused(chain) -> None:
 def test_both_experts_of_the_coder_get_gradients(tmp_path: Path, runtime: Path) -> None:
     from mcp_harness import demo
     from mcp_harness.kernels.config import make_kernel
-    from mcp_harness.training.reflection import load_records
+    from mcp_harness.runtime.reflection import load_records
 
     with demo._home(tmp_path / "home"):
         trainer, _ = demo.coder_trainer(tmp_path, make_kernel("offline"))

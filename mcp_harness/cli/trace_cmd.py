@@ -43,7 +43,7 @@ def _step_file(where: Path, step: int | None) -> Path:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from mcp_harness.training.reflection import load_records
+    from mcp_harness.runtime.reflection import load_records
 
     path = _step_file(args.where, args.step)
     records = load_records(path)

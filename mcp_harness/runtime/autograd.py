@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from mcp_harness.training.reflection import dispatch
+from mcp_harness.runtime.reflection import dispatch
 
 
 class NodeFunction(torch.autograd.Function):

@@ -21,9 +21,9 @@ from typing import Any
 
 from mcp_harness.experience.keywords import keywords_text
 from mcp_harness.experience.store import Experience, Row
+from mcp_harness.runtime.gradients import Gradients
 from mcp_harness.storage.atomic import append_lines, atomic_write
 from mcp_harness.storage.textdiff import PatchError, apply_patch
-from mcp_harness.training.symbolic import Gradients
 
 Gate = Callable[[dict[str, Experience]], Awaitable[float]]
 MIN_WEIGHT, MAX_WEIGHT = 0.05, 10.0

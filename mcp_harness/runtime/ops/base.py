@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import torch
 
     from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
-    from mcp_harness.training.symbolic import Gradients
+    from mcp_harness.runtime.gradients import Gradients
 
 OPS: dict[str, type[Op]] = {}
 

@@ -6,10 +6,10 @@ from mcp_harness.errors import HarnessError
 from mcp_harness.experience.slots import adapt
 from mcp_harness.kernels.base import Example, KernelRequest
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run, Trajectory
+from mcp_harness.runtime.gradients import RowPatch, RowProposal, trainable
 from mcp_harness.runtime.ops.base import Op, register
 from mcp_harness.runtime.status import Status
 from mcp_harness.storage.textdiff import unified_diff
-from mcp_harness.training.symbolic import RowPatch, RowProposal, trainable
 
 
 @register

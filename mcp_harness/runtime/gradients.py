@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.runtime.reflection import adispatch
 from mcp_harness.storage.textdiff import unified_diff
-from mcp_harness.training.reflection import adispatch
 
 if TYPE_CHECKING:
     from mcp_harness.runtime.future import Coords, FutureTensor, Run
@@ -94,6 +94,19 @@ class Gradients:
         }
 
 
+def trainable(node: FutureTensor) -> bool:
+    """Whether an ft_expert (the only op with trainable experience) is at or above `node`."""
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if current.op.name == "ft_expert":
+            return True
+        if current.name not in seen:
+            seen.add(current.name)
+            stack.extend(current.inputs)
+    return False
+
+
 async def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]) -> Gradients:
     """Propagate target texts from the named nodes back through the graph."""
     grads = Gradients()
@@ -132,19 +145,6 @@ async def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]
             f"{node.op.name}.symbolic_backward", {"node": node.name, "targets": targets_here}, call
         )
     return grads
-
-
-def trainable(node: FutureTensor) -> bool:
-    """Whether an ft_expert (the only op with trainable experience) is at or above `node`."""
-    stack, seen = [node], set()
-    while stack:
-        current = stack.pop()
-        if current.op.name == "ft_expert":
-            return True
-        if current.name not in seen:
-            seen.add(current.name)
-            stack.extend(current.inputs)
-    return False
 
 
 def _effects(grads: Gradients, before: tuple) -> dict[str, Any]:
