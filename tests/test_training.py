@@ -107,7 +107,7 @@ def test_stsgd_applies_rows_and_weights_and_logs(chain, tmp_path: Path) -> None:
     grads = asyncio.run(backward(run, graph, {"command": {(0,): "ls -la", (1,): "git init -q"}}))
     log = tmp_path / "steps.jsonl"
     optimizer = StSGD({"decision": decision, "command": command}, lr=0.5, log=log)
-    report = asyncio.run(optimizer.step(grads))
+    report = asyncio.run(optimizer.apply(grads))
     assert report.accepted
     assert decision.find_value("Initialize a git repository") is not None
     assert command.row(0).weight == 1.0  # credited, but a seed row changes only behind a gate
@@ -116,7 +116,7 @@ def test_stsgd_applies_rows_and_weights_and_logs(chain, tmp_path: Path) -> None:
     async def gate(experience: dict[str, Experience]) -> float:
         return 0.0
 
-    assert asyncio.run(optimizer.step(grads, gate)).accepted
+    assert asyncio.run(optimizer.apply(grads, gate)).accepted
     assert command.row(0).weight == pytest.approx(1.5)  # credited: it answered right
     again = Run(
         tmp_path / "run2",
@@ -137,7 +137,7 @@ def test_gate_rejects_a_step_that_makes_heldout_worse(chain, tmp_path: Path) -> 
     async def gate(experience: dict[str, Experience]) -> float:
         return float(len(experience["decision"]))  # any new row counts as worse here
 
-    report = asyncio.run(optimizer.step(grads, gate))
+    report = asyncio.run(optimizer.apply(grads, gate))
     assert not report.accepted and "validation loss would rise" in report.reason
     assert len(decision) == before  # nothing real changed
 
@@ -255,7 +255,7 @@ def test_llm_reflection_patches_rows_and_teaches_upstream(tmp_path: Path) -> Non
     async def gate(experience: dict[str, Experience]) -> float:
         return 0.0  # a seed row's patch is applied only behind a gate
 
-    report = asyncio.run(optimizer.step(grads, gate))
+    report = asyncio.run(optimizer.apply(grads, gate))
     assert not report.accepted and "no longer applies" in report.reason
     assert command.row(0).value == "ls" and len(decision) == 1  # nothing half-applied
 

@@ -212,7 +212,7 @@ class Trainer:
         backwarded = time.perf_counter()
         # The val set by content: object ids can be reused by another set once this one is gone.
         key = json.dumps([dataclasses.asdict(e) for e in val], sort_keys=True) if val else None
-        result = await self.optimizer.step(grads, gate, {"kernel_calls": calls}, gate_key=key)
+        result = await self.optimizer.apply(grads, gate, {"kernel_calls": calls}, gate_key=key)
         self.last_timing = {
             "forward_s": forwarded - started,
             "backward_s": backwarded - forwarded,

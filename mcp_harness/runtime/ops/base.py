@@ -98,6 +98,16 @@ class Op:
         """The element's value in the coefficient tensor (its encoded Status by default)."""
         return element.status.encode()
 
+    def parameters(self) -> list[str]:
+        """The experience tensors (by name) whose row weights this op's elements depend on."""
+        return []
+
+    def parameter_grad(
+        self, run: Run, node: FutureTensor, grad: torch.Tensor, name: str
+    ) -> torch.Tensor:
+        """The gradient of experience `name`'s row weights, given the output's gradient."""
+        raise NotImplementedError(f"{self.name} reads no experience")
+
     def backward(
         self, run: Run, node: FutureTensor, grad: torch.Tensor
     ) -> list[torch.Tensor | None]:

@@ -65,6 +65,24 @@ class Expert(Op):
             meta["reason"] = reply.reason
         return Element(reply.text.strip() if reply.ok else reply.reason, status, meta)
 
+    def parameters(self) -> list[str]:
+        return [self.args["experience"]]
+
+    def parameter_grad(self, run, node, grad, name):
+        """The row that answered an element scales its status: d status / d weight = status,
+        so the row behind a confident element gains weight under a falling loss and the row
+        behind a failed one loses it."""
+        import torch
+
+        weights = run.parameters[name]
+        out = torch.zeros_like(weights)
+        for coords in node.coords():
+            element = run.element(node, coords)
+            row = element.meta.get("answered") if element is not None else None
+            if row is not None and row < out.numel():
+                out[row] += grad[coords] * element.status.encode()
+        return out
+
     async def symbolic_backward(self, run, node, targets, grads):
         """Per targeted element: credit or blame the row that answered, propose a row
         (input -> target), and by inverse retrieval give the upstream expert the key of a stored
