@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
-    if name.startswith("ft_") or name in _API:
+    if name.startswith(("ft_", "st_")) or name in _API:
         from mcp_harness import api
 
         return getattr(api, name)
@@ -20,6 +20,7 @@ def __getattr__(name: str) -> Any:
 
 
 _API = {
+    "DirectoryLoader",
     "Policy",
     "PolicyConflictError",
     "ReflectionRecord",
@@ -31,5 +32,7 @@ _API = {
     "make_tensor",
     "need_reflection",
     "save_module",
+    "to_dense",
+    "to_sparse",
     "to_spec",
 }

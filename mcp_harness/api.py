@@ -42,7 +42,8 @@ from mcp_harness.runtime.reflection import (
     reflection_anchor,
 )
 
-# Also attributes, resolved on first use (`__getattr__`): `StSGD` (imports torch) and one
+# Also attributes, resolved on first use (`__getattr__`): `StSGD` (imports torch),
+# `DirectoryLoader` (training.loader) and one
 # `ft_<op>` constructor per registered op.
 __all__ = [
     "Policy",
@@ -57,6 +58,8 @@ __all__ = [
     "need_reflection",
     "op_function",
     "save_module",
+    "to_dense",
+    "to_sparse",
     "to_spec",
 ]
 
@@ -70,6 +73,41 @@ def make_tensor(rows: Sequence[Sequence[str]], root: Path | str, name: str | Non
     experience = Experience.create(Path(root) / uid)
     experience.append([Row.from_list(list(r), source="make_tensor") for r in rows])
     return experience_parameter(experience, name or f"experience_{uid[:8]}")
+
+
+def to_sparse(nested: Any) -> list[tuple[Coords, str]]:
+    """The sparse view of nested texts: (coordinates, text) of every present (non-None)
+    element, in row-major order."""
+    found: list[tuple[Coords, str]] = []
+
+    def walk(value: Any, coords: Coords) -> None:
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*coords, index))
+        elif value is not None:
+            found.append((coords, str(value)))
+
+    walk(nested, ())
+    return found
+
+
+def to_dense(entries: Iterable[tuple[Sequence[int], str]], shape: Sequence[int]) -> Any:
+    """The dense view: nested lists of `shape` with each entry's text at its coordinates and
+    None elsewhere (`ft_const` of it is a graph leaf)."""
+    from mcp_harness.storage.layout import flat_index, numel
+
+    shape = tuple(shape)
+    flat: list[str | None] = [None] * numel(shape)
+    for coords, text in entries:
+        flat[flat_index(shape, tuple(coords))] = text
+
+    def fold(items: list, dims: tuple[int, ...]) -> Any:
+        if not dims:
+            return items[0]
+        step = len(items) // dims[0] if dims[0] else 0
+        return [fold(items[i * step : (i + 1) * step], dims[1:]) for i in range(dims[0])]
+
+    return fold(flat, shape)
 
 
 def ft_reflection_starter():
@@ -351,6 +389,10 @@ def __getattr__(name: str) -> Any:
         from mcp_harness.training.optimizer import StSGD
 
         return StSGD
+    if name == "DirectoryLoader":
+        from mcp_harness.training.loader import DirectoryLoader
+
+        return DirectoryLoader
     if name in OPS:
         return op_function(name)
     raise AttributeError(f"module 'mcp_harness.api' has no attribute {name!r}")
