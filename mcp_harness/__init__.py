@@ -29,6 +29,8 @@ _API = {
     "TracePolicy",
     "dispatch_policy",
     "from_spec",
+    "CritiquePolicy",
+    "kernel_critic",
     "make_tensor",
     "need_reflection",
     "save_module",

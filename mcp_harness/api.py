@@ -34,11 +34,13 @@ from mcp_harness.runtime.future import Coords, FutureTensor
 from mcp_harness.runtime.ops import OPS
 from mcp_harness.runtime.parameters import experience_parameter, is_experience_parameter
 from mcp_harness.runtime.reflection import (
+    CritiquePolicy,
     Policy,
     PolicyConflictError,
     ReflectionRecord,
     TracePolicy,
     dispatch_policy,
+    kernel_critic,
     reflection_anchor,
 )
 
@@ -46,6 +48,7 @@ from mcp_harness.runtime.reflection import (
 # `DirectoryLoader` (training.loader) and one
 # `ft_<op>` constructor per registered op.
 __all__ = [
+    "CritiquePolicy",
     "Policy",
     "PolicyConflictError",
     "ReflectionRecord",
@@ -54,6 +57,7 @@ __all__ = [
     "dispatch_policy",
     "from_spec",
     "ft_reflection_starter",
+    "kernel_critic",
     "make_tensor",
     "need_reflection",
     "op_function",
