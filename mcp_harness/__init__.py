@@ -29,6 +29,7 @@ _API = {
     "TracePolicy",
     "dispatch_policy",
     "from_spec",
+    "harness_module",
     "CritiquePolicy",
     "kernel_critic",
     "make_tensor",

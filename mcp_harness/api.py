@@ -57,6 +57,7 @@ __all__ = [
     "dispatch_policy",
     "from_spec",
     "ft_reflection_starter",
+    "harness_module",
     "kernel_critic",
     "make_tensor",
     "need_reflection",
@@ -359,6 +360,37 @@ class Session:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def harness_module(output: FutureTensor):
+    """`output`'s graph as a `torch.nn.Module` (see `_module_class`)."""
+    return _module_class()(output)
+
+
+@functools.cache
+def _module_class():
+    import torch
+
+    class HarnessModule(torch.nn.Module):
+        """A graph as an nn.Module: its experience tensors are the module's parameters (so
+        `StSGD(module.parameters())`, `state_dict()`, `named_parameters()` work), and
+        `module(session)` runs the graph in `session` and returns the output's status floats,
+        a tensor in autograd."""
+
+        def __init__(self, output: FutureTensor) -> None:
+            super().__init__()
+            self.output = output
+            for exp_name, param in parameters_of(output).items():
+                self.register_parameter(exp_name, param)
+
+        def forward(self, session: Session, timeout: float | None = None) -> torch.Tensor:
+            session.forward(self.output, timeout)
+            return session.coefficients(self.output)
+
+        def to_spec(self, name: str = "module") -> dict[str, Any]:
+            return to_spec(self.output, name)
+
+    return HarnessModule
 
 
 class _SymbolicLoss:

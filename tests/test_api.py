@@ -139,3 +139,21 @@ def test_coder_example_runs_offline(tmp_path: Path, runtime: Path) -> None:
     assert "step 0: decided 'text:type the shell command', then 'echo hello world'" in done.stdout
     assert "step 1: decided 'ctrl:press Enter', then 'Enter'" in done.stdout
     assert "\nhello world\n" in done.stdout
+
+
+def test_a_graph_as_an_nn_module(tmp_path: Path) -> None:
+    exp = make_tensor(seed_rows(), tmp_path / "exp", name="cmd")
+    out = ft_expert(ft_const(["show disk usage"]), exp, name="command")
+    module = mcp_harness.harness_module(out)
+    assert isinstance(module, torch.nn.Module)
+    assert [name for name, _ in module.named_parameters()] == ["cmd"]
+    assert module.state_dict()["cmd"].tolist() == [1.0, 1.0]
+    optimizer = StSGD(module.parameters(), lr=0.5)
+    with Session() as session:
+        status = module(session)
+        assert status.tolist() == [1.0]
+        (1 - status.mean()).backward()
+    assert exp.grad.tolist() == [0.0, -1.0]  # the row that answered gains weight
+    optimizer.step()
+    assert [r.weight for r in exp.experience.rows()] == [1.0, 1.5]
+    assert module.to_spec("disk") == to_spec(out, "disk")

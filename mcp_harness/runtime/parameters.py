@@ -1,7 +1,7 @@
 """Experience tensors as torch parameters.
 
-`experience_parameter(experience, name)` is a leaf `torch.Tensor` of the experience's row
-weights (shape `[N]`, float32, `requires_grad`), carrying the experience itself and the seed's
+`experience_parameter(experience, name)` is a `torch.nn.Parameter` of the experience's row
+weights (shape `[N]`, float32), carrying the experience itself and the seed's
 attributes (`st_relative_to`, `st_tensor_uid`). A run given such tensors ties its experts'
 coefficients to them, so `loss.backward()` fills `.grad` (the numeric channel); a symbolic
 backward appends the rows and patches it proposes to `.symbolic_grad` (the text channel).
@@ -28,7 +28,7 @@ def experience_parameter(experience: Experience, name: str) -> torch.Tensor:
             f"experience name {name!r} is not an identifier",
             "name experience tensors like decision or cmd_exp",
         )
-    weights = torch.tensor(experience.weights(), dtype=torch.float32).requires_grad_(True)
+    weights = torch.nn.Parameter(torch.tensor(experience.weights(), dtype=torch.float32))
     weights.experience = experience  # type: ignore[attr-defined]
     weights.st_name = name  # type: ignore[attr-defined]
     weights.st_relative_to = experience.path.parent  # type: ignore[attr-defined]
