@@ -266,8 +266,9 @@ def save_module(output: FutureTensor, directory: Path | str, name: str | None = 
 
 class Session:
     """One forward pass of Python-built graphs on a kernel (a name or a KernelRunner), on its
-    own event loop; closing it ends the tmux sessions its ops started. Synchronous: from
-    async code, use `runtime.future.Run` directly."""
+    own event loop; closing it ends the tmux sessions its ops started. Element files go to
+    `run_dir` (default: a temporary directory removed on close). Synchronous: from async
+    code, use `runtime.future.Run` directly."""
 
     def __init__(
         self,
@@ -319,7 +320,7 @@ class Session:
 
         return status_loss(self.run, node)
 
-    def target_loss(self, node: FutureTensor, targets: dict[Coords, str], graph_of=None):
+    def target_loss(self, node: FutureTensor, targets: dict[Coords, str]):
         """The mean edit distance of `node`'s elements to `targets` (coords -> text). Its
         backward is both channels: numeric gradients through every node to the experience
         tensors' `.grad`, and the symbolic pass (targets flow back, experts propose rows and
@@ -328,10 +329,9 @@ class Session:
 
         from mcp_harness.training.losses import edit_distance
 
-        output = graph_of or node
-        self._bind(output)
+        self._bind(node)
         numeric = edit_distance(self.run, node, targets)
-        hook = functools.partial(self._symbolic, output, {node.name: dict(targets)})
+        hook = functools.partial(self._symbolic, node, {node.name: dict(targets)})
         return _SymbolicLoss.apply(hook, numeric) if torch.is_grad_enabled() else numeric
 
     def _symbolic(self, output: FutureTensor, targets: dict[str, dict[Coords, str]]) -> None:

@@ -153,3 +153,37 @@ def test_a_critique_policy_revises_a_reflection_and_trace_show_prints_both_order
     assert "- order 1: ft_expert.symbolic_backward on how" in done.stdout
     assert "- order 2: ft_expert.symbolic_backward.critique on how" in done.stdout
     assert "reviewed the reflection: revised" in done.stdout
+
+
+def test_kernel_critic_asks_the_kernel_about_each_proposed_input() -> None:
+    import asyncio
+
+    from mcp_harness import kernel_critic
+    from mcp_harness.kernels.base import KernelReply
+    from mcp_harness.runtime.reflection import ReflectionRecord
+
+    class Reviewer:
+        """Stands in for an LLM: keeps one proposal, corrects the other."""
+
+        asked: list = []
+
+        async def complete(self, request):
+            self.asked.append(request.input)
+            return KernelReply("KEEP" if "ls" in request.input else "Initialize a git repository")
+
+    record = ReflectionRecord(
+        "ft_expert.symbolic_backward",
+        {"node": "how", "targets": {(0,): "ls", (1,): "git init -q"}},
+        {"input_targets": {"what": {(0,): "List files", (1,): "Make a repo"}}, "rows": []},
+        0.0,
+    )
+    revised = asyncio.run(kernel_critic(Reviewer())(record))
+    assert revised["input_targets"] == {
+        "what": {(0,): "List files", (1,): "Initialize a git repository"}
+    }
+    assert Reviewer.asked == [
+        "TARGET:\nls\n\nPROPOSED INPUT:\nList files",
+        "TARGET:\ngit init -q\n\nPROPOSED INPUT:\nMake a repo",
+    ]
+    keep = ReflectionRecord("f", {"targets": {}}, {"input_targets": {"what": {}}}, 0.0)
+    assert asyncio.run(kernel_critic(Reviewer())(keep)) is None
