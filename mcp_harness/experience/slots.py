@@ -229,7 +229,8 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
     filled with another value); x 0.75 for every key token the input has no counterpart for
     (people drop filler words), x 0.25 for a file, path or number parameter it does not
     give, x 0.5 when the input says another word in its place ("count the words" is not
-    "count the lines"), x 0.1 when one side is negated and the other is not ("files that do
+    "count the lines") or names a tool or format the key does not (`base64` for a
+    `tr` row), x 0.1 when one side is negated and the other is not ("files that do
     not contain", "non-executable") or says the opposite ("lowercase" for "uppercase", "from
     LF to CRLF" for "from CRLF to LF")."""
     slot_words = {s["text"].lower() for s in slots or ()}
@@ -239,12 +240,13 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
     factor = NEGATED if negated else 1.0
     changed = {k.lower() for k, v in fills.items() if k.lower() != v.lower()}
     fill_at = {j for j, t in enumerate(new) if t.text in fills.values()}
+    said = _with_parts(new_forms)
     for i, token in enumerate(key):
         j = aligned.get(i)
         if token.lower in slot_words:
             ok = token.lower in filled
         else:
-            ok = (j is not None and new_forms[j] == key_forms[i]) or key_forms[i] in new_forms
+            ok = key_forms[i] in said or set(_parts(key_forms[i])) <= said
         # A parameter filled with another value is weaker evidence than a word both share:
         # any two file names "match".
         matched += 0.5 if ok and token.lower in changed else ok
@@ -253,8 +255,36 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
         elif not ok:
             substituted = j is not None and new_forms[j] not in key_forms and j not in fill_at
             factor *= SUBSTITUTED if substituted else MISSING
+    # A technical name (letters with digits: base64, sha256, utf8) in the input that the key
+    # does not say names another tool or format than the row's.
+    known = _with_parts(key_forms)
+    for j, token in enumerate(new):
+        if _technical(token) and j not in fill_at and not set(_parts(new_forms[j])) <= known:
+            factor *= SUBSTITUTED
     union = len(key) + len(new) - matched
     return (matched / union if union else 0.0) * factor
+
+
+def _technical(token: Token) -> bool:
+    text = token.lower
+    return (
+        token.kind == "word"
+        and any(c.isdigit() for c in text)
+        and any(c.isalpha() for c in text)
+        and not text.startswith("-")
+    )
+
+
+def _parts(form: str) -> list[str]:
+    """The canonical parts of a hyphenated word (`base64-encode` -> base64, encod), else none."""
+    if "-" not in form.strip("-") or "." in form or "/" in form:
+        return [form]
+    return [canonical(part) for part in form.split("-") if part]
+
+
+def _with_parts(forms: list[str]) -> set[str]:
+    """The forms, and the parts of the hyphenated ones: "Base64-encode x" says "encode"."""
+    return {part for form in forms for part in [form, *_parts(form)]}
 
 
 def _opposed(

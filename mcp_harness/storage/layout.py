@@ -168,7 +168,8 @@ def _writable(tensor_dir: Path) -> None:
         raise HarnessError(
             f"{tensor_dir}: a strided view (shape {list(shape)}, stride {list(stride)}) is "
             "read-only here",
-            "copy it into a tensor of its own (SymbolicTensor.make of its elements) and write that",
+            "copy its elements into a tensor of its own (read_element, then write_element) and "
+            "write that",
         )
 
 
