@@ -157,3 +157,28 @@ def test_a_graph_as_an_nn_module(tmp_path: Path) -> None:
     optimizer.step()
     assert [r.weight for r in exp.experience.rows()] == [1.0, 1.5]
     assert module.to_spec("disk") == to_spec(out, "disk")
+
+
+def test_a_python_graph_runs_and_reflects_on_an_llm_kernel(tmp_path: Path) -> None:
+    """The real openai SDK against a loopback stub: forward and the backward's reflection
+    calls share the session's event loop."""
+    from mcp_harness.kernels.openai_api import OpenAIKernel
+    from mcp_harness.kernels.runner import KernelRunner
+    from tests.kernel_stubs import ApiStub, last_user_text
+
+    def model(body: dict) -> str:
+        return "ls -la --color" if "EXAMPLE OUTPUT" in last_user_text(body) else "ls"
+
+    exp = make_tensor(seed_rows(), tmp_path / "exp", name="cmd")
+    out = ft_expert(ft_const(["list the files"]), exp, name="command")
+    with ApiStub("openai", text=model) as stub:
+        kernel = KernelRunner(OpenAIKernel(api_key="sk-test", base_url=stub.base_url))
+        with Session(kernel=kernel) as session:
+            assert session.forward(out) == ["ls"]
+            session.target_loss(out, {(0,): "ls -la --color"}).backward()
+        calls = stub.count
+    patches = [c for c in exp.symbolic_grad if hasattr(c, "diff")]
+    assert calls == 2 and len(patches) == 1  # the answer, then the row's reflection
+    assert "+ls -la --color" in patches[0].diff
+    StSGD([exp]).step()
+    assert exp.experience.row(0).value == "ls -la --color"
