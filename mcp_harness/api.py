@@ -5,7 +5,7 @@ MCP tools serve.
 ```python
 from mcp_harness import make_tensor, ft_const, ft_expert, Session, StSGD
 exp = make_tensor([["list files", "list the files", "ls"]], "/tmp/exp", name="cmd")
-out = ft_expert(ft_const(["show the files"]), exp)     # shape checked here, nothing runs
+out = ft_expert(ft_const(["list the files"]), exp)     # shape checked here, nothing runs
 with Session(kernel="offline") as s:
     print(s.forward(out))                              # ['ls']
     loss = s.target_loss(out, {(0,): "ls -la"})        # edit distance to the target
@@ -13,10 +13,10 @@ with Session(kernel="offline") as s:
     loss.backward()                                    # numeric .grad + symbolic rows
     optimizer.step()
 ```
-Every registered op is a function `ft_<op>(*inputs, *args, name=None, **args)`: input nodes
-first, then the op's arguments in the order its docs list them (or by keyword); an experience
-tensor may stand for its name. `to_spec(node)` / `from_spec(spec)` convert to and from the
-JSON graph spec; `save_module(node, dir)` writes a module directory.
+Every registered op (`ft_*`, `st_*`) is a function `op(*inputs, *args, name=None, **args)`:
+input nodes first, then the op's arguments in the order its docs list them (or by keyword);
+an experience tensor may stand for its name. `to_spec(node)` / `from_spec(spec)` convert to
+and from the JSON graph spec; `save_module(node, dir)` writes a module directory.
 """
 
 from __future__ import annotations
