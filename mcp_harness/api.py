@@ -282,6 +282,16 @@ class Session:
         from mcp_harness.kernels.config import make_kernel
         from mcp_harness.runtime.future import Run
 
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            raise HarnessError(
+                "Session is synchronous and was made inside a running event loop",
+                "from async code, build a runtime.future.Run and await run.forward(node)",
+            )
+
         self.kernel = make_kernel(kernel) if isinstance(kernel, str) or kernel is None else kernel
         self._scratch = None
         if run_dir is None:

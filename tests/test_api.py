@@ -182,3 +182,15 @@ def test_a_python_graph_runs_and_reflects_on_an_llm_kernel(tmp_path: Path) -> No
     assert "+ls -la --color" in patches[0].diff
     StSGD([exp]).step()
     assert exp.experience.row(0).value == "ls -la --color"
+
+
+def test_a_session_inside_an_event_loop_says_what_to_do() -> None:
+    import asyncio
+
+    async def inside() -> None:
+        with Session() as session:
+            session.forward(ft_const(["x"]))
+
+    with pytest.raises(HarnessError, match="made inside a running event loop") as info:
+        asyncio.run(inside())
+    assert "await run.forward" in info.value.fix
