@@ -149,8 +149,10 @@ class Experience:
         return cls.open(path)
 
     @classmethod
-    def open(cls, path: Path | str) -> Experience:
-        """Load rows and build the index; finishes a commit a crash interrupted."""
+    def open(cls, path: Path | str, *, read_only: bool = False) -> Experience:
+        """Load rows and build the index; finishes a commit a crash interrupted. `read_only`
+        (someone else's experience): nothing is written into it — no lock, no index, no
+        recovery — and every change is refused."""
         path = Path(path).absolute()
         if not (path / layout.SHAPE_FILE).exists() and not path.is_dir():
             raise HarnessError(
@@ -158,12 +160,18 @@ class Experience:
                 f"create it with `mcp-harness experience new {path}`",
             )
         experience = cls(path)
+        if read_only:
+            experience._read_only = True
+            experience._lock = _ReadOnly(path)
         experience._refresh(force=True)
         return experience
 
     def _refresh(self, force: bool = False) -> None:
         """Reload under the writer lock if another process committed (or `force`); a directory
         whose lock cannot be taken (read-only) is read without it and never written."""
+        if isinstance(self._lock, _ReadOnly):
+            self._refresh_if_changed(force)
+            return
         try:
             with self._lock:
                 self._refresh_if_changed(force)
@@ -524,6 +532,22 @@ class Experience:
         txn.commit()
         self._generation += 1
         self._stamp = _stamp(self.path)
+
+
+class _ReadOnly:
+    """The writer lock of an experience opened read-only: taking it (any change) is refused."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        raise HarnessError(
+            f"{self.path}: this experience was opened read-only",
+            "open it without read_only to change it (or copy it first)",
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
 
 
 def _clean(row: Row) -> Row:
