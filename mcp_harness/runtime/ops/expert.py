@@ -5,6 +5,7 @@ from __future__ import annotations
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.slots import adapt
 from mcp_harness.kernels.base import Example, KernelRequest
+from mcp_harness.kernels.registry import reflects
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run, Trajectory
 from mcp_harness.runtime.gradients import RowPatch, RowProposal, trainable
 from mcp_harness.runtime.ops.base import Op, register
@@ -93,7 +94,7 @@ class Expert(Op):
         upstream expert should have said."""
         name = self.args["experience"]
         experience = run.experience[name]
-        reflective = run.kernel is not None and getattr(run.kernel, "name", "") != "offline"
+        reflective = run.kernel is not None and reflects(getattr(run.kernel, "name", ""))
         upstream = node.inputs[0]
         for coords, target in targets.items():
             element = run.element(node, coords)

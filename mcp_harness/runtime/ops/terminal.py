@@ -20,7 +20,7 @@ from mcp_harness.terminal.session import TerminalError, TerminalSession
 RUN_TIMEOUT_S = 60.0
 
 
-async def _session(run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+async def element_session(run: Run, node: FutureTensor, coords: Coords, trajectory: str):
     """The session named by the node's last input, or a failed Element to return."""
     element = await run.get(node.inputs[-1], coords, trajectory)
     if not element.status.ok:
@@ -86,7 +86,7 @@ class _Act(Op):
         payload = await run.get(node.inputs[0], coords, trajectory)
         if not payload.status.ok:
             return Element(payload.text, payload.status)
-        session, failed = await _session(run, node, coords, trajectory)
+        session, failed = await element_session(run, node, coords, trajectory)
         if failed:
             return failed
         try:
@@ -147,7 +147,7 @@ class CapturePane(Op):
     name = "ft_tmux_capture_pane"
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
-        session, failed = await _session(run, node, coords, trajectory)
+        session, failed = await element_session(run, node, coords, trajectory)
         if failed:
             return failed
         try:
@@ -165,7 +165,7 @@ class Wait(Op):
     ARGS = {"pattern": ((str, type(None)), None), "timeout": ((int, float), 30)}
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
-        session, failed = await _session(run, node, coords, trajectory)
+        session, failed = await element_session(run, node, coords, trajectory)
         if failed:
             return failed
         timeout = float(self.args["timeout"])
