@@ -231,11 +231,13 @@ class Fit:
     """The parts of a row's fit: `overlap`, the aligned Jaccard of the content tokens;
     `vetoes`, the factors that say the row does another thing (a negation or an opposite, a
     parameter the input does not give, a tool name the key does not say); `wording`, the
-    factors for key words the input does not say."""
+    factors for key words the input does not say, `substituted` of which it says another word
+    in their place."""
 
     overlap: float
     vetoes: float
     wording: float
+    substituted: int = 0
 
     @property
     def value(self) -> float:
@@ -244,9 +246,10 @@ class Fit:
     @property
     def rescue(self) -> float:
         """The vetoes, when the input rewords the key (an overlap below `REWORDED`); 0 when it
-        shares most of the key's words, so the words it does not share are the point ("count
-        the words" for "count the lines") and no judge of meaning should overrule them."""
-        return self.vetoes if self.overlap < REWORDED else 0.0
+        shares most of the key's words or says another word in the place of one, so the words
+        it does not share are the point ("count the words" for "count the lines", "count
+        subdirectories" for "count files") and no judge of meaning should overrule them."""
+        return self.vetoes if self.overlap < REWORDED and not self.substituted else 0.0
 
 
 REWORDED = 0.45
@@ -268,6 +271,7 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
     matched = 0.0
     vetoes = NEGATED if negated else 1.0
     wording = 1.0
+    swaps = 0
     changed = {k.lower() for k, v in fills.items() if k.lower() != v.lower()}
     fill_at = {j for j, t in enumerate(new) if t.text in fills.values()}
     said = _with_parts(new_forms)
@@ -283,8 +287,13 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
         if not ok and token.lower in slot_words and token.kind in DISTINCTIVE:
             vetoes *= UNFILLED  # the command would act on the wrong file, path or number
         elif not ok:
-            substituted = j is not None and new_forms[j] not in key_forms and j not in fill_at
+            substituted = (
+                j is not None
+                and new_forms.count(new_forms[j]) > key_forms.count(new_forms[j])
+                and j not in fill_at
+            )
             wording *= SUBSTITUTED if substituted else MISSING
+            swaps += substituted
     # A technical name (letters with digits: base64, sha256, utf8) in the input that the key
     # does not say names another tool or format than the row's.
     known = _with_parts(key_forms)
@@ -292,7 +301,7 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
         if _technical(token) and j not in fill_at and not set(_parts(new_forms[j])) <= known:
             vetoes *= SUBSTITUTED
     union = len(key) + len(new) - matched
-    return Fit(matched / union if union else 0.0, vetoes, wording)
+    return Fit(matched / union if union else 0.0, vetoes, wording, swaps)
 
 
 def _technical(token: Token) -> bool:
