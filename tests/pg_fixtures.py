@@ -154,7 +154,7 @@ class Stores:
     def new(self, address: str | None = None):
         from mcp_harness.experience.backend import open_store
 
-        store = open_store(address or self.address(), create=True)
+        store = open_store(address or self.address(), "new")
         self._opened.append(store)
         return store
 

@@ -146,33 +146,38 @@ def resolve_store(name_or_path: str) -> Path | PoolAddress:
     return resolve_experience(name_or_path)
 
 
+OPEN, NEW, ENSURE = "open", "new", "ensure"  # ways to open: existing, a new one, either
+
+
 def open_store(
-    name_or_path: str, *, create: bool = False, others_weight: float | None = None
+    name_or_path: str, mode: str = OPEN, *, others_weight: float | None = None
 ) -> Experience | PoolExperience:
-    """Open (or `create`) the experience an argument names; a pool store must be closed."""
+    """Open the experience an argument names (`NEW`: create it, `ENSURE`: create it when
+    missing); a pool store holds a connection: close it (or use `opened`)."""
     where = resolve_store(name_or_path)
     if isinstance(where, PoolAddress):
         from mcp_harness.experience.pg_store import PoolExperience
 
         if others_weight is None:
             others_weight = pool_settings()[1]
-        if create:
-            return PoolExperience.create(where, others_weight=others_weight)
-        return PoolExperience.open(where, others_weight=others_weight)
+        return PoolExperience.open(where, mode, others_weight=others_weight)
     from mcp_harness.experience.store import Experience
 
-    return Experience.create(where) if create else Experience.open(where)
+    if mode == NEW or (mode == ENSURE and not (where / "shape").is_file()):
+        return Experience.create(where)
+    return Experience.open(where)
 
 
 @contextlib.contextmanager
 def opened(
-    name_or_path: str, *, create: bool = False, others_weight: float | None = None
+    name_or_path: str, mode: str = OPEN, *, others_weight: float | None = None
 ) -> Iterator[Experience | PoolExperience]:
     """`open_store` for the length of a `with` block (a pool store's connection is closed)."""
-    store = open_store(name_or_path, create=create, others_weight=others_weight)
+    from mcp_harness.experience.store import Experience
+
+    store = open_store(name_or_path, mode, others_weight=others_weight)
     try:
         yield store
     finally:
-        close = getattr(store, "close", None)
-        if close is not None:
-            close()
+        if not isinstance(store, Experience):
+            store.close()

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import HarnessError
-from mcp_harness.experience.backend import PoolAddress
+from mcp_harness.experience.backend import PoolAddress, hide_passwords
 from mcp_harness.experience.keywords import extract_keywords
 from mcp_harness.experience.pg_schema import SCHEMA, connect, import_psycopg, no_rights
 from mcp_harness.experience.rows import (
@@ -68,32 +68,27 @@ class PoolExperience:
         self._cache: dict[int, StoredRow] = {}
 
     @classmethod
-    def create(cls, address: PoolAddress, others_weight: float = 1.0) -> PoolExperience:
-        """A new, empty experience in the pool (the schema is made if the database has none)."""
+    def open(
+        cls, address: PoolAddress, mode: str = "open", others_weight: float = 1.0
+    ) -> PoolExperience:
+        """Connect and load the index. `mode`: "open" an experience the pool holds, make a
+        "new" one, or "ensure" it exists (the schema is made if the database has none)."""
         psycopg = import_psycopg()
         experience = cls(address, others_weight)
+        table = f"{SCHEMA}.experiences"
         try:
-            experience._conn.execute(
-                f"INSERT INTO {SCHEMA}.experiences (name) VALUES (%s)", (address.experience,)
-            )
-        except psycopg.errors.UniqueViolation:
-            experience.close()
-            raise HarnessError(
-                f"{experience.path}: an experience already exists here",
-                "open it instead, or choose another name after '#'",
-            ) from None
-        except psycopg.errors.InsufficientPrivilege:
-            experience.close()
-            raise no_rights(experience.path, "create experiences") from None
-        return experience
-
-    @classmethod
-    def open(cls, address: PoolAddress, others_weight: float = 1.0) -> PoolExperience:
-        """Connect and load the index; an experience the pool lacks is an error naming the fix."""
-        experience = cls(address, others_weight)
-        try:
+            with experience._errors("create experiences"):
+                if mode == "new":
+                    experience._conn.execute(
+                        f"INSERT INTO {table} (name) VALUES (%s)", (address.experience,)
+                    )
+                elif mode == "ensure":
+                    experience._conn.execute(
+                        f"INSERT INTO {table} (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                        (address.experience,),
+                    )
             found = experience._conn.execute(
-                f"SELECT 1 FROM {SCHEMA}.experiences WHERE name = %s", (address.experience,)
+                f"SELECT 1 FROM {table} WHERE name = %s", (address.experience,)
             ).fetchone()
             if not found:
                 raise HarnessError(
@@ -102,6 +97,12 @@ class PoolExperience:
                 )
             with experience._reading():
                 pass
+        except psycopg.errors.UniqueViolation:
+            experience.close()
+            raise HarnessError(
+                f"{experience.path}: an experience already exists here",
+                "open it instead, or choose another name after '#'",
+            ) from None
         except BaseException:
             experience.close()
             raise
@@ -171,9 +172,10 @@ class PoolExperience:
         if now < self._change:  # the history was rewritten behind our back: start over
             self._reset()
         since = self._change
-        gone = self._conn.execute(
-            f"SELECT DISTINCT unnest(ids) FROM {SCHEMA}.changes "
-            "WHERE experience = %s AND change > %s AND kind = 'delete'",
+        gone = self._conn.execute(  # a logged deletion counts only if the row is gone
+            f"SELECT DISTINCT d.id FROM {SCHEMA}.changes AS c, unnest(c.ids) AS d(id) "
+            "WHERE c.experience = %s AND c.change > %s AND c.kind = 'delete' "
+            f"AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.rows AS r WHERE r.id = d.id)",
             (name, since),
         ).fetchall()
         doomed = sorted(p for (i,) in gone if (p := self._position(i)) is not None)
@@ -222,12 +224,13 @@ class PoolExperience:
             raise no_rights(self.path, what) from None
         except psycopg.OperationalError as exc:
             raise HarnessError(
-                f"{self.path}: lost the connection to the server ({str(exc).strip()})",
+                f"{self.path}: lost the connection to the server "
+                f"({hide_passwords(str(exc).strip())})",
                 "check that the server runs, then retry: nothing of this change was stored",
             ) from None
         except psycopg.DataError as exc:
             raise HarnessError(
-                f"{self.path}: the server refused a row ({str(exc).strip()})",
+                f"{self.path}: the server refused a row ({hide_passwords(str(exc).strip())})",
                 "fix the row; nothing of this change was stored",
             ) from None
 
