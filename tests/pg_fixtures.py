@@ -9,6 +9,7 @@ the tests use carry no password and subprocesses inherit the credentials.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -62,18 +63,21 @@ class PgServer:
             conn.execute(statement)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
-    pytest.importorskip("psycopg", reason="install the test extra: pip install -e '.[test]'")
+@contextlib.contextmanager
+def private_server() -> Iterator[PgServer]:
+    """A PostgreSQL server on a free loopback port with database `harness`, stopped at exit;
+    `PGPASSFILE` points at its credentials meanwhile."""
     bin_dir = _bin_dir()
     if bin_dir is None:
-        pytest.fail("PostgreSQL is not installed: run scripts/setup.sh --test (apt-get postgresql)")
+        raise RuntimeError(
+            "PostgreSQL is not installed: run scripts/setup.sh --test (apt-get postgresql)"
+        )
     root = Path(tempfile.mkdtemp(prefix="mh-pg-", dir="/tmp"))
     data = root / "data"
     pwfile = root / "pw"
     pwfile.write_text(PASSWORD + "\n")
     as_user: list[str] = []
-    if os.getuid() == 0:
+    if os.getuid() == 0:  # initdb refuses root: the cluster belongs to nobody
         nobody = pwd.getpwnam("nobody")
         os.chmod(root, 0o755)
         os.chown(pwfile, nobody.pw_uid, nobody.pw_gid)
@@ -81,27 +85,15 @@ def pg_server() -> Iterator[PgServer]:
         os.chown(data, nobody.pw_uid, nobody.pw_gid)
         as_user = ["runuser", "-u", "nobody", "--"]
     port = _free_port()
-    run = {"check": True, "capture_output": True, "cwd": root}
+    initdb = [str(bin_dir / "initdb"), "-D", str(data), "-U", ADMIN, f"--pwfile={pwfile}"]
+    auth = ["--auth-local=scram-sha-256", "--auth-host=scram-sha-256", "-E", "UTF8"]
     subprocess.run(
-        [
-            *as_user,
-            str(bin_dir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            ADMIN,
-            f"--pwfile={pwfile}",
-            "--auth-local=scram-sha-256",
-            "--auth-host=scram-sha-256",
-            "-E",
-            "UTF8",
-            "--no-locale",
-        ],
-        **run,
+        [*as_user, *initdb, *auth, "--no-locale"], check=True, capture_output=True, cwd=root
     )
     options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl = [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data)]
     subprocess.run(
-        [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-o", options, "-w", "start"],
+        [*pg_ctl, "-o", options, "-w", "start"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -122,12 +114,14 @@ def pg_server() -> Iterator[PgServer]:
             os.environ.pop("PGPASSFILE", None)
         else:
             os.environ["PGPASSFILE"] = old
-        subprocess.run(
-            [*as_user, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-            capture_output=True,
-            cwd=root,
-        )
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], capture_output=True, cwd=root)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    with private_server() as server:
+        yield server
 
 
 @pytest.fixture
