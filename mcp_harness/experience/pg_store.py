@@ -196,6 +196,10 @@ class PoolExperience:
             effective = weight * self._factor(author)
             position = self._position(row_id)
             if position is None:
+                if self._ids and row_id < self._ids[-1]:  # inserted past the lock: reload
+                    self._reset()
+                    self._sync()
+                    return
                 new_ids.append(row_id)
                 new_terms.append(terms(query, {"slots": slots}))
                 new_weights.append(effective)
@@ -476,10 +480,17 @@ def _cells(row: Row | StoredRow) -> tuple[str, str, str]:
     return (row.query, row.key, row.value)
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return "unknown"
+
+
 def _pool_meta(meta: dict[str, Any]) -> str:
     """Provenance as the pool stores it: without the weight (a column of its own), with the
     machine user and host that sent it unless the row already names them."""
     rest = {k: v for k, v in meta.items() if k != "w"}
-    rest.setdefault("user", getpass.getuser())
+    rest.setdefault("user", _user())
     rest.setdefault("host", socket.gethostname())
     return redact(json.dumps(rest, ensure_ascii=False))
