@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -161,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     result = run(10_000 if args.quick else 100_000, 200, 1000 if args.quick else 5000)
     result["machine"] = f"{platform.machine()} {platform.python_version()}"
+    result["load_average"] = os.getloadavg()
     result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
     print(table(result))
     print(json.dumps(result, indent=2))

@@ -427,7 +427,7 @@ class PoolExperience:
         texts = [None if patch.get(c) is None else redact(patch[c]) for c in COLUMNS]
         meta = {k: v for k, v in old.provenance.items() if k != "author"}
         weight = old.weight if patch.get("weight") is None else check_weight(patch["weight"])
-        meta.update(patch.get("fields") or {})
+        meta.update(json.loads(redact(json.dumps(patch.get("fields") or {}, ensure_ascii=False))))
         if texts[1] is not None or texts[2] is not None:
             meta["slots"] = find_slots(
                 old.key if texts[1] is None else texts[1],
@@ -493,4 +493,4 @@ def _pool_meta(meta: dict[str, Any]) -> str:
     rest = {k: v for k, v in meta.items() if k != "w"}
     rest.setdefault("user", _user())
     rest.setdefault("host", socket.gethostname())
-    return redact(json.dumps(rest, ensure_ascii=False))
+    return json.dumps(rest, ensure_ascii=False)  # fields were redacted with the row (`clean`)
