@@ -18,9 +18,7 @@ _WRITER = textwrap.dedent("""
     with opened(address) as pool:
         write = pool.push if how == "push" else pool.append
         for b in range(batches):
-            prefix = "shared" if how == "push" else tag
-            write([Row(f"{prefix}\\nb{b}", f"{prefix}-{b}-{i}", f"{prefix}-{b}-{i}")
-                   for i in range(size)])
+            write([Row(f"{tag}\\nb{b}", f"{tag}-{b}-{i}", f"{tag}-{b}-{i}") for i in range(size)])
             print(b, flush=True)
 """)
 
@@ -34,7 +32,7 @@ def test_concurrent_writers_never_lose_or_duplicate_rows(pg_uri: str) -> None:
     with opened(pg_uri, NEW) as pool:
         follower_len = len(pool)
         procs = [_writer(pg_uri, f"p{n}", 10, 20, "append") for n in range(4)]
-        procs += [_writer(pg_uri, f"q{n}", 10, 20, "push") for n in range(2)]
+        procs += [_writer(pg_uri, "shared", 10, 20, "push") for _ in range(2)]
         for proc in procs:
             proc.communicate(timeout=300)
         assert [p.returncode for p in procs] == [0] * 6
@@ -54,7 +52,7 @@ def test_concurrent_writers_never_lose_or_duplicate_rows(pg_uri: str) -> None:
 def test_kill_9_mid_push_leaves_whole_batches(pg_uri: str) -> None:
     with opened(pg_uri, NEW):
         pass
-    writer = _writer(pg_uri, "k", 1000, 500, "append")
+    writer = _writer(pg_uri, "k", 1000, 500, "push")
     assert writer.stdout is not None
     for _ in range(3):  # wait for real progress (an event), then kill inside the next push
         writer.stdout.readline()

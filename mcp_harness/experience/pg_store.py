@@ -230,7 +230,7 @@ class PoolExperience:
             raise HarnessError(
                 f"{self.path}: lost the connection to the server "
                 f"({hide_passwords(str(exc).strip())})",
-                "check that the server runs, then retry: nothing of this change was stored",
+                "check that the server runs, then retry (a change under way was not stored)",
             ) from None
         except psycopg.DataError as exc:
             raise HarnessError(
