@@ -17,7 +17,11 @@ setup SQL in README.md (users INSERT and SELECT, maintainers also UPDATE and DEL
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from mcp_harness.errors import HarnessError
@@ -150,6 +154,31 @@ def ensure_schema(conn: psycopg.Connection, where: str) -> None:
             f"version {SCHEMA_VERSION}",
             "use an mcp-harness release that speaks that version, or another database",
         )
+
+
+@contextlib.contextmanager
+def database_errors(where: str, what: str) -> Iterator[None]:
+    """Database errors inside the block as HarnessErrors naming the store `where`."""
+    psycopg = import_psycopg()
+    try:
+        yield
+    except psycopg.errors.InsufficientPrivilege:
+        raise no_rights(where, what) from None
+    except psycopg.OperationalError as exc:
+        raise HarnessError(
+            f"{where}: lost the connection to the server ({hide_passwords(str(exc).strip())})",
+            "check that the server runs, then retry (a change under way was not stored)",
+        ) from None
+    except psycopg.DataError as exc:
+        raise HarnessError(
+            f"{where}: the server refused a row ({hide_passwords(str(exc).strip())})",
+            "fix the row; nothing of this change was stored",
+        ) from None
+
+
+def row_digest(query: str, key: str, value: str) -> str:
+    """A row's identity in a pool: pushing the same row twice stores it once."""
+    return hashlib.sha256(json.dumps([query, key, value]).encode("utf-8")).hexdigest()
 
 
 def no_rights(where: str, what: str) -> HarnessError:

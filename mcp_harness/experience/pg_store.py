@@ -15,16 +15,21 @@ from __future__ import annotations
 import bisect
 import contextlib
 import getpass
-import hashlib
 import json
 import socket
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import HarnessError
-from mcp_harness.experience.backend import PoolAddress, hide_passwords
+from mcp_harness.experience.backend import PoolAddress
 from mcp_harness.experience.keywords import extract_keywords
-from mcp_harness.experience.pg_schema import SCHEMA, connect, import_psycopg, no_rights
+from mcp_harness.experience.pg_schema import (
+    SCHEMA,
+    connect,
+    database_errors,
+    import_psycopg,
+    row_digest,
+)
 from mcp_harness.experience.rows import (
     COLUMNS,
     Hit,
@@ -43,11 +48,6 @@ if TYPE_CHECKING:
 
 _FETCH = 1000  # rows per round trip when reading many
 _ROW_COLUMNS = "id, query, key, value, weight, meta, author"
-
-
-def digest(query: str, key: str, value: str) -> str:
-    """A row's identity in a pool: pushing the same row twice stores it once."""
-    return hashlib.sha256(json.dumps([query, key, value]).encode("utf-8")).hexdigest()
 
 
 class PoolExperience:
@@ -77,7 +77,7 @@ class PoolExperience:
         experience = cls(address, others_weight)
         table = f"{SCHEMA}.experiences"
         try:
-            with experience._errors("create experiences"):
+            with database_errors(experience.path, "create experiences"):
                 if mode == "new":
                     experience._conn.execute(
                         f"INSERT INTO {table} (name) VALUES (%s)", (address.experience,)
@@ -119,7 +119,7 @@ class PoolExperience:
             self._sync()
             yield self._conn
             return
-        with self._errors("read the pool"), self._conn.transaction():
+        with database_errors(self.path, "read the pool"), self._conn.transaction():
             self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
             self._sync()
             yield self._conn
@@ -163,10 +163,7 @@ class PoolExperience:
     def _sync(self) -> None:
         """Apply to the index what changed since its change number (nothing when current)."""
         name = self.address.experience
-        now = self._conn.execute(
-            f"SELECT coalesce(max(change), 0) FROM {SCHEMA}.changes WHERE experience = %s",
-            (name,),
-        ).fetchone()[0]
+        now = self._counter()
         if now == self._change:
             return
         if now < self._change:  # the history was rewritten behind our back: start over
@@ -214,29 +211,16 @@ class PoolExperience:
             self._ids.extend(new_ids)
         self._change = now
 
+    def _counter(self) -> int:
+        """The experience's change number: one index look-up."""
+        return self._conn.execute(
+            f"SELECT coalesce(max(change), 0) FROM {SCHEMA}.changes WHERE experience = %s",
+            (self.address.experience,),
+        ).fetchone()[0]
+
     def _position(self, row_id: int) -> int | None:
         at = bisect.bisect_left(self._ids, row_id)
         return at if at < len(self._ids) and self._ids[at] == row_id else None
-
-    @contextlib.contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """Database errors as HarnessErrors naming this store."""
-        psycopg = import_psycopg()
-        try:
-            yield
-        except psycopg.errors.InsufficientPrivilege:
-            raise no_rights(self.path, what) from None
-        except psycopg.OperationalError as exc:
-            raise HarnessError(
-                f"{self.path}: lost the connection to the server "
-                f"({hide_passwords(str(exc).strip())})",
-                "check that the server runs, then retry (a change under way was not stored)",
-            ) from None
-        except psycopg.DataError as exc:
-            raise HarnessError(
-                f"{self.path}: the server refused a row ({hide_passwords(str(exc).strip())})",
-                "fix the row; nothing of this change was stored",
-            ) from None
 
     # ---- reading ----------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -299,9 +283,19 @@ class PoolExperience:
         noise: float = 0.0,
         seed: int | None = None,
     ) -> list[Hit]:
-        """Top-k rows for `text`, scored as the file store scores them."""
+        """Top-k rows for `text`, scored as the file store scores them. When the index is
+        current this costs one statement for the counter and one for rows not cached yet; a
+        row deleted in between sends the search through a snapshot instead."""
+        keywords = query_keywords(extract_keywords(text))
+        if not self._depth:
+            with database_errors(self.path, "read the pool"):
+                if self._counter() == self._change:
+                    matches = self._index.search(keywords, k, method, noise, seed)
+                    ids = [self._ids[m.row] for m in matches]
+                    if len(self._fetch(ids)) == len(ids):
+                        rows = self._at([m.row for m in matches])
+                        return [Hit(m.score, r) for m, r in zip(matches, rows, strict=True)]
         with self._reading():
-            keywords = query_keywords(extract_keywords(text))
             matches = self._index.search(keywords, k, method, noise, seed)
             rows = self._at([m.row for m in matches])
         return [Hit(m.score, r) for m, r in zip(matches, rows, strict=True)]
@@ -328,7 +322,7 @@ class PoolExperience:
     def locked(self) -> Iterator[PoolExperience]:
         """Hold the experience's lock with the latest rows loaded: read-then-append cannot
         race another writer, and what is written inside commits together."""
-        with self._errors("add rows"), self._writing():
+        with database_errors(self.path, "add rows"), self._writing():
             yield self
 
     # ---- writing ----------------------------------------------------------------------------
@@ -346,7 +340,7 @@ class PoolExperience:
         metas = [_pool_meta(meta_for(row)) for row in prepared]
         for number, (row, meta) in enumerate(zip(prepared, metas, strict=True)):
             self._check_text(number, row, meta)
-        with self._errors("add rows"), self._writing() as change:
+        with database_errors(self.path, "add rows"), self._writing() as change:
             start = len(self)
             if prepared:
                 self._insert(change, prepared, metas, unique)
@@ -369,7 +363,7 @@ class PoolExperience:
         )
         with self._conn.cursor().copy("COPY mh_push FROM STDIN") as copy:
             for number, (row, meta) in enumerate(zip(rows, metas, strict=True)):
-                ident = digest(row.query, row.key, row.value)
+                ident = row_digest(row.query, row.key, row.value)
                 copy.write_row((number, row.query, row.key, row.value, row.weight, meta, ident))
         self._conn.execute(
             f"INSERT INTO {SCHEMA}.rows ({columns}) "
@@ -410,7 +404,7 @@ class PoolExperience:
         metas = [_pool_meta(meta_for(row)) for row in prepared]
         for number, (row, meta) in enumerate(zip(prepared, metas, strict=True)):
             self._check_text(number, row, meta)
-        with self._errors("edit rows"), self._writing() as change:
+        with database_errors(self.path, "edit rows"), self._writing() as change:
             for index in patches:
                 self._check_index(index)
             olds = dict(zip(patches, self._at(list(patches)), strict=True))
@@ -447,7 +441,7 @@ class PoolExperience:
     def set_weights(self, weights: Sequence[float]) -> None:
         """Replace every row weight at once (the optimizer's numeric step)."""
         checked = [check_weight(w) for w in weights]
-        with self._errors("edit rows"), self._writing() as change:
+        with database_errors(self.path, "edit rows"), self._writing() as change:
             if len(checked) != len(self):
                 raise HarnessError(
                     f"{len(checked)} weights for {len(self)} rows in {self.path}",
@@ -464,7 +458,7 @@ class PoolExperience:
     def delete(self, indices: Iterable[int]) -> int:
         """Delete rows; later rows move up. Returns how many were deleted."""
         doomed = sorted(set(indices))
-        with self._errors("delete rows"), self._writing() as change:
+        with database_errors(self.path, "delete rows"), self._writing() as change:
             for index in doomed:
                 self._check_index(index)
             if not doomed:
