@@ -292,3 +292,15 @@ def test_file_commands_never_import_psycopg(harness_home: Path) -> None:
     done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_missing_database_names_createdb(capsys, pg_server: PgServer) -> None:
+    code, _, err = run(capsys, "experience", "new", pg_server.uri("x", database="nowhere"))
+    assert code == 2 and 'database "nowhere" does not exist' in err and "createdb" in err
+
+
+def test_bad_pool_settings_are_named(capsys, pg_uri: str, harness_home: Path) -> None:
+    harness_home.mkdir(parents=True, exist_ok=True)
+    (harness_home / "config.toml").write_text("[pool]\nothers_weight = 3\n")
+    code, _, err = run(capsys, "experience", "stats", pg_uri)
+    assert code == 2 and "others_weight must be a number from 0 to 1" in err
