@@ -15,7 +15,8 @@ every commit saves the index for the rows it leaves. Edits that bypass mcp-harne
 `rows.jsonl` and the row count alone (a seed tool rewriting a query cell) are not seen by a
 persisted index: delete `index.bin` to rebuild it. numpy, filelock and the index modules are
 imported when the first experience is opened, so importing this module (as the server does)
-stays cheap.
+stays cheap. This is the file backend; `pg_store.PoolExperience` keeps an experience in
+PostgreSQL behind the same methods, and `backend.open_store` opens whichever an argument names.
 """
 
 from __future__ import annotations
