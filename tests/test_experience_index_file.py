@@ -147,6 +147,20 @@ def test_stale_index_is_detected(filled: Experience, caplog: pytest.LogCaptureFi
     assert answers(reopened, texts) == expected
 
 
+def test_index_of_another_vocabulary_is_stale(
+    filled: Experience, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Terms are canonical words: an index saved under another synonym table is not used."""
+    texts = queries(random.Random(6))
+    expected = answers(filled, texts)
+    monkeypatch.setattr(index_file, "VOCABULARY", "another")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=LOGGER):
+        reopened = Experience.open(filled.path)
+    assert any("vocabulary" in r.getMessage() for r in caplog.records)
+    assert answers(reopened, texts) == expected
+
+
 def test_commit_without_an_index_save_is_stale(filled: Experience) -> None:
     """A crash between a commit and the index save leaves the generation ahead of the index."""
     texts = queries(random.Random(5))

@@ -18,8 +18,14 @@ import pytest
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.store import Experience
-from mcp_harness.export import skill as skill_export
-from mcp_harness.export.skill import DESCRIPTION_LIMIT, export_skill, validate_frontmatter
+from mcp_harness.export.skill import (
+    DESCRIPTION_LIMIT,
+    export_skill,
+    render_launcher,
+    validate_frontmatter,
+)
+from mcp_harness.export.template import TEMPLATES
+from mcp_harness.storage import swap
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).with_name("mcp-harness")
@@ -247,6 +253,18 @@ def test_launcher_errors(harness_home: Path, tmp_path: Path) -> None:
 
 
 # ---- re-export and bad input --------------------------------------------------------------------
+def test_launcher_template_and_exports_are_valid_bash(harness_home: Path, tmp_path: Path) -> None:
+    """The template is bash as it stands (its block placeholders are comments), and so is
+    every launcher filled from it, with inputs as options or none at all."""
+    bare = tmp_path / "bare.sh"
+    bare.write_text(render_launcher({"name": "bare", "inputs": {}}, "bare"))
+    coder = export_skill("coder", tmp_path / "skills").launcher
+    launchers = [TEMPLATES / "run.sh", bare, coder]
+    for launcher in launchers:
+        done = subprocess.run(["bash", "-n", str(launcher)], capture_output=True, text=True)
+        assert done.returncode == 0, f"{launcher}: {done.stderr}"
+
+
 def test_reexport_replaces_the_skill_atomically(harness_home: Path, tmp_path: Path) -> None:
     target = tmp_path / "skills"
     first = export_skill("coder", target)
@@ -282,7 +300,7 @@ def test_reexport_without_rename_exchange(
     target = tmp_path / "skills"
     export_skill("coder", target)
     (target / "coder" / "stale.txt").write_text("old")
-    monkeypatch.setattr(skill_export, "_exchange", lambda a, b: False)
+    monkeypatch.setattr(swap, "exchange", lambda a, b: False)
     assert export_skill("coder", target).replaced is True
     assert not (target / "coder" / "stale.txt").exists()
     assert [p.name for p in target.iterdir()] == ["coder"]

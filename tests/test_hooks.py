@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from mcp_harness.capture import hooks
-from mcp_harness.capture.records import HOOKS, WRAPPER_LOG, capture_dir, read_records
+from mcp_harness.capture.records import HOOKS, WRAPPER_LOG, HookRecord, capture_dir, read_records
 from mcp_harness.capture.settings import HOOK_EVENTS, TOOL_EVENTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -293,6 +293,7 @@ def test_session_id_falls_back_to_env(monkeypatch: pytest.MonkeyPatch) -> None:
     payload = {k: v for k, v in PAYLOADS["SessionEnd"].items() if k != "session_id"}
     record = hooks.build_record(payload)
     assert record["session_id"] == "from-env"
+    assert set(record) <= set(HookRecord.__annotations__)
 
 
 def test_parse_exit_code() -> None:

@@ -169,3 +169,51 @@ def test_cli_failures_are_classified() -> None:
     assert not error(result(400, "API Error: 400 bad")).retryable
     assert not error(result(404, "model not found")).retryable
     assert not error("Segmentation fault", rc=139).retryable
+
+
+@needs_cli
+async def test_agent_mode_edits_files_in_its_workspace(cli_env, tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "greet.py").write_text("print('hello')\n")
+    script = [
+        {"tool": "Read", "input": {"file_path": str(workspace / "greet.py")}},
+        {
+            "tool": "Edit",
+            "input": {
+                "file_path": str(workspace / "greet.py"),
+                "old_string": "print('hello')",
+                "new_string": "print('hello, world')",
+            },
+        },
+        {"tool": "Write", "input": {"file_path": str(workspace / "NOTES"), "content": "done\n"}},
+        {"text": "greet.py now greets the world"},
+    ]
+    with FakeAnthropic(script=script) as fake:
+        agent = ClaudeCodeKernel(
+            claude_bin=CLAUDE,
+            api_key="sk-ant-dummy",
+            base_url=fake.url,
+            env=cli_env,
+            workspace=workspace,
+        )
+        reply = await KernelRunner(agent, timeout_s=120).complete(
+            KernelRequest("Make greet.py greet the world.", "greet.py")
+        )
+        main = fake.main_requests()
+        results = fake.tool_results()
+    assert (reply.ok, reply.text) == (True, "greet.py now greets the world")
+    assert (workspace / "greet.py").read_text() == "print('hello, world')\n"
+    assert (workspace / "NOTES").read_text() == "done\n"
+    assert sorted(main[0].tool_names) == ["Edit", "Read", "Write"]  # file tools only, no Bash
+    assert len(results) == 3 and not any(r.get("is_error") for r in results.values())
+    assert "Make greet.py greet the world." in last_user_text(main[0].body)
+
+
+async def test_agent_mode_needs_a_workspace_directory(tmp_path: Path) -> None:
+    with pytest.raises(KernelCallError, match="is not a directory"):
+        ClaudeCodeKernel(workspace=tmp_path / "missing")
+    argv = ClaudeCodeKernel(workspace=tmp_path).argv()
+    assert argv[argv.index("--tools") + 1] == "Read,Edit,Write"
+    assert argv[argv.index("--permission-mode") + 1] == "acceptEdits"
+    assert "--system-prompt" not in argv  # Claude Code's own agent prompt, plus a note

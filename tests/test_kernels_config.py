@@ -22,6 +22,7 @@ from mcp_harness.kernels.config import (
 )
 from mcp_harness.kernels.offline import OfflineKernel
 from mcp_harness.kernels.openai_api import OpenAIKernel
+from mcp_harness.kernels.registry import KERNELS, reflects, register
 from mcp_harness.kernels.replay import ReplayKernel
 
 
@@ -180,3 +181,15 @@ def test_load_config_reads_the_file_under_data_home(env) -> None:
     path = write_config(env, '[kernels.anthropic]\nmodel = "claude-haiku-4-5"\n')
     config = load_config(env)
     assert config.path == path and config.section("anthropic")["model"] == "claude-haiku-4-5"
+
+
+def test_registry_declares_each_kernel_once_with_its_capabilities() -> None:
+    assert (
+        KERNEL_NAMES
+        == tuple(KERNELS)
+        == ("offline", "anthropic", "openai", "claude-code", "replay")
+    )
+    assert [n for n in KERNEL_NAMES if not reflects(n)] == ["offline"]
+    assert reflects("a-test-stub")  # an unregistered kernel is taken for an LLM
+    with pytest.raises(ValueError, match="registered twice"):
+        register(KERNELS["offline"])

@@ -101,6 +101,31 @@ def test_another_operation_in_the_same_words_does_not_fit(key, value, other, sam
     assert adapt(key, value, slots, same).fit >= DEFAULT_THRESHOLD
 
 
+@pytest.mark.parametrize(
+    ("key", "value", "reworded"),
+    [
+        ("Compute a sha256 hash for a.bin and save it to a.sum", "sha256sum a.bin > a.sum",
+         "Generate the SHA-256 digest of b.jar; put it in b.jar.sha256"),
+        ("Reverse the order of the lines in h.log and save it as r.log", "tac h.log > r.log",
+         "Create back.lst containing the lines of fwd.lst in the opposite order"),
+        ("Base64-encode s.txt into s.b64", "base64 s.txt > s.b64",
+         "Encode k.pem as base64 and write it to k.pem.b64"),
+    ],
+)  # fmt: skip
+def test_inflections_synonyms_and_compounds_meet(key, value, reworded) -> None:
+    """Other inflections (`converted`), synonyms (`digest` for `hash`), `sha-256` for `sha256`
+    and the parts of `base64-encode` count as the key's words."""
+    assert adapt(key, value, find_slots(key, value), reworded).fit >= DEFAULT_THRESHOLD
+
+
+def test_a_tool_name_the_key_does_not_say_lowers_the_fit() -> None:
+    key, value = "Convert the contents of t.txt to uppercase and save it as h.txt", "tr a-z A-Z"
+    plain = "Convert the contents of u.txt and save it as v.txt"
+    named = "Convert the contents of u.txt to base64 and save it as v.txt"
+    slots = find_slots(key, value)
+    assert adapt(key, value, slots, named).fit < adapt(key, value, slots, plain).fit / 1.9
+
+
 def test_retrieval_keys_on_the_operation_not_the_parameters(tmp_path: Path) -> None:
     experience = Experience.create(tmp_path / "e")
     experience.append(

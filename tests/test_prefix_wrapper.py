@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from mcp_harness.capture import settings
-from mcp_harness.capture.records import failure_count
-from mcp_harness.terminal.pool import shutdown, tmux
+from mcp_harness.capture.records import CommandRecord, failure_count
+from mcp_harness.terminal.pool import shutdown
+from mcp_harness.terminal.tmux import run as tmux
 from tests.fidelity import SNAPSHOT, both, composite
 
 DEADLINE_S = 30.0
@@ -96,6 +97,7 @@ def test_calls_are_recorded(prefix: Path, env, tmp_path: Path, runtime: Path, sn
     cmd = f"echo recorded; echo 'token={key}'; echo err >&2; exit 5"
     assert call(prefix, env, cmd, tmp_path, snapshot).status == 5
     [record] = wait_records(Path(env["MCP_HARNESS_HOME"]), 1)
+    assert set(record) == set(CommandRecord.__annotations__)  # the type join reads
     assert (record["exit_code"], record["signal"], record["interrupted"]) == (5, None, False)
     assert record["cwd"] == str(tmp_path)
     assert record["session_id"] == env["CLAUDE_CODE_SESSION_ID"]

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from mcp_harness.terminal.pool import tmux
 from mcp_harness.terminal.session import TerminalSession, kill_session
+from mcp_harness.terminal.tmux import run as tmux
 
 SCRIPT = str(Path(sys.executable).parent / "mcp-harness")
 WAIT_S = 60.0

@@ -128,6 +128,25 @@ async def test_run_exit_statuses_and_cd_persists(term: TerminalSession, tmp_path
     assert str(tmp_path) in outcome.screen.splitlines()
 
 
+async def test_run_makes_one_paste_call_and_reads_the_screen_with_the_state(
+    term: TerminalSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command costs a state query, one tmux call that pastes it and presses Enter, then polls
+    that each bring the state and the screen together: no separate capture."""
+    calls: list[tuple[str, ...]] = []
+    real = session_module.tmux.run_async
+
+    async def recording(root: Path, *args: str, stdin: bytes | None = None):
+        calls.append((args[0], *(args[i + 1] for i, a in enumerate(args[:-1]) if a == ";")))
+        return await real(root, *args, stdin=stdin)
+
+    monkeypatch.setattr(session_module.tmux, "run_async", recording)
+    outcome = await term.run("echo counted")
+    assert outcome.exit_code == 0 and outcome.screen.splitlines()[-2:] == ["counted", "$"]
+    assert calls[:2] == [("display",), ("load-buffer", "paste-buffer", "send-keys")]
+    assert calls[2:] and set(calls[2:]) == {("display", "capture-pane")}
+
+
 async def test_run_times_out_without_raising(term: TerminalSession) -> None:
     outcome = await term.run("sleep 100", timeout=0.2)
     assert outcome.timed_out and outcome.exit_code is None

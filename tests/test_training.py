@@ -14,10 +14,10 @@ from mcp_harness.experience.keywords import keywords_text
 from mcp_harness.experience.store import Experience, Row
 from mcp_harness.kernels.offline import OfflineKernel
 from mcp_harness.runtime.future import Run
+from mcp_harness.runtime.gradients import backward
 from mcp_harness.runtime.graph import build
 from mcp_harness.training.losses import edit_distance, exact_match, status_loss
 from mcp_harness.training.optimizer import StSGD
-from mcp_harness.training.symbolic import backward
 from mcp_harness.training.trainer import load_dataset
 
 
@@ -107,7 +107,7 @@ def test_stsgd_applies_rows_and_weights_and_logs(chain, tmp_path: Path) -> None:
     grads = asyncio.run(backward(run, graph, {"command": {(0,): "ls -la", (1,): "git init -q"}}))
     log = tmp_path / "steps.jsonl"
     optimizer = StSGD({"decision": decision, "command": command}, lr=0.5, log=log)
-    report = asyncio.run(optimizer.step(grads))
+    report = asyncio.run(optimizer.apply(grads))
     assert report.accepted
     assert decision.find_value("Initialize a git repository") is not None
     assert command.row(0).weight == 1.0  # credited, but a seed row changes only behind a gate
@@ -116,7 +116,7 @@ def test_stsgd_applies_rows_and_weights_and_logs(chain, tmp_path: Path) -> None:
     async def gate(experience: dict[str, Experience]) -> float:
         return 0.0
 
-    assert asyncio.run(optimizer.step(grads, gate)).accepted
+    assert asyncio.run(optimizer.apply(grads, gate)).accepted
     assert command.row(0).weight == pytest.approx(1.5)  # credited: it answered right
     again = Run(
         tmp_path / "run2",
@@ -137,7 +137,7 @@ def test_gate_rejects_a_step_that_makes_heldout_worse(chain, tmp_path: Path) -> 
     async def gate(experience: dict[str, Experience]) -> float:
         return float(len(experience["decision"]))  # any new row counts as worse here
 
-    report = asyncio.run(optimizer.step(grads, gate))
+    report = asyncio.run(optimizer.apply(grads, gate))
     assert not report.accepted and "validation loss would rise" in report.reason
     assert len(decision) == before  # nothing real changed
 
@@ -160,7 +160,7 @@ def test_bad_datasets_are_named(tmp_path: Path, text: str, message: str) -> None
 
 @pytest.mark.filterwarnings("ignore:Using backward.. with create_graph=True")
 def test_trace_policy_records_every_backward_call(chain) -> None:
-    from mcp_harness.training.reflection import (
+    from mcp_harness.runtime.reflection import (
         PolicyConflictError,
         TracePolicy,
         dispatch_policy,
@@ -255,7 +255,7 @@ def test_llm_reflection_patches_rows_and_teaches_upstream(tmp_path: Path) -> Non
     async def gate(experience: dict[str, Experience]) -> float:
         return 0.0  # a seed row's patch is applied only behind a gate
 
-    report = asyncio.run(optimizer.step(grads, gate))
+    report = asyncio.run(optimizer.apply(grads, gate))
     assert not report.accepted and "no longer applies" in report.reason
     assert command.row(0).value == "ls" and len(decision) == 1  # nothing half-applied
 
@@ -269,7 +269,7 @@ def test_a_target_for_an_untrainable_node_is_refused(chain) -> None:
 def test_both_experts_of_the_coder_get_gradients(tmp_path: Path, runtime: Path) -> None:
     from mcp_harness import demo
     from mcp_harness.kernels.config import make_kernel
-    from mcp_harness.training.reflection import load_records
+    from mcp_harness.runtime.reflection import load_records
 
     with demo._home(tmp_path / "home"):
         trainer, _ = demo.coder_trainer(tmp_path, make_kernel("offline"))

@@ -21,7 +21,13 @@ from typing import Any
 import pytest
 
 from mcp_harness.capture import transcripts as tr
-from mcp_harness.capture.records import OUTPUT_LIMIT, TRANSCRIPTS, capture_dir, read_records
+from mcp_harness.capture.records import (
+    OUTPUT_LIMIT,
+    TRANSCRIPTS,
+    TranscriptRecord,
+    capture_dir,
+    read_records,
+)
 from mcp_harness.capture.transcripts import (
     ImportReport,
     default_projects_root,
@@ -162,6 +168,7 @@ def test_pairs_by_id_not_position_and_ignores_other_tools(root: Path) -> None:
     assert calls["toolu_01"]["cwd"] == "/home/dev/proj"
     assert all(r["session_id"] == A and r["kind"] == "transcript" for r in records)
     assert all(r["transcript_path"] == str(session_file(root, A)) for r in records)
+    assert all(set(r) == set(TranscriptRecord.__annotations__) for r in records)
     assert offset == session_file(root, A).stat().st_size
     assert skipped == 1  # the unknown `future-thing` line
 

@@ -18,7 +18,10 @@ import re
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mcp_harness.capture.records import HookRecord
 
 STDIN_LIMIT = 64 * 1024 * 1024  # a prompt can be long; anything beyond this is not a payload
 STDIN_DEADLINE_S = 5.0  # Claude Code closes stdin after the payload; never hang if it does not
@@ -55,13 +58,13 @@ def parse_exit_code(error: Any) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def build_record(payload: dict[str, Any]) -> dict[str, Any]:
+def build_record(payload: dict[str, Any]) -> HookRecord:
     """The `hooks.jsonl` record for one payload; raises `_Skip` or `ValueError`."""
     event = payload.get("hook_event_name")
     if event not in EVENTS:
         raise ValueError(f"unknown hook event {event!r}")
     session_id = payload.get("session_id") or os.environ.get("CLAUDE_CODE_SESSION_ID")
-    record: dict[str, Any] = {
+    record: HookRecord = {
         "kind": "hook",
         "ts": _now(),
         "event": event,

@@ -1,8 +1,9 @@
 """Join the three capture sources into exactly one `Call` per Bash call.
 
-Sources (see `capture.records`): the prefix wrapper's `commands.jsonl` (what really ran: exit
-code, output, screens), the hooks' `hooks.jsonl` (prompt, description, tool_use_id, exit code) and
-the transcript importer's `transcripts.jsonl` (everything the model saw, after the fact).
+Sources (their records are typed in `capture.records`): the prefix wrapper's `commands.jsonl`
+(`CommandRecord`: what really ran: exit code, output, screens), the hooks' `hooks.jsonl`
+(`HookRecord`: prompt, description, tool_use_id, exit code) and the transcript importer's
+`transcripts.jsonl` (`TranscriptRecord`: everything the model saw, after the fact).
 
 Join rules:
 
@@ -34,11 +35,21 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from mcp_harness.capture.records import COMMANDS, HOOKS, TRANSCRIPTS, read_records
+from mcp_harness.capture.records import (
+    COMMANDS,
+    HOOKS,
+    TRANSCRIPTS,
+    CommandRecord,
+    HookRecord,
+    Record,
+    TranscriptRecord,
+    read_records,
+)
 
 PRE = "PreToolUse"
 POST = "PostToolUse"
@@ -98,9 +109,13 @@ def parse_ts(value: Any) -> datetime | None:
 
 def calls(since: datetime | None = None, until: datetime | None = None) -> list[Call]:
     """Every captured Bash call once, joined across wrapper, hooks and transcripts, by ts."""
-    wrappers = _unique_wrappers(read_records(COMMANDS))
-    hook_events, prompts, hook_cwds = _hook_records(read_records(HOOKS))
-    transcripts, transcript_cwds = _transcript_records(read_records(TRANSCRIPTS))
+    wrappers = _unique_wrappers(cast("Iterable[CommandRecord]", read_records(COMMANDS)))
+    hook_events, prompts, hook_cwds = _hook_records(
+        cast("Iterable[HookRecord]", read_records(HOOKS))
+    )
+    transcripts, transcript_cwds = _transcript_records(
+        cast("Iterable[TranscriptRecord]", read_records(TRANSCRIPTS))
+    )
     wrapper_cwds = _earliest_cwds(wrappers)
 
     groups: dict[tuple[str | None, str], _Group] = {}
@@ -138,9 +153,9 @@ class _Group:
 
     session_id: str | None
     tool_use_id: str
-    hooks: dict[str, dict[str, Any]] = field(default_factory=dict)
-    transcript: dict[str, Any] | None = None
-    wrapper: dict[str, Any] | None = None
+    hooks: dict[str, HookRecord] = field(default_factory=dict)
+    transcript: TranscriptRecord | None = None
+    wrapper: CommandRecord | None = None
 
     def anchor(self) -> tuple[str | None, datetime | None]:
         """Command and ts a wrapper record is matched against (PreToolUse, else transcript)."""
@@ -214,20 +229,20 @@ def _first_int(*values: Any) -> int | None:
     return None
 
 
-def _fingerprint(record: dict[str, Any]) -> str:
+def _fingerprint(record: Record) -> str:
     text = json.dumps(record, sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
-def _merge(kept: dict[str, Any], extra: dict[str, Any]) -> None:
+def _merge(kept: Record, extra: Record) -> None:
     """Fill fields the first copy left empty from a later copy of the same record."""
     for key, value in extra.items():
         if kept.get(key) in (None, "") and value not in (None, ""):
             kept[key] = value
 
 
-def _unique_wrappers(records: Any) -> list[dict[str, Any]]:
-    seen: dict[str, dict[str, Any]] = {}
+def _unique_wrappers(records: Iterable[CommandRecord]) -> list[CommandRecord]:
+    seen: dict[str, CommandRecord] = {}
     for record in records:
         if record.get("kind", "command") != "command":
             continue
@@ -247,14 +262,14 @@ def _sort_ts(value: Any) -> datetime:
 
 
 def _hook_records(
-    records: Any,
+    records: Iterable[HookRecord],
 ) -> tuple[
-    dict[tuple[str | None, str], dict[str, dict[str, Any]]],
+    dict[tuple[str | None, str], dict[str, HookRecord]],
     dict[str | None, list[tuple[datetime | None, str]]],
     dict[str, str],
 ]:
     """Tool events by (session, tool_use_id) and event; prompts by session; session cwds."""
-    events: dict[tuple[str | None, str], dict[str, dict[str, Any]]] = defaultdict(dict)
+    events: dict[tuple[str | None, str], dict[str, HookRecord]] = defaultdict(dict)
     prompt_seen: set[str] = set()
     prompts: dict[str | None, list[tuple[datetime | None, str]]] = defaultdict(list)
     cwds: dict[str, tuple[datetime, str]] = {}
@@ -282,9 +297,9 @@ def _hook_records(
 
 
 def _transcript_records(
-    records: Any,
-) -> tuple[dict[tuple[str | None, str], dict[str, Any]], dict[str, str]]:
-    found: dict[tuple[str | None, str], dict[str, Any]] = {}
+    records: Iterable[TranscriptRecord],
+) -> tuple[dict[tuple[str | None, str], TranscriptRecord], dict[str, str]]:
+    found: dict[tuple[str | None, str], TranscriptRecord] = {}
     cwds: dict[str, tuple[datetime, str]] = {}
     for record in records:
         if record.get("kind", "transcript") != "transcript":
@@ -300,7 +315,7 @@ def _transcript_records(
     return found, {s: cwd for s, (_, cwd) in cwds.items()}
 
 
-def _note_cwd(cwds: dict[str, tuple[datetime, str]], session: Any, record: dict[str, Any]) -> None:
+def _note_cwd(cwds: dict[str, tuple[datetime, str]], session: Any, record: Record) -> None:
     """Keep the cwd of the session's earliest record."""
     cwd = record.get("cwd")
     if not session or not isinstance(cwd, str) or not cwd:
@@ -310,7 +325,7 @@ def _note_cwd(cwds: dict[str, tuple[datetime, str]], session: Any, record: dict[
         cwds[session] = (ts, cwd)
 
 
-def _earliest_cwds(wrappers: list[dict[str, Any]]) -> dict[str, str]:
+def _earliest_cwds(wrappers: list[CommandRecord]) -> dict[str, str]:
     cwds: dict[str, tuple[datetime, str]] = {}
     for record in wrappers:
         _note_cwd(cwds, record.get("session_id"), record)
@@ -318,7 +333,7 @@ def _earliest_cwds(wrappers: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _match_wrappers(
-    wrappers: list[dict[str, Any]], groups: dict[tuple[str | None, str], _Group]
+    wrappers: list[CommandRecord], groups: dict[tuple[str | None, str], _Group]
 ) -> set[str]:
     """Pair each wrapper record (in ts order) with the earliest unmatched tool use before it.
 
@@ -356,7 +371,7 @@ def _match_wrappers(
     return matched
 
 
-def _wrapper_call(record: dict[str, Any]) -> Call:
+def _wrapper_call(record: CommandRecord) -> Call:
     return Call(
         call_id=record["id"],
         session_id=record.get("session_id"),

@@ -26,7 +26,6 @@ import selectors
 import shlex
 import signal
 import socket
-import subprocess
 import sys
 import time
 import traceback
@@ -39,14 +38,15 @@ from mcp_harness.capture.composite import model_command
 from mcp_harness.capture.records import (
     COMMANDS,
     OUTPUT_LIMIT,
+    CommandRecord,
     append_records,
     capture_dir,
     log_failure,
 )
 from mcp_harness.redaction import redact
-from mcp_harness.terminal import protocol
-from mcp_harness.terminal.control import ControlClient, TmuxError
-from mcp_harness.terminal.pool import prepare, socket_path, tmux
+from mcp_harness.terminal import protocol, tmux
+from mcp_harness.terminal.pool import prepare
+from mcp_harness.terminal.tmux import ControlClient, TmuxError
 
 SESSION = "capture"
 IDLE_EXIT_S = 30 * 60
@@ -55,7 +55,6 @@ DISPLAY_CAP = 64 * 1024
 COMMAND_CAP = 4 * 1024  # characters of the command shown in the pane (a heredoc can be huge)
 DISPLAY_TAIL = 16 * 1024
 TAIL_MARGIN = 4 * 1024  # read before the tail, so a secret across its start is redacted whole
-BARRIER_TIMEOUT_S = 0.25
 HANDOVER = b"H"
 
 
@@ -90,7 +89,7 @@ class Mirror:
     def __init__(self, runtime: Path, key: str) -> None:
         self.runtime, self.key = runtime, key
         self.pane = os.environ.get("TMUX_PANE", "")
-        self.control: ControlClient | None = ControlClient(socket_path(runtime), SESSION)
+        self.control: ControlClient | None = ControlClient(runtime, SESSION)
         self.screen = sys.stdout.buffer
 
     def show(self, data: bytes) -> None:
@@ -103,14 +102,7 @@ class Mirror:
         if self.control is None:
             return ""
         try:
-            token = uuid.uuid4().hex[:12]
-            self.show(b"\x1b\\\x1b]2;" + token.encode() + b"\x1b\\")
-            deadline = time.monotonic() + BARRIER_TIMEOUT_S
-            while time.monotonic() < deadline:
-                title = self.control.command(f"display -p -t {self.pane} '#{{pane_title}}'")
-                if title == [token]:
-                    break
-            return self.control.capture(self.pane)
+            return self.control.capture_drawn(self.pane, self.show)
         except (TmuxError, OSError):
             self.lose_tmux()
             return ""
@@ -154,7 +146,7 @@ class Mirror:
         after = self.capture()
         started = float(begin.get("start", time.time()))
         duration = finish["ns"] / 1e6 if finish else (time.time() - started) * 1000
-        record = {
+        record: CommandRecord = {
             "kind": "command",
             "id": uuid.uuid4().hex,
             "ts": datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds"),
@@ -244,18 +236,18 @@ class Server:
         call.fds.extend(fds)
         frames = call.reader.feed(data) if data else []
         for kind, payload in frames:
-            if kind == b"C":
+            if kind == protocol.COMPOSITE:
                 call.composite = payload
-            elif kind == b"D":
+            elif kind == protocol.CWD:
                 call.cwd = payload
             elif kind == protocol.ENV:
                 call.env = {
                     k.decode(errors="replace"): v.decode(errors="replace")
                     for k, v in protocol.decode_env(payload).items()
                 }
-            elif kind == b"B":
+            elif kind == protocol.BEGIN:
                 call.begin = json.loads(payload)
-            elif kind == b"F":
+            elif kind == protocol.FINISH:
                 call.finish = json.loads(payload)
             elif kind == HANDOVER:
                 call.handed.extend(call.fds)
@@ -366,19 +358,10 @@ def spawn(runtime: Path, key: str) -> None:
     prepare(runtime)
     channel = f"mirror-{uuid.uuid4().hex}"
     command = "exec " + shlex.join(self_argv("serve", str(runtime), key, channel))
-    name = f"cc-{key[:8]}"
-    window = ("new-window", "-d", "-t", f"={SESSION}:", "-n", name, command)
-    made = tmux(*window, root=runtime)
-    if made.returncode != 0:
-        session = ("new-session", "-d", "-s", SESSION, "-x", "200", "-y", "50", "-n", name)
-        made = tmux(*session, command, root=runtime)
-        if made.returncode != 0 and "duplicate session" in made.stderr:
-            made = tmux(*window, root=runtime)
-    if made.returncode != 0:
-        raise RuntimeError(f"tmux could not open a pane: {made.stderr.strip()}")
-    waited = tmux("wait-for", channel, root=runtime)
+    tmux.open_window(runtime, SESSION, f"cc-{key[:8]}", command)
+    waited = tmux.run("wait-for", channel, root=runtime)
     if waited.returncode != 0:
-        raise RuntimeError(f"the mirror did not start: {waited.stderr.strip()}")
+        raise TmuxError(f"the mirror did not start: {waited.stderr.strip()}")
 
 
 def _connect(path: Path) -> socket.socket | None:
@@ -405,12 +388,12 @@ def adopt(runtime: Path, key: str, fd: int) -> int:
                 spawn(runtime, key)
                 sock = _connect(sock_path(runtime, key))
             if sock is None:
-                raise RuntimeError("the mirror started but does not accept connections")
+                raise TmuxError("the mirror started but does not accept connections")
             with sock:
                 socket.send_fds(sock, [protocol.pack(HANDOVER, b"")], [fd])
         finally:
             os.close(lock)
-    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+    except (OSError, TmuxError) as exc:
         log_failure(f"starting the session's mirror: {exc}", capture_dir(), runtime)
         return 1
     return 0

@@ -33,6 +33,7 @@ from filelock import FileLock
 from mcp_harness.capture.records import (
     OUTPUT_LIMIT,
     TRANSCRIPTS,
+    TranscriptRecord,
     append_records,
     capture_dir,
     redact_record,
@@ -102,14 +103,14 @@ class ImportReport:
 
 @dataclass
 class _Scan:
-    records: list[dict[str, Any]]
+    records: list[TranscriptRecord]
     offset: int
     skipped: int
-    pending: dict[str, dict[str, Any]]
+    pending: dict[str, TranscriptRecord]
     task: str | None
 
 
-def parse_transcript(path: Path, start_offset: int = 0) -> tuple[list[dict[str, Any]], int, int]:
+def parse_transcript(path: Path, start_offset: int = 0) -> tuple[list[TranscriptRecord], int, int]:
     """Bash call records of one transcript from `start_offset` (a line start).
 
     Returns (records of calls whose result was seen, offset after the last complete line,
@@ -229,7 +230,7 @@ def _discover(root: Path) -> list[Path]:
 
 
 def _scan(
-    path: Path, start_offset: int, pending: dict[str, dict[str, Any]], task: str | None
+    path: Path, start_offset: int, pending: dict[str, TranscriptRecord], task: str | None
 ) -> _Scan:
     """Read complete lines from `start_offset`, carrying pending tool_uses and the current task."""
     subagent = path.parent.name == "subagents"
@@ -237,7 +238,7 @@ def _scan(
     order = {tid: i - len(pending) for i, tid in enumerate(pending)}
     pending = {tid: dict(record) for tid, record in pending.items()}
     orphans: dict[str, tuple[dict[str, Any], Any]] = {}  # results seen before their tool_use
-    done: list[tuple[int, dict[str, Any]]] = []
+    done: list[tuple[int, TranscriptRecord]] = []
     offset, skipped, seq = start_offset, 0, 0
 
     def complete(tid: str, block: dict[str, Any], tool_use_result: Any) -> None:
@@ -287,7 +288,7 @@ def _scan(
                 ):
                     continue
                 description = tool_input.get("description")
-                pending[tid] = {
+                record: TranscriptRecord = {
                     "kind": "transcript",
                     "session_id": _str(line.get("sessionId")) or fallback_session,
                     "tool_use_id": tid,
@@ -302,6 +303,7 @@ def _scan(
                     "is_sidechain": bool(line.get("isSidechain", subagent)),
                     "transcript_path": str(path),
                 }
+                pending[tid] = record
                 order[tid] = seq
                 seq += 1
                 if tid in orphans:

@@ -43,18 +43,26 @@ def _step_file(where: Path, step: int | None) -> Path:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from mcp_harness.training.reflection import load_records
+    from mcp_harness.runtime.reflection import load_records
 
     path = _step_file(args.where, args.step)
     records = load_records(path)
     if args.json:
         print(json.dumps(records, indent=2, ensure_ascii=False))
         return 0
-    print(f"{path}: {len(records)} backward calls")
+    second = sum(1 for r in records if r.get("order", 1) == 2)
+    print(f"{path}: {len(records)} backward calls ({second} of them second order)")
     for record in records:
         inputs = record["inputs"]
-        print(f"- {record['fn']} on {inputs.get('node')}")
+        order = record.get("order", 1)
+        print(f"- order {order}: {record['fn']} on {inputs.get('node')}")
         output = record["output"]
+        if order == 2 and "grad_input" in inputs and not isinstance(output, dict | None):
+            print(f"    first-order grad_input {_short(inputs['grad_input'])}")
+            print(f"    its gradient wrt grad_output {_short(output)}")
+        elif order == 2:
+            revised = "kept" if output is None else "revised"
+            print(f"    reviewed the reflection: {revised}")
         if isinstance(output, dict):
             for name, targets in output.get("input_targets", {}).items():
                 for coords, text in targets.items():
@@ -62,3 +70,8 @@ def _show(args: argparse.Namespace) -> int:
             for row in output.get("rows", []):
                 print(f"    proposes {row}")
     return 0
+
+
+def _short(value: object, limit: int = 100) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

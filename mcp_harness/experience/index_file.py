@@ -2,11 +2,12 @@
 
 One file, read in one go: an 8-byte magic, the header length (u32), a JSON header, then named
 numpy arrays, each 8-byte aligned. The header holds the label of the rows the index was built
-from (`Label`), every array's dtype, offset and length, and a CRC-32 of all bytes after the
-header. The caller compares the label with the experience's current one: a different label means
-stale, and a bad magic, header, size or checksum means corrupt; either way it rebuilds from the
-rows, so the file can only ever save time, never change a result. Writes are atomic (temp file
-and rename) but not fsynced: after a power cut the checksum catches a torn file.
+from (`Label`), the keyword vocabulary its terms were made with, every array's dtype, offset
+and length, and a CRC-32 of all bytes after the header. The caller compares the label with the
+experience's current one: a different label or vocabulary means stale, and a bad magic, header,
+size or checksum means corrupt; either way it rebuilds from the rows, so the file can only ever
+save time, never change a result. Writes are atomic (temp file and rename) but not fsynced:
+after a power cut the checksum catches a torn file.
 
 Besides the index (`RetrievalIndex.to_arrays`) the file holds `meta_offsets`, where each row's
 provenance line starts in `rows.jsonl`, so a cold open reads only the lines of the rows it shows.
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from mcp_harness.experience.index import RetrievalIndex
+from mcp_harness.experience.keywords import VOCABULARY
 from mcp_harness.storage.atomic import atomic_write
 
 MAGIC = b"MHXIDX01"
@@ -58,7 +60,12 @@ def save(path: Path, label: Label, arrays: dict[str, np.ndarray]) -> None:
         chunks.append(raw + b"\0" * pad)
         offset += len(raw) + pad
     payload = b"".join(chunks)
-    header = {"label": asdict(label), "arrays": layout, "crc32": zlib.crc32(payload)}
+    header = {
+        "label": asdict(label),
+        "vocabulary": VOCABULARY,
+        "arrays": layout,
+        "crc32": zlib.crc32(payload),
+    }
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-(len(head) + _HEAD.size) % _ALIGN)
     # readable like rows.jsonl, so whoever may read the rows can use the index
@@ -90,8 +97,11 @@ def load(path: Path, label: Label) -> dict[str, np.ndarray]:
         stored = Label(**header["label"])
         layout = {name: (str(d), int(o), int(n)) for name, (d, o, n) in header["arrays"].items()}
         crc = int(header["crc32"])
-    except (ValueError, TypeError, KeyError):
+        vocabulary = header.get("vocabulary")
+    except (ValueError, TypeError, KeyError, AttributeError):
         raise UnusableIndex("corrupt header") from None
+    if vocabulary != VOCABULARY:
+        raise UnusableIndex(f"built with vocabulary {vocabulary}, this version uses {VOCABULARY}")
     if stored != label:
         raise UnusableIndex(f"stale (built from {_describe(stored)}, rows now {_describe(label)})")
     payload = memoryview(buf)[start:]

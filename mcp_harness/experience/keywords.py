@@ -10,6 +10,7 @@ on search queries, so both sides always agree.
 from __future__ import annotations
 
 import re
+import zlib
 
 _TOKEN = re.compile(
     r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]+"  # CJK runs
@@ -26,6 +27,7 @@ our ours ourselves out over own same she should so some such than that the their
 them themselves then there these they this those through to too under until up very was we
 were what when where which while who whom why will with would you your yours yourself
 yourselves please also want
+need needs like kindly quick quickly go ahead thanks thank get got
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
@@ -41,52 +43,105 @@ def keywords_text(text: str) -> str:
     return "\n".join(extract_keywords(text))
 
 
+def stem(word: str) -> str:
+    """A lowercased alphabetic word without its inflection (`lines`, `lined` -> `lin`;
+    `directories` -> `directory`; `stopped` -> `stop`; `stored`, `storing` -> `stor`), so
+    "converted" meets "convert". Crude but the same on both sides, which is all matching needs;
+    words with digits, dots or slashes, and words of up to three letters, stay as they are."""
+    if len(word) <= 3 or not word.isalpha():
+        return word
+    base = word
+    if base.endswith("ies") and len(base) > 4:
+        base = base[:-3] + "y"
+    elif base.endswith(("sses", "xes", "zes", "ches", "shes")):
+        base = base[:-2]
+    elif base.endswith("s") and not base.endswith(("ss", "us", "is")):
+        base = base[:-1]
+    if base.endswith("ing") and len(base) >= 6:
+        base = _undouble(base[:-3])
+    elif base.endswith("ed") and len(base) >= 5:
+        base = _undouble(base[:-2])
+    if base.endswith("e") and len(base) > 3:
+        base = base[:-1]
+    return base
+
+
+def _undouble(base: str) -> str:
+    if len(base) > 3 and base[-1] == base[-2] and base[-1] not in "lsz":
+        return base[:-1]
+    return base
+
+
 # Words of the same meaning in terminal tasks, each mapped to one canonical form, so that
 # "Make a new folder named logs" and "Create a directory called build" share their operation.
+# Only words that mean the same whatever the task: "change" (permissions? text?), "field"
+# (CSV? JSON?) and "number" (count? line numbers?) are left out on purpose.
 _SYNONYMS_TEXT = """
-directory: folder folders dir dirs directories subdirectory subfolder
-create: make add generate
-delete: remove erase rm del
+directory: folder dir subdirectory subfolder subdir
+create: make add generate produce
+delete: remove erase rm del rid purge wipe discard eliminate drop
 copy: duplicate cp
-rename: move mv
+rename: move mv relocate
 show: print display view
-count: tally many
+count: tally many total
+compute: calculate calc determine
+hash: checksum digest fingerprint
 archive: tarball tarfile
 executable: runnable
-write: save put store record
-first: top beginning
+write: save put store record written wrote stash
+first: top beginning initial
 last: bottom final
 replace: substitute swap
-sort: order alphabetize
+sort: order alphabetize arrange
 find: search locate
-contain: mention include containing contains mentioning mentions includes including
+contain: mention include
 empty: blank
 symlink: link symbolic shortcut
 initialize: init initialise
 called: named titled
-text: content contents
+text: content
+reverse: backwards backward flip invert opposite reversed
+convert: transform turn
+line: row
+extract: unpack
+combine: concatenate concat
 """
-SYNONYMS = {
-    word: canonical
-    for line in _SYNONYMS_TEXT.strip().splitlines()
-    for canonical, _, words in [line.partition(":")]
-    for word in [canonical, *words.split()]
-}
+
+
+def _build_synonyms() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for line in _SYNONYMS_TEXT.strip().splitlines():
+        head, _, words = line.partition(":")
+        for word in [head, *words.split()]:
+            key = stem(word)
+            if table.setdefault(key, stem(head)) != stem(head):
+                raise ValueError(f"synonym {word!r} is in two groups")
+    return table
+
+
+SYNONYMS = _build_synonyms()
 
 
 def canonical(word: str) -> str:
-    """The canonical form of a lowercased keyword: its synonym group's word, or the word
-    without a plural `s` (`files` -> `file`); anything with a digit, dot or slash as is."""
-    if word in SYNONYMS:
-        return SYNONYMS[word]
-    if (
-        len(word) > 3
-        and word.isalpha()
-        and word.endswith("s")
-        and not word.endswith(("ss", "us", "is"))
-    ):
-        return SYNONYMS.get(word[:-1], word[:-1])
-    return word
+    """The canonical form of a lowercased keyword: the stem of its synonym group's head word
+    (`folders` -> `directory`, `converted` -> `convert`), else its own stem (`stem`); a
+    hyphen before or after digits goes (`sha-256` -> `sha256`); anything with a digit, dot or
+    slash otherwise as is."""
+    if "-" in word and not word.startswith("-") and "." not in word and "/" not in word:
+        word = _join_digit_parts(word)
+    key = stem(word)
+    return SYNONYMS.get(key, key)
+
+
+def _join_digit_parts(word: str) -> str:
+    parts = word.split("-")
+    out = [parts[0]]
+    for part in parts[1:]:
+        if part.isdigit() or (out[-1] and out[-1].isdigit()):
+            out[-1] += part
+        else:
+            out.append(part)
+    return "-".join(out)
 
 
 # Words of opposite meaning: one in the row's key and the other in the input means the
@@ -106,7 +161,7 @@ insert delete; upload download; send receive; odd even; true false; horizontal v
 basename dirname
 """
 OPPOSITES = frozenset(
-    frozenset(pair.split())
+    frozenset(map(canonical, pair.split()))
     for pair in _OPPOSITES_TEXT.replace("\n", " ").split(";")
     if len(pair.split()) == 2
 )
@@ -127,3 +182,7 @@ def opposite(a: str, b: str) -> bool:
     while common < min(len(a), len(b)) and a[-1 - common] == b[-1 - common]:
         common += 1
     return common >= 3 and frozenset((a[:-common], b[:-common])) in OPPOSITES
+
+
+# Persisted indexes hold canonical terms: one built under another vocabulary is stale.
+VOCABULARY = f"{zlib.crc32((_STOP_WORDS_TEXT + _SYNONYMS_TEXT + _OPPOSITES_TEXT).encode()):08x}-1"

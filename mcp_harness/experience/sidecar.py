@@ -56,3 +56,13 @@ def read_generation(path: Path) -> int:
         return int((path / GENERATION_FILE).read_text(encoding="ascii"))
     except (OSError, ValueError, UnicodeDecodeError):
         return 0
+
+
+def sidecar_stamp(path: Path) -> tuple[int, ...]:
+    """The version stamp of the experience at `path`: every commit rewrites or appends
+    `rows.jsonl`, so its inode, size and mtime change."""
+    try:
+        st = (path / ROWS_FILE).stat()
+    except FileNotFoundError:
+        return ()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)

@@ -141,12 +141,15 @@ def query_keywords(keywords: list[str]) -> list[tuple[str, ...]]:
 @dataclass
 class Adaptation:
     """A row's value adapted to a new input: the filled text, the fills, the distinctive
-    slots that found no counterpart, and how well the row fits the input (`_fit`, in [0, 1])."""
+    slots that found no counterpart, how well the row fits the input word by word (`_fit`,
+    in [0, 1]), and `rescue`: how far a kernel that judges meaning may trust the row when the
+    input says the same thing in other words (`Fit.rescue`)."""
 
     text: str
     fills: dict[str, str] = field(default_factory=dict)
     unfilled: list[str] = field(default_factory=list)
     fit: float = 0.0
+    rescue: float = 0.0
 
 
 def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: str) -> Adaptation:
@@ -192,7 +195,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
         key_tokens, input_tokens, key_all, input_all
     )
     fit = _fit(key_tokens, input_tokens, aligned, slots, fills, negated)
-    return Adaptation(text, fills, still, fit)
+    return Adaptation(text, fills, still, fit.value, fit.rescue)
 
 
 def _place_by_context(key, new, unfilled, fills, used) -> None:
@@ -223,38 +226,95 @@ def _place_by_context(key, new, unfilled, fills, used) -> None:
             used.add(j)
 
 
-def _fit(key, new, aligned, slots, fills, negated: bool) -> float:
+@dataclass(frozen=True)
+class Fit:
+    """The parts of a row's fit: `overlap`, the aligned Jaccard of the content tokens;
+    `vetoes`, the factors that say the row does another thing (a negation or an opposite, a
+    parameter the input does not give, a tool name the key does not say); `wording`, the
+    factors for key words the input does not say."""
+
+    overlap: float
+    vetoes: float
+    wording: float
+
+    @property
+    def value(self) -> float:
+        return self.overlap * self.vetoes * self.wording
+
+    @property
+    def rescue(self) -> float:
+        """The vetoes, when the input rewords the key (an overlap below `REWORDED`); 0 when it
+        shares most of the key's words, so the words it does not share are the point ("count
+        the words" for "count the lines") and no judge of meaning should overrule them."""
+        return self.vetoes if self.overlap < REWORDED else 0.0
+
+
+REWORDED = 0.45
+
+
+def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
     """How well the row fits the input: the aligned Jaccard of their content tokens (a key
     token counts as matched when the input has it, or half when it is a slot the input
     filled with another value); x 0.75 for every key token the input has no counterpart for
     (people drop filler words), x 0.25 for a file, path or number parameter it does not
     give, x 0.5 when the input says another word in its place ("count the words" is not
-    "count the lines"), x 0.1 when one side is negated and the other is not ("files that do
+    "count the lines") or names a tool or format the key does not (`base64` for a
+    `tr` row), x 0.1 when one side is negated and the other is not ("files that do
     not contain", "non-executable") or says the opposite ("lowercase" for "uppercase", "from
     LF to CRLF" for "from CRLF to LF")."""
     slot_words = {s["text"].lower() for s in slots or ()}
     filled = {k.lower() for k in fills}
     key_forms, new_forms = _forms(key), _forms(new)
     matched = 0.0
-    factor = NEGATED if negated else 1.0
+    vetoes = NEGATED if negated else 1.0
+    wording = 1.0
     changed = {k.lower() for k, v in fills.items() if k.lower() != v.lower()}
     fill_at = {j for j, t in enumerate(new) if t.text in fills.values()}
+    said = _with_parts(new_forms)
     for i, token in enumerate(key):
         j = aligned.get(i)
         if token.lower in slot_words:
             ok = token.lower in filled
         else:
-            ok = (j is not None and new_forms[j] == key_forms[i]) or key_forms[i] in new_forms
+            ok = key_forms[i] in said or set(_parts(key_forms[i])) <= said
         # A parameter filled with another value is weaker evidence than a word both share:
         # any two file names "match".
         matched += 0.5 if ok and token.lower in changed else ok
         if not ok and token.lower in slot_words and token.kind in DISTINCTIVE:
-            factor *= UNFILLED  # the command would act on the wrong file, path or number
+            vetoes *= UNFILLED  # the command would act on the wrong file, path or number
         elif not ok:
             substituted = j is not None and new_forms[j] not in key_forms and j not in fill_at
-            factor *= SUBSTITUTED if substituted else MISSING
+            wording *= SUBSTITUTED if substituted else MISSING
+    # A technical name (letters with digits: base64, sha256, utf8) in the input that the key
+    # does not say names another tool or format than the row's.
+    known = _with_parts(key_forms)
+    for j, token in enumerate(new):
+        if _technical(token) and j not in fill_at and not set(_parts(new_forms[j])) <= known:
+            vetoes *= SUBSTITUTED
     union = len(key) + len(new) - matched
-    return (matched / union if union else 0.0) * factor
+    return Fit(matched / union if union else 0.0, vetoes, wording)
+
+
+def _technical(token: Token) -> bool:
+    text = token.lower
+    return (
+        token.kind == "word"
+        and any(c.isdigit() for c in text)
+        and any(c.isalpha() for c in text)
+        and not text.startswith("-")
+    )
+
+
+def _parts(form: str) -> list[str]:
+    """The canonical parts of a hyphenated word (`base64-encode` -> base64, encod), else none."""
+    if "-" not in form.strip("-") or "." in form or "/" in form:
+        return [form]
+    return [canonical(part) for part in form.split("-") if part]
+
+
+def _with_parts(forms: list[str]) -> set[str]:
+    """The forms, and the parts of the hyphenated ones: "Base64-encode x" says "encode"."""
+    return {part for form in forms for part in [form, *_parts(form)]}
 
 
 def _opposed(
@@ -262,7 +322,7 @@ def _opposed(
 ) -> bool:
     """Whether the input says the opposite of one of the key's words (and not that word), or
     turns a conversion around ("from LF to CRLF" for "from CRLF to LF")."""
-    key_forms, new_forms = set(_forms(key)), set(_forms(new))
+    key_forms, new_forms = _with_parts(_forms(key)), _with_parts(_forms(new))
     if any(opposite(a, b) for a in key_forms - new_forms for b in new_forms - key_forms):
         return True
     there, back = _direction(key_all), _direction(new_all)

@@ -15,8 +15,7 @@ every commit saves the index for the rows it leaves. Edits that bypass mcp-harne
 `rows.jsonl` and the row count alone (a seed tool rewriting a query cell) are not seen by a
 persisted index: delete `index.bin` to rebuild it. numpy, filelock and the index modules are
 imported when the first experience is opened, so importing this module (as the server does)
-stays cheap. This is the file backend; `pg_store.PoolExperience` keeps an experience in
-PostgreSQL behind the same methods, and `backend.open_store` opens whichever an argument names.
+stays cheap. The file backend: `pg_store` is the PostgreSQL one, `backend.open_store` picks.
 """
 
 from __future__ import annotations
@@ -47,6 +46,7 @@ from mcp_harness.experience.sidecar import (
     ROWS_FILE,
     read_generation,
     read_sidecar,
+    sidecar_stamp,
 )
 from mcp_harness.experience.slots import find_slots, query_keywords
 from mcp_harness.redaction import redact
@@ -98,8 +98,10 @@ class Experience:
         return cls.open(path)
 
     @classmethod
-    def open(cls, path: Path | str) -> Experience:
-        """Load rows and build the index; finishes a commit a crash interrupted."""
+    def open(cls, path: Path | str, *, read_only: bool = False) -> Experience:
+        """Load rows and build the index; finishes a commit a crash interrupted. `read_only`
+        (someone else's experience): nothing is written into it — no lock, no index, no
+        recovery — and every change is refused."""
         path = Path(path).absolute()
         if not (path / layout.SHAPE_FILE).exists() and not path.is_dir():
             raise HarnessError(
@@ -107,12 +109,18 @@ class Experience:
                 f"create it with `mcp-harness experience new {path}`",
             )
         experience = cls(path)
+        if read_only:
+            experience._read_only = True
+            experience._lock = _ReadOnly(path)
         experience._refresh(force=True)
         return experience
 
     def _refresh(self, force: bool = False) -> None:
         """Reload under the writer lock if another process committed (or `force`); a directory
         whose lock cannot be taken (read-only) is read without it and never written."""
+        if isinstance(self._lock, _ReadOnly):
+            self._refresh_if_changed(force)
+            return
         try:
             with self._lock:
                 self._refresh_if_changed(force)
@@ -139,7 +147,7 @@ class Experience:
                 "point at an experience directory (made by `mcp-harness experience new`)",
             )
         count = shape[0]
-        self._stamp = _stamp(self.path)
+        self._stamp = sidecar_stamp(self.path)
         self._generation = read_generation(self.path)
         self._cells = {}
         try:
@@ -220,7 +228,7 @@ class Experience:
 
         Every commit rewrites or appends `rows.jsonl`, so its stat is the version stamp.
         """
-        if force or (self.path / TXN_DIR).exists() or _stamp(self.path) != self._stamp:
+        if force or (self.path / TXN_DIR).exists() or sidecar_stamp(self.path) != self._stamp:
             self._load()
 
     @contextlib.contextmanager
@@ -236,7 +244,7 @@ class Experience:
         return len(self._index)
 
     def row(self, index: int) -> StoredRow:
-        if self._meta_list is None and _stamp(self.path) != self._stamp:
+        if self._meta_list is None and sidecar_stamp(self.path) != self._stamp:
             self._refresh()  # provenance offsets must point into rows.jsonl as it now is
         if not 0 <= index < len(self):
             raise HarnessError(
@@ -275,7 +283,7 @@ class Experience:
         seed: int | None = None,
     ) -> list[Hit]:
         """Top-k rows for `text`; an empty list when the experience is empty or nothing matches."""
-        if _stamp(self.path) != self._stamp:
+        if sidecar_stamp(self.path) != self._stamp:
             self._refresh()
         matches = self._index.search(query_keywords(extract_keywords(text)), k, method, noise, seed)
         return [Hit(m.score, self.row(m.row)) for m in matches]
@@ -472,12 +480,20 @@ class Experience:
         txn.write(GENERATION_FILE, str(self._generation + 1))
         txn.commit()
         self._generation += 1
-        self._stamp = _stamp(self.path)
+        self._stamp = sidecar_stamp(self.path)
 
 
-def _stamp(path: Path) -> tuple[int, ...]:
-    try:
-        st = (path / ROWS_FILE).stat()
-    except FileNotFoundError:
-        return ()
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
+class _ReadOnly:
+    """The writer lock of an experience opened read-only: taking it (any change) is refused."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        raise HarnessError(
+            f"{self.path}: this experience was opened read-only",
+            "open it without read_only to change it (or copy it first)",
+        )
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None

@@ -13,15 +13,12 @@ description (cut at 1,536 characters together with `when_to_use`) and expands
 `${CLAUDE_SKILL_DIR}` in the body and in `allowed-tools`.
 
 Re-exporting replaces the skill at once: everything is written to a temp dir beside the target,
-then swapped in with one `renameat2(RENAME_EXCHANGE)` (two renames where that is unsupported).
-Experience is copied under its writer lock, without lock files or commit journals.
+then swapped in (`storage.swap`). Experience is copied under its writer lock, without lock files
+or commit journals. The launcher, the SKILL.md body and the module README are `templates/`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import errno
 import json
 import os
 import re
@@ -36,8 +33,9 @@ from typing import Any
 from filelock import FileLock
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.export.template import fill_template
 from mcp_harness.redaction import redact
-from mcp_harness.storage.atomic import fsync_dir
+from mcp_harness.storage.swap import swap_in
 
 NAME_PATTERN = re.compile(r"^[a-z0-9-]{1,64}$")
 DESCRIPTION_LIMIT = 1536  # description + when_to_use, as Claude Code's skill listing cuts it
@@ -166,15 +164,11 @@ def export_skill(
         launcher.parent.mkdir()
         launcher.write_text(render_launcher(loaded.spec, skill_name), encoding="utf-8")
         launcher.chmod(0o755)
-        (staged / ".gitignore").write_text(
-            "# written beside the experience while `scripts/run.sh` runs the module\n"
-            ".lock\n.txn/\nindex.bin\ngeneration\n",
-            encoding="utf-8",
-        )
+        (staged / ".gitignore").write_text(fill_template("gitignore"), encoding="utf-8")
         _redact_copy(staged, staged / MODULE_DIR)
         files = sum(1 for p in staged.rglob("*") if p.is_file())
         staged.chmod(0o755)
-        replaced = _swap_in(staged, final)
+        replaced = swap_in(staged, final)
     except OSError as exc:
         raise HarnessError(
             f"cannot write the skill to {final}: {exc.strerror or exc}",
@@ -257,56 +251,6 @@ def _redact_copy(staged: Path, module_copy: Path) -> None:
         clean = redact(text)
         if clean != text:
             path.write_text(clean, encoding="utf-8")
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    renameat2.argtypes = [
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_int,
-        ctypes.c_char_p,
-        ctypes.c_uint,
-    ]
-    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(b))
-
-
-def _swap_in(staged: Path, final: Path) -> bool:
-    """Put `staged` at `final`; True if a previous skill was replaced (its files are removed)."""
-    if not final.exists():
-        try:
-            os.rename(staged, final)
-            fsync_dir(final.parent)
-            return False
-        except OSError as exc:
-            if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
-                raise
-    if _exchange(staged, final):
-        fsync_dir(final.parent)
-        shutil.rmtree(staged, ignore_errors=True)  # now the previous version
-        return True
-    old = final.with_name(f".{final.name}.old-{os.getpid()}-{id(staged):x}")
-    os.rename(final, old)
-    try:
-        os.rename(staged, final)
-    except OSError:
-        with contextlib.suppress(OSError):
-            os.rename(old, final)
-        raise
-    fsync_dir(final.parent)
-    shutil.rmtree(old, ignore_errors=True)
-    return True
 
 
 # ---- SKILL.md ------------------------------------------------------------------------------------
@@ -436,63 +380,16 @@ def render_body(
         subsequent_indent="  ",
         break_on_hyphens=False,
     )
-    body = f"""
-# {name}
-
-{what}
-
-This skill carries an mcp-harness module (its graph and the experience it has learned) and a
-launcher that runs it with `mcp-harness module run`. The module works the task itself, in its own
-tmux session, and reports whether the task's check passed.
-
-## Run it
-
-```bash
-{run}
-```
-
-For example:
-
-```bash
-{example}
-```
-
-{chr(10).join(table)}
-
-More options, passed on to `mcp-harness module run`: `--kernel NAME` (LLM backend; default
-`offline`, no network), `--dim steps=8` (more iterations), `--timeout SECONDS`, `--json`
-(machine-readable result). `scripts/run.sh --help` prints all of them. Quote the launcher path
-if it contains spaces.
-
-## What the result means
-
-- One line per task: `[0] PASS confidence(1)` — the check passed (exit status 0); or
-  `[0] FAIL failed(0.5)` — it did not pass within the allowed steps (exit status 1). Below it are
-  the last lines of the module's terminal screen: what it ran and what came back.
-- The number is the element's status: `confidence(v)` succeeded with confidence v; `failed(v)`
-  failed with self-confidence v; `not_bounded` and `context_overflow` mean the LLM kernel
-  could not give a bounded answer or ran out of context.
-- `run files: <dir>` is where every step's screens, decisions and commands are kept (one
-  folder per graph node); read them to see why it failed.
-- Exit status 2: bad input or setup (unknown option, missing check, no tmux): the message ends
-  with `fix: …`. Exit status 127: mcp-harness is not installed (see Requirements).
-- A FAIL is a real answer: do the task yourself or give a more precise task or check; do not
-  rerun unchanged.
-
-## What is inside
-
-{graph}
-{experience}
-- `scripts/run.sh`: the launcher (finds mcp-harness, maps options to module inputs)
-
-## Requirements
-
-- `mcp-harness` on PATH, or `MCP_HARNESS_BIN=/path/to/mcp-harness` in the environment.
-- tmux, and Linux or macOS. Run data goes to mcp-harness's data dir (`mcp-harness paths`).
-- An LLM kernel is optional: `--kernel anthropic` uses `ANTHROPIC_API_KEY`; see
-  `mcp-harness kernels`.
-"""
-    return body
+    return fill_template(
+        "SKILL.md",
+        NAME=name,
+        WHAT=what,
+        RUN=run,
+        EXAMPLE=example,
+        TABLE="\n".join(table),
+        GRAPH=graph,
+        EXPERIENCE=experience,
+    )
 
 
 def render_module_readme(spec: dict[str, Any], rows: dict[str, int]) -> str:
@@ -504,24 +401,14 @@ def render_module_readme(spec: dict[str, Any], rows: dict[str, int]) -> str:
     )
     experience = "\n".join(f"- `experience/{k}/`: {v} rows" for k, v in rows.items())
     flags = " ".join(f'--input {n}="…"' for n in spec.get("inputs", {}))
-    return f"""# {name}
-
-{what}
-
-A portable mcp-harness module: `module.json` is the graph, `experience/<name>/` its experience
-tensors (the trainable weights).
-
-```bash
-mcp-harness module show <this dir>
-mcp-harness module run <this dir> {flags}
-```
-
-Inputs:
-{inputs or "- (none)"}
-
-Experience:
-{experience or "- (none)"}
-"""
+    return fill_template(
+        "module-README.md",
+        NAME=str(name),
+        WHAT=what,
+        FLAGS=flags,
+        INPUTS=inputs or "- (none)",
+        EXPERIENCE=experience or "- (none)",
+    )
 
 
 # ---- scripts/run.sh ----------------------------------------------------------------------------
@@ -553,16 +440,18 @@ def render_launcher(spec: dict[str, Any], name: str) -> str:
 """
     pass_pattern = "|".join(f"--{o}" for o in _RUN_OPTIONS if o != "input")
     pass_eq = "|".join(f"--{o}=*" for o in _RUN_OPTIONS if o != "input")
+    words = "if [ ${#words[@]} -gt 0 ]; then\n"
     if has_task:
         task_var, task_given = var["task"], given["task"]
-        words = f"""if [ ${{#words[@]}} -gt 0 ]; then
-  [ "${{{task_given}}}" = 1 ] && die "the task is given twice (--task and words)" "give it once"
-  {task_var}="${{words[*]}}"; {task_given}=1
-fi"""
+        words += (
+            f'  [ "${{{task_given}}}" = 1 ] && die "the task is given twice (--task and words)" '
+            f'"give it once"\n  {task_var}="${{words[*]}}"; {task_given}=1\nfi\n'
+        )
     else:
-        words = """if [ ${#words[@]} -gt 0 ]; then
-  die "unexpected argument: ${words[0]}" "this module takes no task words; see: $me --help"
-fi"""
+        words += (
+            '  die "unexpected argument: ${words[0]}" '
+            '"this module takes no task words; see: $me --help"\nfi\n'
+        )
     missing = "\n".join(
         f'[ "${{{given[n]}}}" = 1 ] || missing+=('
         + shlex.quote(f"{'TASK' if n == 'task' else '--' + n}: {_input_help(n)}")
@@ -583,100 +472,19 @@ fi"""
     what = textwrap.fill(
         _one_line(spec.get("description")), 90, initial_indent="  ", subsequent_indent="  "
     )
-    usage = usage_line(spec).replace("scripts/run.sh", "run.sh")
-    return f"""#!/usr/bin/env bash
-# Launcher of the "{name}" skill, written by `mcp-harness export-skill`: runs the module in
-# ../module with `mcp-harness module run`. mcp-harness is $MCP_HARNESS_BIN, else `mcp-harness`
-# on PATH. Exit status: 0 the check passed, 1 it did not, 2 bad input, 127 no mcp-harness.
-set -u
-me="${{BASH_SOURCE[0]}}"
-CLAUDE_SKILL_DIR="$(cd -P -- "$(dirname -- "$me")/.." && pwd)" || exit 2
-module="$CLAUDE_SKILL_DIR/{MODULE_DIR}"
-
-usage() {{
-  cat <<'__USAGE__'
-usage: {usage} [--kernel NAME] [--dim NAME=SIZE] [--timeout SECONDS] [--json]
-
-{what}
-
-inputs:
-{help_inputs}
-passed on to `mcp-harness module run`:
-  --kernel NAME            LLM backend (default: configured, else offline)
-  --dim NAME=SIZE          override a dim, e.g. steps=8
-  --timeout SECONDS        time limit for the whole run
-  --input NAME=VALUE       any module input
-  --json                   machine-readable result
-__USAGE__
-}}
-
-say() {{ printf '%s: %s\\n' "$(basename -- "$me")" "$1" >&2; }}
-fail() {{  # STATUS MESSAGE [FIX]
-  say "$2"
-  [ -n "${{3:-}}" ] && printf '  fix: %s\\n' "$3" >&2
-  exit "$1"
-}}
-die() {{ fail 2 "$@"; }}
-kv_help="e.g. --input name=value"
-
-{chr(10).join(init)}
-words=()
-extra=()
-
-set_input() {{  # NAME VALUE
-  case "$1" in
-{set_cases}
-    *) extra+=(--input "$1=$2") ;;
-  esac
-}}
-
-set_pair() {{  # NAME=VALUE
-  case "$1" in
-    *=*) set_input "${{1%%=*}}" "${{1#*=}}" ;;
-    *) die "--input $1 is not NAME=VALUE" "$kv_help" ;;
-  esac
-}}
-
-while [ $# -gt 0 ]; do
-  case "$1" in
-    -h|--help) usage; exit 0 ;;
-{option_arms}    --input)
-      [ $# -ge 2 ] || die "--input needs NAME=VALUE" "$kv_help"
-      set_pair "$2"; shift 2 ;;
-    --input=*) set_pair "${{1#--input=}}"; shift ;;
-    {pass_pattern})
-      [ $# -ge 2 ] || die "$1 needs a value" "see: $me --help"
-      extra+=("$1" "$2"); shift 2 ;;
-    {pass_eq}|--json) extra+=("$1"); shift ;;
-    --) shift; words+=("$@"); break ;;
-    -?*) die "unknown option $1" "see: $me --help" ;;
-    *) words+=("$1"); shift ;;
-  esac
-done
-
-{words}
-
-missing=()
-{missing}
-if [ ${{#missing[@]}} -gt 0 ]; then
-  for m in "${{missing[@]}}"; do say "missing $m"; done
-  die "not enough to run the module" "see: $me --help"
-fi
-
-if [ -n "${{MCP_HARNESS_BIN:-}}" ]; then
-  bin="$MCP_HARNESS_BIN"
-  case "$bin" in
-    */*) [ -f "$bin" ] && [ -x "$bin" ] || bin="" ;;
-    *) bin="$(command -v -- "$bin" 2>/dev/null)" || bin="" ;;
-  esac
-  [ -n "$bin" ] || fail 127 "MCP_HARNESS_BIN=$MCP_HARNESS_BIN is not an executable" \\
-    "point MCP_HARNESS_BIN at the mcp-harness command (e.g. <venv>/bin/mcp-harness), or unset it"
-elif ! bin="$(command -v mcp-harness 2>/dev/null)"; then
-  fail 127 "mcp-harness not found (MCP_HARNESS_BIN is not set, no mcp-harness on PATH)" \\
-    "install mcp-harness and put mcp-harness on PATH, or set MCP_HARNESS_BIN=/path/to/it"
-fi
-
-args=(module run "$module")
-{build}
-exec "$bin" "${{args[@]}}" ${{extra[@]+"${{extra[@]}}"}}
-"""
+    return fill_template(
+        "run.sh",
+        NAME=name,
+        MODULE_DIR=MODULE_DIR,
+        USAGE=usage_line(spec).replace("scripts/run.sh", "run.sh"),
+        WHAT=what,
+        HELP_INPUTS=help_inputs,
+        INIT="\n".join(init) + "\n",
+        SET_CASES=set_cases + "\n",
+        OPTION_ARMS=option_arms,
+        PASS_PATTERN=pass_pattern,
+        PASS_EQ=pass_eq,
+        WORDS=words,
+        MISSING=missing + "\n",
+        BUILD=build + "\n",
+    )

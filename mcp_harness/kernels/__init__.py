@@ -1,5 +1,6 @@
 """LLM kernels: the backends an `ft_expert` element calls, behind one async protocol.
 
+Each kernel is declared once in `registry` (name, config keys, constructor, capabilities).
 `make_kernel()` builds the configured kernel (offline by default) wrapped in a `KernelRunner`,
 which adds the shared policy: concurrency limit, timeout, retries, accounting and budget.
 The SDK-backed kernels import their SDK only when built, so importing this package is cheap.
@@ -14,6 +15,7 @@ from mcp_harness.kernels.config import (
     load_config,
     make_kernel,
 )
+from mcp_harness.kernels.registry import reflects
 from mcp_harness.kernels.runner import Budget, BudgetExceeded, KernelRunner
 
 __all__ = [
@@ -31,4 +33,5 @@ __all__ = [
     "kernel_status",
     "load_config",
     "make_kernel",
+    "reflects",
 ]

@@ -18,8 +18,9 @@ class Example:
 
     `adapted` is the value with the row's slots filled from the request's input
     (`experience.slots.adapt`); `unfilled` names the parameters that found no counterpart and
-    `fit` says how well the row's key fits the input token by token (None: not computed);
-    `weight` is the row's trained weight."""
+    `fit` says how well the row's key fits the input token by token (None: not computed) and
+    `rescue` how far a judge of meaning may trust the row when the input rewords its key
+    (`experience.slots.Fit.rescue`); `weight` is the row's trained weight."""
 
     key: str
     value: str
@@ -29,6 +30,7 @@ class Example:
     unfilled: tuple[str, ...] = ()
     fit: float | None = None
     weight: float = 1.0
+    rescue: float = 0.0
 
     @property
     def answer(self) -> str:

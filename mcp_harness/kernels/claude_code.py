@@ -10,6 +10,12 @@ never touches `os.environ` (upstream C18 mutated it from concurrent tasks). The 
 - runs with no tools (`--tools ""`), no session file, the task-neutral system prompt instead of
   the coding-agent one (C19), in its own empty working directory (no project CLAUDE.md), and in
   its own process group, killed on timeout or cancellation.
+
+Agent mode (`workspace=`, as the seed's coding-agent backend): the call runs in that directory
+as a coding agent with Claude Code's file tools (`Read`, `Edit`, `Write` by default: offered
+with `--tools`, pre-approved with `--allowedTools` and `--permission-mode acceptEdits`, nothing
+else — no Bash), its own coding-agent system prompt plus a note on the workspace; the reply is
+its final message and the files it changed are the effect. Same protocol, same errors.
 The JSON result gives `result`, `usage`, `total_cost_usd`, `is_error` and `api_error_status`;
 errors are classified retryable (429, 5xx, connection) or not (login, 4xx).
 """
@@ -32,6 +38,11 @@ from mcp_harness.kernels.prompt import SYSTEM_PROMPT, clean_reply, render_prompt
 ENV_BIN = "MCP_HARNESS_CLAUDE_BIN"
 LOGIN_FIX = "run `claude` once and log in (/login), or set ANTHROPIC_API_KEY"
 _TRANSIENT_WORDS = ("connection error", "timed out", "timeout", "overloaded", "econnre")
+AGENT_TOOLS = ("Read", "Edit", "Write")
+AGENT_NOTE = (
+    "You work inside the current directory, the workspace: read and edit its files with your "
+    "tools to do the task. When done, reply with the output the task asks for, only that."
+)
 
 
 class ClaudeCodeKernel:
@@ -49,13 +60,23 @@ class ClaudeCodeKernel:
         base_url: str | None = None,
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
+        workspace: Path | None = None,
+        tools: tuple[str, ...] = AGENT_TOOLS,
     ) -> None:
+        if workspace is not None and not Path(workspace).is_dir():
+            raise KernelCallError(
+                f"claude-code kernel: workspace {workspace} is not a directory",
+                "create it, or give the directory the agent should work in",
+                retryable=False,
+            )
         self.claude_bin = str(claude_bin)
         self.model = model
         self.api_key = api_key
         self.base_url = base_url
         self._env = dict(env) if env is not None else None
         self.cwd = cwd
+        self.workspace = Path(workspace).absolute() if workspace is not None else None
+        self.tools = tuple(tools)
         self.last_pid: int | None = None  # the latest `claude` process (for diagnostics)
 
     def subprocess_env(self) -> dict[str, str]:
@@ -71,14 +92,19 @@ class ClaudeCodeKernel:
         return env
 
     def argv(self) -> list[str]:
-        args = [self.claude_bin, "-p", "--output-format", "json", "--tools", ""]
-        args += ["--no-session-persistence", "--system-prompt", SYSTEM_PROMPT]
+        args = [self.claude_bin, "-p", "--output-format", "json", "--no-session-persistence"]
+        if self.workspace is None:
+            args += ["--tools", "", "--system-prompt", SYSTEM_PROMPT]
+        else:
+            tools = ",".join(self.tools)
+            args += ["--tools", tools, "--allowedTools", tools]
+            args += ["--permission-mode", "acceptEdits", "--append-system-prompt", AGENT_NOTE]
         if self.model:
             args += ["--model", self.model]
         return args
 
     async def complete(self, request: KernelRequest) -> KernelReply:
-        cwd = self.cwd
+        cwd = self.workspace or self.cwd
         if cwd is not None:
             cwd.mkdir(parents=True, exist_ok=True)
         try:

@@ -1,9 +1,9 @@
 """Which kernel a run uses and how it is set up: environment over `<data_home>/config.toml`.
 
-Upstream (C9) silently ignored configuration (`llm_method`, `llm_env`) and read two different
-key sets. Here there is one loader, every key is checked (an unknown or mistyped key is an
-error naming the file, never ignored), and a missing requirement fails when the kernel is made,
-with the fix ("anthropic kernel needs ANTHROPIC_API_KEY; set it or use --kernel offline").
+One loader reads both; every key is checked against the keys each kernel declares in
+`kernels.registry` (an unknown or mistyped key is an error naming the file, never ignored), and
+a missing requirement fails when the kernel is made, with the fix ("anthropic kernel needs
+ANTHROPIC_API_KEY; set it or use --kernel offline").
 
     [kernel]                    # shared by all kernels
     name = "offline"            # MCP_HARNESS_KERNEL
@@ -34,9 +34,7 @@ Nothing here touches the network: `kernel_status()` only checks settings, files 
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,44 +42,23 @@ from pathlib import Path
 from typing import Any
 
 from mcp_harness.errors import HarnessError
-from mcp_harness.kernels.anthropic_api import DEFAULT_MODEL as ANTHROPIC_DEFAULT_MODEL
 from mcp_harness.kernels.base import Kernel
-from mcp_harness.kernels.offline import DEFAULT_THRESHOLD
-from mcp_harness.kernels.openai_api import DEFAULT_MODEL as OPENAI_DEFAULT_MODEL
+from mcp_harness.kernels.registry import INT, KERNELS, NUM, STR, settings_of, spec_of, unknown
 from mcp_harness.kernels.runner import Budget, KernelRunner
 from mcp_harness.paths import data_home
 
-KERNEL_NAMES = ("offline", "anthropic", "openai", "claude-code", "replay")
+KERNEL_NAMES = tuple(KERNELS)
 DEFAULT_KERNEL = "offline"
-SDK_TIMEOUT_MARGIN_S = 5.0  # the SDK timeout is a backstop behind the runner's own
 
-_INT, _NUM, _STR = "an integer", "a number", "a string"
 _KERNEL_KEYS: dict[str, str] = {
-    "name": _STR,
-    "concurrency": _INT,
-    "timeout_s": _NUM,
-    "retries": _INT,
-    "backoff_s": _NUM,
-    "max_calls": _INT,
-    "max_tokens": _INT,
-    "max_cost_usd": _NUM,
-}
-_SECTION_KEYS: dict[str, dict[str, str]] = {
-    "offline": {"threshold": _NUM},
-    "anthropic": {"model": _STR, "api_key": _STR, "base_url": _STR},
-    "openai": {"model": _STR, "api_key": _STR, "base_url": _STR},
-    "claude-code": {"bin": _STR, "model": _STR, "api_key": _STR, "base_url": _STR},
-    "replay": {"cassette": _STR, "mode": _STR, "inner": _STR},
-}
-_ENV: dict[str, tuple[str, str]] = {  # variable -> (kernel section, key)
-    "ANTHROPIC_API_KEY": ("anthropic", "api_key"),
-    "ANTHROPIC_BASE_URL": ("anthropic", "base_url"),
-    "OPENAI_API_KEY": ("openai", "api_key"),
-    "OPENAI_BASE_URL": ("openai", "base_url"),
-    "MCP_HARNESS_CLAUDE_BIN": ("claude-code", "bin"),
-    "MCP_HARNESS_CASSETTE": ("replay", "cassette"),
-    "MCP_HARNESS_REPLAY_MODE": ("replay", "mode"),
-    "MCP_HARNESS_REPLAY_INNER": ("replay", "inner"),
+    "name": STR,
+    "concurrency": INT,
+    "timeout_s": NUM,
+    "retries": INT,
+    "backoff_s": NUM,
+    "max_calls": INT,
+    "max_tokens": INT,
+    "max_cost_usd": NUM,
 }
 _BOUNDS = (  # key, bound, strictly greater
     ("concurrency", 1, False),
@@ -129,9 +106,9 @@ class KernelConfig:
 
 def _check(path: Path, where: str, key: str, value: Any, kind: str) -> Any:
     ok = {
-        _INT: isinstance(value, int) and not isinstance(value, bool),
-        _NUM: isinstance(value, int | float) and not isinstance(value, bool),
-        _STR: isinstance(value, str),
+        INT: isinstance(value, int) and not isinstance(value, bool),
+        NUM: isinstance(value, int | float) and not isinstance(value, bool),
+        STR: isinstance(value, str),
     }[kind]
     if not ok:
         raise HarnessError(
@@ -198,7 +175,7 @@ def load_config(env: Mapping[str, str] | None = None, path: Path | None = None) 
         shared[key] = _check(path, "kernel", key, value, _KERNEL_KEYS[key])
     sections: dict[str, dict[str, Any]] = {name: {} for name in KERNEL_NAMES}
     for name, table in kernels_table.items():
-        if name not in _SECTION_KEYS:
+        if name not in KERNELS:
             raise HarnessError(
                 f"{path}: unknown kernel section [kernels.{name}]",
                 f"use one of: {', '.join(KERNEL_NAMES)}",
@@ -206,17 +183,18 @@ def load_config(env: Mapping[str, str] | None = None, path: Path | None = None) 
         if not isinstance(table, dict):
             raise HarnessError(f"{path}: kernels.{name} must be a table", "fix the file")
         for key, value in table.items():
-            allowed = _SECTION_KEYS[name]
+            allowed = KERNELS[name].keys
             if key not in allowed:
                 raise HarnessError(
                     f"{path}: unknown key {key!r} in [kernels.{name}]",
                     f"use one of: {', '.join(allowed)}",
                 )
             sections[name][key] = _check(path, f"kernels.{name}", key, value, allowed[key])
-    for variable, (name, key) in _ENV.items():
-        value = environ.get(variable)
-        if value:
-            sections[name][key] = value
+    for name, spec in KERNELS.items():
+        for variable, key in spec.env.items():
+            value = environ.get(variable)
+            if value:
+                sections[name][key] = value
     for key, low, strict in _BOUNDS:
         if key in shared and (shared[key] <= low if strict else shared[key] < low):
             raise HarnessError(
@@ -239,168 +217,11 @@ def load_config(env: Mapping[str, str] | None = None, path: Path | None = None) 
 # ---- building kernels ---------------------------------------------------------------------
 
 
-def _unknown(name: str) -> HarnessError:
-    return HarnessError(
-        f"unknown kernel {name!r}", f"use one of: {', '.join(KERNEL_NAMES)} (--kernel NAME)"
-    )
-
-
-def _need_sdk(kernel: str, module: str) -> None:
-    """The SDK of an API kernel is the optional extra of the same name."""
-    if importlib.util.find_spec(module) is None:
-        raise HarnessError(
-            f"{kernel} kernel needs the `{module}` Python package, which is not installed",
-            f"pip install 'mcp-harness[{module}]', or use --kernel offline",
-        )
-
-
-def _claude_bin(cfg: KernelConfig) -> str:
-    configured = cfg.section("claude-code").get("bin") or "claude"
-    environ = os.environ if cfg.env is None else cfg.env
-    if os.sep in configured:
-        path = Path(configured).expanduser()
-        if path.is_file() and os.access(path, os.X_OK):
-            return str(path.absolute())
-        raise HarnessError(
-            f"claude-code kernel: {configured} is not an executable file",
-            "set MCP_HARNESS_CLAUDE_BIN (or bin under [kernels.claude-code]) to the `claude` "
-            "binary, or use --kernel offline",
-        )
-    found = shutil.which(configured, path=environ.get("PATH", os.defpath))
-    if found is None:
-        raise HarnessError(
-            f"claude-code kernel: `{configured}` not found on PATH",
-            "install Claude Code (npm install -g @anthropic-ai/claude-code) or set "
-            "MCP_HARNESS_CLAUDE_BIN, or use --kernel offline",
-        )
-    return found
-
-
-def _settings(name: str, cfg: KernelConfig, *, model: str | None) -> dict[str, Any]:
-    """Everything needed to construct kernel `name`, or a HarnessError saying what is missing.
-
-    Pure checks (settings, files, PATH): shared by `make_kernel` and `kernel_status`.
-    """
-    section = cfg.section(name)
-    sdk_timeout = cfg.timeout_s + SDK_TIMEOUT_MARGIN_S
-    if name == "offline":
-        threshold = float(section.get("threshold", DEFAULT_THRESHOLD))
-        if threshold < 0:
-            raise HarnessError(
-                f"{cfg.path}: kernels.offline.threshold is {threshold}", "use a value >= 0"
-            )
-        return {"threshold": threshold}
-    if name == "anthropic":
-        _need_sdk(name, "anthropic")
-        if not section.get("api_key"):
-            raise HarnessError(
-                "anthropic kernel needs ANTHROPIC_API_KEY",
-                f"set ANTHROPIC_API_KEY (or api_key under [kernels.anthropic] in {cfg.path}), "
-                "or use --kernel offline (or claude-code, which uses your Claude Code login)",
-            )
-        return {
-            "api_key": section["api_key"],
-            "base_url": section.get("base_url") or None,
-            "model": model or section.get("model") or ANTHROPIC_DEFAULT_MODEL,
-            "timeout_s": sdk_timeout,
-        }
-    if name == "openai":
-        _need_sdk(name, "openai")
-        if not section.get("api_key") and not section.get("base_url"):
-            raise HarnessError(
-                "openai kernel needs OPENAI_API_KEY (or OPENAI_BASE_URL for a local "
-                "OpenAI-compatible server: vLLM, llama.cpp, Ollama)",
-                "set OPENAI_API_KEY or OPENAI_BASE_URL (e.g. http://127.0.0.1:11434/v1), "
-                "or use --kernel offline",
-            )
-        return {
-            "api_key": section.get("api_key") or None,
-            "base_url": section.get("base_url") or None,
-            "model": model or section.get("model") or OPENAI_DEFAULT_MODEL,
-            "timeout_s": sdk_timeout,
-        }
-    if name == "claude-code":
-        return {
-            "claude_bin": _claude_bin(cfg),
-            "model": model or section.get("model") or None,
-            "api_key": section.get("api_key") or None,
-            "base_url": section.get("base_url") or None,
-            "env": dict(cfg.env) if cfg.env is not None else None,
-            # its own empty directory: no project CLAUDE.md, settings or MCP servers leak in
-            "cwd": data_home(cfg.env) / "kernels" / "claude-code",
-        }
-    if name == "replay":
-        cassette = section.get("cassette")
-        if not cassette:
-            raise HarnessError(
-                "replay kernel needs a cassette file",
-                "set MCP_HARNESS_CASSETTE (or cassette under [kernels.replay])",
-            )
-        path = Path(cassette).expanduser().absolute()
-        mode = section.get("mode", "replay")
-        if mode not in ("replay", "record"):
-            raise HarnessError(
-                f"replay kernel: unknown mode {mode!r}",
-                'set MCP_HARNESS_REPLAY_MODE (or mode under [kernels.replay]) to "replay" '
-                'or "record"',
-            )
-        if mode == "replay":
-            if not path.is_file():
-                raise HarnessError(
-                    f"replay cassette {path} does not exist",
-                    "record it first (MCP_HARNESS_REPLAY_MODE=record with "
-                    "MCP_HARNESS_REPLAY_INNER=<kernel>), or fix MCP_HARNESS_CASSETTE",
-                )
-            return {"cassette": path, "mode": mode, "inner": None}
-        inner = section.get("inner")
-        if not inner or inner == "replay" or inner not in KERNEL_NAMES:
-            raise HarnessError(
-                f"replay kernel in record mode needs an inner kernel to record, got {inner!r}",
-                "set MCP_HARNESS_REPLAY_INNER (or inner under [kernels.replay]) to one of: "
-                + ", ".join(n for n in KERNEL_NAMES if n != "replay"),
-            )
-        return {
-            "cassette": path,
-            "mode": mode,
-            "inner": (inner, _settings(inner, cfg, model=model)),
-        }
-    raise _unknown(name)
-
-
-def _construct(name: str, settings: dict[str, Any]) -> Kernel:
-    if name == "offline":
-        from mcp_harness.kernels.offline import OfflineKernel
-
-        return OfflineKernel(**settings)
-    if name == "anthropic":
-        from mcp_harness.kernels.anthropic_api import AnthropicKernel
-
-        return AnthropicKernel(**settings)
-    if name == "openai":
-        from mcp_harness.kernels.openai_api import OpenAIKernel
-
-        return OpenAIKernel(**settings)
-    if name == "claude-code":
-        from mcp_harness.kernels.claude_code import ClaudeCodeKernel
-
-        return ClaudeCodeKernel(**settings)
-    if name == "replay":
-        from mcp_harness.kernels.replay import ReplayKernel
-
-        inner = settings["inner"]
-        return ReplayKernel(
-            settings["cassette"],
-            mode=settings["mode"],
-            inner=_construct(*inner) if inner is not None else None,
-        )
-    raise _unknown(name)
-
-
 def build_kernel(name: str | None = None, config: KernelConfig | None = None) -> Kernel:
     """The bare kernel (no runner policy), e.g. to wrap in a ReplayKernel by hand."""
     cfg = config or load_config()
     name = name or cfg.kernel
-    return _construct(name, _settings(name, cfg, model=cfg.model))
+    return spec_of(name).construct(settings_of(name, cfg, cfg.model))
 
 
 def make_kernel(
@@ -428,23 +249,6 @@ def make_kernel(
 # ---- status ---------------------------------------------------------------------------------
 
 
-def _detail(name: str, settings: dict[str, Any]) -> str:
-    if name == "offline":
-        return f"threshold {settings['threshold']:g}, no network"
-    if name in ("anthropic", "openai"):
-        where = settings.get("base_url") or "default endpoint"
-        return f"model {settings['model']} at {where}"
-    if name == "claude-code":
-        model = settings.get("model") or "its default model"
-        return f"{settings['claude_bin']}, {model}, your Claude Code login or ANTHROPIC_API_KEY"
-    if name == "replay":
-        inner = settings.get("inner")
-        if inner is None:
-            return f"replays {settings['cassette']}"
-        return f"records {inner[0]} ({_detail(*inner)}) into {settings['cassette']}"
-    return ""
-
-
 def kernel_status(
     env: Mapping[str, str] | None = None, config: KernelConfig | None = None
 ) -> list[dict[str, Any]]:
@@ -455,14 +259,14 @@ def kernel_status(
     for name in KERNEL_NAMES:
         row: dict[str, Any] = {"name": name, "selected": name == cfg.kernel}
         try:
-            settings = _settings(name, cfg, model=cfg.model if name == cfg.kernel else None)
+            settings = settings_of(name, cfg, cfg.model if name == cfg.kernel else None)
         except HarnessError as exc:
             row.update(usable=False, detail="", reason=exc.message, fix=exc.fix or "")
         else:
-            row.update(usable=True, detail=_detail(name, settings), reason="", fix="")
+            row.update(usable=True, detail=KERNELS[name].detail(settings), reason="", fix="")
         rows.append(row)
     if cfg.kernel not in KERNEL_NAMES:
-        error = _unknown(cfg.kernel)
+        error = unknown(cfg.kernel)
         rows.append(
             {
                 "name": cfg.kernel,

@@ -3,19 +3,50 @@
 Each retrieved row is a candidate: its value adapted to the input (its slots filled from the
 input's aligned spans, see `experience.slots`), with confidence = how well the row's key fits
 the input token by token (`slots.adapt`: aligned Jaccard, lowered for every key word or
-parameter the input has no counterpart for) x the row's weight (at most 1). The best candidate
-(by fit x weight) that was not already tried (and failed) for this element answers, when its
-confidence reaches the threshold; otherwise the reply fails and says how close the best row
-came: "no matching experience" beats a confident wrong command. Same request, same reply,
-always; it costs nothing.
+parameter the input has no counterpart for) x the row's weight (at most 1). When the input
+rewords a key (few shared words, no veto: see `slots.Fit.rescue`) and the sentence model is
+installed (`kernels.sentences`), meaning speaks too: the cosine of the two sentences, scaled by
+how far it beats every row with another answer, so "Set up the folder tree x/y/z" can use the
+row learned from "Make directories a/b/c, including missing parents". The best candidate that
+was not already tried (and failed) for this element answers, when its confidence reaches the
+threshold; otherwise the reply fails and says how close the best row came: "no matching
+experience" beats a confident wrong command. Same request, same reply, always; it costs nothing.
 """
 
 from __future__ import annotations
 
+from mcp_harness.kernels import sentences
 from mcp_harness.kernels.base import Example, KernelReply, KernelRequest
 
 DEFAULT_THRESHOLD = 0.2
 UNFILLED_FACTOR = 0.5
+# Meaning: a reworded key counts when its sentence is at least MEANING_FLOOR alike and beats
+# every row with another answer (or an unrelated sentence's typical MEANING_BASE) by MARGIN.
+MEANING_FLOOR, MEANING_BASE, MARGIN = 0.4, 0.3, 0.1
+
+
+def meaning(request: KernelRequest) -> list[float]:
+    """Per example, the confidence that meaning alone gives it (0 without the sentence model,
+    or where the example's words veto it or its words already decide)."""
+    encoder = sentences.encoder()
+    if encoder is None or not any(e.rescue > 0 for e in request.examples):
+        return [0.0] * len(request.examples)
+    alike = [encoder.similarity(request.input, e.key) for e in request.examples]
+    out = []
+    for i, example in enumerate(request.examples):
+        if example.rescue <= 0 or alike[i] < MEANING_FLOOR:
+            out.append(0.0)
+            continue
+        rival = max(
+            [MEANING_BASE]
+            + [
+                c
+                for c, e in zip(alike, request.examples, strict=True)
+                if e.answer != example.answer
+            ]
+        )
+        out.append(example.rescue * alike[i] * min(1.0, max(0.0, alike[i] - rival) / MARGIN))
+    return out
 
 
 def confidence(example: Example) -> float:
@@ -61,8 +92,15 @@ class OfflineKernel:
                 f"≥ {self.threshold:g})",
             )
         tried = {t.strip() for t in request.tried}
+        by_meaning = dict(zip(map(id, request.examples), meaning(request), strict=True))
+
+        def trust(example: Example) -> float:
+            return max(confidence(example), by_meaning[id(example)])
+
         # sorted() is stable and examples come best first, so ties keep retrieval order.
-        ranked = sorted(request.examples, key=rank, reverse=True)
+        ranked = sorted(
+            request.examples, key=lambda e: max(rank(e), by_meaning[id(e)]), reverse=True
+        )
         fresh = [e for e in ranked if e.answer.strip() not in tried]
         if not fresh:
             return KernelReply(
@@ -73,9 +111,9 @@ class OfflineKernel:
                 f"({len(tried)} tried); add experience for inputs like this or use an LLM kernel",
             )
         best = fresh[0]
-        trust = confidence(best)
-        if trust >= self.threshold:
-            return KernelReply(text=best.answer, ok=True, confidence=trust, row=best.row)
+        sure = trust(best)
+        if sure >= self.threshold:
+            return KernelReply(text=best.answer, ok=True, confidence=sure, row=best.row)
         row = f" (row {best.row})" if best.row is not None else ""
         why = f"best was {best.score:.3f}{row}"
         if best.unfilled:
@@ -83,7 +121,7 @@ class OfflineKernel:
         return KernelReply(
             text="",
             ok=False,
-            confidence=trust,
+            confidence=sure,
             reason=f"no experience row scored ≥ {self.threshold:g}: {why}; add experience for "
             "inputs like this or use an LLM kernel",
         )

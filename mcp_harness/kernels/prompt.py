@@ -1,11 +1,10 @@
 """The one place a KernelRequest becomes prompt text, so every backend asks the same question.
 
-Upstream (C19) appended a fixed code-completion instruction to every request, even for keyword,
-translation or gradient tasks. Here the wording is task-neutral: the expert's `task`, the
-retrieved experience rows as `INPUT: / OUTPUT:` examples (best first, each with its output
-adapted to this input's parameters as a hint), the trajectory of earlier failed attempts, the
-outputs already tried for this input, the input, and an instruction to reply with only the
-output. The API kernels send `SYSTEM_PROMPT` as the system message; the claude-code kernel
+The wording is task-neutral (keyword, translation and gradient tasks ask through it too): the
+expert's `task`, the retrieved experience rows as `INPUT: / OUTPUT:` examples (best first, each
+with its output adapted to this input's parameters as a hint), the trajectory of earlier failed
+attempts, the outputs already tried for this input, the input, and an instruction to reply with
+only the output. The API kernels send `SYSTEM_PROMPT` as the system message; the claude-code kernel
 replaces Claude Code's coding-agent system prompt with it.
 """
 

@@ -1,7 +1,7 @@
 """The policy every kernel shares: concurrency limit, timeout, retries, accounting, budget.
 
 Backends only turn a request into text; `KernelRunner` wraps any of them and is itself a
-`Kernel`. Upstream had unbounded concurrency, SDK-default timeouts, and no accounting (1.2, 1.3):
+`Kernel`:
 - one semaphore per runner bounds the calls in flight;
 - each attempt runs under `asyncio.wait_for`; a timeout is a HarnessError naming the kernel and
   the limit, and is not retried (a stuck endpoint would otherwise cost retries x timeout);

@@ -87,6 +87,10 @@ class FutureTensor:
         self.inputs = tuple(inputs)
         self.name = name or f"{op.name}_{next(self._ids)}"
         self.shape: Coords = tuple(op.infer_shape([i.shape for i in self.inputs], self.name))
+        # Set by the Python API: experience tensors bound to this node by name, and the
+        # reflection anchor its coefficients are multiplied by (`need_reflection`).
+        self.bound: dict[str, Any] = {}
+        self.anchor: Any = None
 
     @property
     def numel(self) -> int:
@@ -110,6 +114,7 @@ class Run:
         inputs: dict[str, Any] | None = None,
         experience: dict[str, Any] | None = None,
         workdir: Path | None = None,
+        parameters: dict[str, torch.Tensor] | None = None,
     ) -> None:
         self.run_dir = run_dir
         self.run_id = uuid.uuid4().hex[:8]
@@ -117,6 +122,9 @@ class Run:
         self.inputs = inputs or {}
         self.experience = experience or {}
         self.workdir = workdir
+        # Row-weight tensors by experience name (see runtime.parameters): given, the experts'
+        # coefficients depend on them in autograd, so loss.backward() fills their .grad.
+        self.parameters = parameters or {}
         self.sessions: dict[str, Any] = {}  # every session the run drives, by name
         self.owned: set[str] = set()  # the names of those it creates: closed by close()
         self.panes = Panes()  # pool panes its checks start: closed by close()
@@ -230,14 +238,18 @@ class Run:
         if cached is not None:
             return cached
         parents = [self.coefficients(i) for i in node.inputs]
+        names = tuple(n for n in node.op.parameters() if n in self.parameters)
         results = self.results.get(node.name, {})
         values = torch.tensor(
             [node.op.coefficient(results[i]) if i in results else 0.0 for i in range(node.numel)],
             dtype=torch.float32,
         ).reshape(node.shape)
-        if parents:
-            coef = NodeFunction.apply(self, node, values, *parents)
+        if parents or names:
+            weights = [self.parameters[n] for n in names]
+            coef = NodeFunction.apply(self, node, values, names, *parents, *weights)
         else:  # a leaf: gradients accumulate in its .grad
             coef = values.requires_grad_(True)
+        if node.anchor is not None:
+            coef = coef * node.anchor
         self._coefficients[node.name] = coef
         return coef

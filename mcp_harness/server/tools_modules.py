@@ -562,7 +562,7 @@ def _record(raw: dict[str, Any]) -> TraceRecord:
 
 
 def show_trace(run_dir: str, step: int | None) -> TraceShow:
-    from mcp_harness.training.reflection import load_records
+    from mcp_harness.runtime.reflection import load_records
 
     where = allowed(run_dir)
     if not where.exists():

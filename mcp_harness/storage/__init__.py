@@ -1,1 +1,2 @@
-"""On-disk storage: the seed's tensor layout, atomic writes and journaled transactions."""
+"""On-disk storage: the seed's tensor layout, atomic writes, journaled transactions, the atomic
+directory swap and text diffs."""

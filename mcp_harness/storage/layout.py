@@ -21,6 +21,8 @@ from mcp_harness.errors import CorruptTensorError, HarnessError
 from mcp_harness.storage.atomic import atomic_write
 
 SHAPE_FILE = "shape"
+# Non-contiguous seed dumps read in this process: directory -> (shape, stride).
+_STRIDED: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
 STRIDE_FILE = "stride"
 STORAGE_DIR = "storage"
 DATA_FILE = "data"
@@ -61,7 +63,7 @@ def flat_index(shape: tuple[int, ...], coords: tuple[int, ...]) -> int:
 
 
 def read_shape(tensor_dir: Path) -> tuple[int, ...]:
-    """Read and validate `<dir>/shape`."""
+    """Read and validate `<dir>/shape` (and `stride`, when there is one)."""
     path = tensor_dir / SHAPE_FILE
     if not tensor_dir.is_dir():
         raise HarnessError(
@@ -94,7 +96,11 @@ def read_shape(tensor_dir: Path) -> tuple[int, ...]:
             "write a JSON list such as [2, 3]",
         )
     shape = tuple(value)
-    _check_stride(tensor_dir, shape)
+    stride = read_stride(tensor_dir, shape)
+    if stride == tuple(contiguous_stride(shape)):
+        _STRIDED.pop(str(tensor_dir), None)
+    else:
+        _STRIDED[str(tensor_dir)] = (shape, stride)
     return shape
 
 
@@ -109,34 +115,61 @@ def contiguous_stride(shape: tuple[int, ...] | list[int]) -> list[int]:
 
 def write_shape(tensor_dir: Path, shape: tuple[int, ...], *, durable: bool = True) -> None:
     """`stride` first, then `shape`: a reader that sees the new shape also sees its stride."""
+    _writable(tensor_dir)
     atomic_write(tensor_dir / STRIDE_FILE, json.dumps(contiguous_stride(shape)), durable=durable)
     atomic_write(tensor_dir / SHAPE_FILE, json.dumps(list(shape)), durable=durable)
 
 
-def _check_stride(tensor_dir: Path, shape: tuple[int, ...]) -> None:
-    """A `stride` file, when there is one, must be the contiguous stride of `shape`."""
+def read_stride(tensor_dir: Path, shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The tensor's stride: its `stride` file, or row-major when there is none. A size-1
+    dimension is never stepped over, so its stride is normalised to the row-major one."""
     path = tensor_dir / STRIDE_FILE
+    contiguous = contiguous_stride(shape)
     try:
         stride = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return
+        return tuple(contiguous)
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise CorruptTensorError(
             f"{path}: stride is not a JSON list", "write the JSON list torch's stride() gives"
         ) from None
-    if not isinstance(stride, list) or len(stride) != len(shape):
+    if (
+        not isinstance(stride, list)
+        or len(stride) != len(shape)
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in stride)
+    ):
         raise CorruptTensorError(
             f"{path}: stride {stride!r} does not match shape {list(shape)}",
-            "write one stride per dimension, or remove the stride file",
+            "write one non-negative stride per dimension, or remove the stride file",
         )
-    contiguous = contiguous_stride(shape)
-    # A dimension of size 1 is never stepped over, so its stride says nothing.
-    if any(a != b for a, b, size in zip(stride, contiguous, shape, strict=True) if size > 1):
+    return tuple(
+        step if size > 1 else fixed
+        for step, fixed, size in zip(stride, contiguous, shape, strict=True)
+    )
+
+
+def storage_index(shape: tuple[int, ...], stride: tuple[int, ...], flat: int) -> int:
+    """Where the element at row-major index `flat` is stored in a strided dump."""
+    offset = 0
+    for size, step in zip(reversed(shape), reversed(stride), strict=True):
+        flat, coord = divmod(flat, size) if size else (flat, 0)
+        offset += coord * step
+    return offset
+
+
+def _stored(tensor_dir: Path, flat: int) -> int:
+    strided = _STRIDED.get(str(tensor_dir))
+    return flat if strided is None else storage_index(*strided, flat)
+
+
+def _writable(tensor_dir: Path) -> None:
+    if str(tensor_dir) in _STRIDED:
+        shape, stride = _STRIDED[str(tensor_dir)]
         raise HarnessError(
-            f"{tensor_dir}: stride {stride} is a non-contiguous view (a contiguous tensor of "
-            f"shape {list(shape)} has stride {contiguous}); its elements are not in row-major "
-            "order",
-            "dump a contiguous copy from the seed (for example one made with slice_tensor)",
+            f"{tensor_dir}: a strided view (shape {list(shape)}, stride {list(stride)}) is "
+            "read-only here",
+            "copy its elements into a tensor of its own (read_element, then write_element) and "
+            "write that",
         )
 
 
@@ -155,6 +188,14 @@ def scan_elements(tensor_dir: Path, shape: tuple[int, ...]) -> set[int]:
     present: set[int] = set()
     if not storage.exists():
         return present
+    strided = _STRIDED.get(str(tensor_dir))
+    if strided is not None and strided[0] == tuple(shape):
+        # A view: element i is present when the file at its storage offset exists.
+        return {
+            i
+            for i in range(numel(shape))
+            if os.path.exists(f"{tensor_dir}/{element_relpath(storage_index(*strided, i))}")
+        }
     size = numel(shape)
     for current, _dirs, files in os.walk(storage, followlinks=False):
         rel = Path(current).relative_to(storage).parts
@@ -179,7 +220,7 @@ def scan_elements(tensor_dir: Path, shape: tuple[int, ...]) -> set[int]:
 
 def read_element(tensor_dir: Path, flat: int) -> str | None:
     """The element's text, or None when absent (a dangling view link counts as absent)."""
-    path = f"{tensor_dir}/{element_relpath(flat)}"  # str paths: this runs per row on load
+    path = f"{tensor_dir}/{element_relpath(_stored(tensor_dir, flat))}"  # runs per row on load
     try:
         with open(path, "rb") as handle:
             raw = handle.read()
@@ -195,6 +236,7 @@ def read_element(tensor_dir: Path, flat: int) -> str | None:
 
 
 def write_element(tensor_dir: Path, flat: int, content: str, *, durable: bool = True) -> None:
+    _writable(tensor_dir)
     atomic_write(element_path(tensor_dir, flat), content, durable=durable)
 
 
@@ -210,5 +252,6 @@ def write_fresh_elements(tensor_dir: Path, items: dict[int, str]) -> None:
 
 
 def remove_element(tensor_dir: Path, flat: int) -> None:
+    _writable(tensor_dir)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(element_path(tensor_dir, flat))

@@ -17,7 +17,6 @@ import fcntl
 import os
 import shlex
 import socket
-import subprocess
 import sys
 import threading
 import uuid
@@ -25,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcp_harness.paths import check_private_dir, runtime_dir
-from mcp_harness.terminal import protocol
+from mcp_harness.terminal import protocol, tmux
+from mcp_harness.terminal.tmux import TmuxError, socket_path
 
 SESSION = "pool"
 MAX_PANES = 64
@@ -36,10 +36,6 @@ set -g status off
 set -g remain-on-exit off
 set -g exit-empty on
 """
-
-
-class PoolError(RuntimeError):
-    """The pool could not provide a pane (tmux missing, runner would not start)."""
 
 
 @dataclass
@@ -73,7 +69,7 @@ class Panes:
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
     def add(self, held: Claim, pane: str | None) -> None:
-        """Record a claim (and the pane spawned for it); PoolError once the owner is closed."""
+        """Record a claim (and the pane spawned for it); TmuxError once the owner is closed."""
         with self._changed:
             self.held[held.directory] = held
             if pane is not None:
@@ -81,7 +77,7 @@ class Panes:
             closed = self.closed
         if closed:
             held.release()
-            raise PoolError("the run ended before its command could start")
+            raise TmuxError("the run ended before its command could start", "run the module again")
 
     def released(self, held: Claim) -> None:
         with self._changed:
@@ -111,28 +107,12 @@ def _end(directory: Path, pane: str) -> None:
     fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        with contextlib.suppress(OSError, subprocess.SubprocessError):
-            tmux("kill-pane", "-t", pane, root=directory.parent.parent)
+        with contextlib.suppress(TmuxError):
+            tmux.run("kill-pane", "-t", pane, root=directory.parent.parent)
     except BlockingIOError:
         pass  # in use by another process now: it is theirs until it idles out
     finally:
         os.close(fd)
-
-
-def socket_path(root: Path | None = None) -> Path:
-    return (root or runtime_dir()) / "tmux.sock"
-
-
-def tmux(*args: str, root: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """Run one tmux command against the private server (fds 0-2 only, all /dev/null)."""
-    root = root or runtime_dir()
-    return subprocess.run(
-        ["tmux", "-S", str(socket_path(root)), "-f", str(root / "tmux.conf"), *args],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=SPAWN_TIMEOUT_S,
-    )
 
 
 def prepare(root: Path) -> None:
@@ -171,18 +151,23 @@ def claim(root: Path | None = None, owner: Panes | None = None) -> Claim:
         if sock is None:
             try:
                 pane = spawn(directory)
-            except PoolError:
+            except TmuxError:
                 os.close(fd)
                 raise
             sock = _connect(directory)
         if sock is None:
             os.close(fd)
-            raise PoolError(f"runner in {directory} started but does not accept connections")
+            raise TmuxError(
+                f"runner in {directory} started but does not accept connections",
+                "check the runtime dir (mcp-harness paths); `capture uninstall` resets it",
+            )
         held = Claim(directory, fd, sock, owner)
         if owner is not None:
             owner.add(held, pane)
         return held
-    raise PoolError(f"all {MAX_PANES} panes in {root / 'pool'} are busy")
+    raise TmuxError(
+        f"all {MAX_PANES} panes in {root / 'pool'} are busy", "run fewer checks at once"
+    )
 
 
 def _connect(directory: Path) -> socket.socket | None:
@@ -211,56 +196,24 @@ def spawn(directory: Path) -> str:
             channel,
         ]
     )
-    command = f"exec {command}"
-    name = f"pane{directory.name}"
-    window = (
-        "new-window",
-        "-d",
-        "-P",
-        "-F",
-        "#{pane_id}",
-        "-t",
-        f"={SESSION}:",
-        "-n",
-        name,
-        command,
-    )
+    pane = tmux.open_window(root, SESSION, f"pane{directory.name}", f"exec {command}")
     try:
-        made = tmux(*window, root=root)
-        if made.returncode != 0:  # no server or no session yet: start them
-            made = tmux(
-                "new-session",
-                "-d",
-                "-s",
-                SESSION,
-                "-x",
-                "200",
-                "-y",
-                "50",
-                "-P",
-                "-F",
-                "#{pane_id}",
-                "-n",
-                name,
-                command,
-                root=root,
-            )
-            if made.returncode != 0 and "duplicate session" in made.stderr:  # lost a race
-                made = tmux(*window, root=root)
-        if made.returncode != 0:
-            raise PoolError(f"tmux could not open a pane: {made.stderr.strip()}")
-        waited = tmux("wait-for", channel, root=root)
-    except FileNotFoundError:
-        raise PoolError("tmux is not installed (apt-get install tmux)") from None
-    except subprocess.TimeoutExpired:
-        raise PoolError(f"runner in {directory} did not start within {SPAWN_TIMEOUT_S} s") from None
+        waited = tmux.run("wait-for", channel, root=root)
+    except TmuxError:
+        raise TmuxError(
+            f"runner in {directory} did not start within {SPAWN_TIMEOUT_S} s",
+            "check the load of this machine, then try again",
+        ) from None
     if waited.returncode != 0:
-        raise PoolError(f"runner in {directory} did not start: {waited.stderr.strip()}")
-    return made.stdout.strip()
+        raise TmuxError(
+            f"runner in {directory} did not start: {waited.stderr.strip()}",
+            "check that this Python runs `-m mcp_harness.terminal.runner`",
+        )
+    return pane
 
 
 def shutdown(root: Path | None = None) -> None:
     """Stop the server and every runner (tests, `capture uninstall`)."""
     root = root or runtime_dir()
     if socket_path(root).exists():
-        tmux("kill-server", root=root)
+        tmux.run("kill-server", root=root)

@@ -6,6 +6,8 @@ A frame is one type byte, a 4-byte big-endian payload length, then the payload.
 client -> runner: `J` job (JSON: cmd, cwd, merged, pid), `V` environment (NUL-separated
 `KEY=VALUE` bytes, sent right after `J`), `K` kill (ASCII signal number).
 runner -> client: `O` stdout bytes, `E` stderr bytes, `X` exit (JSON: code, signal).
+prefix wrapper -> mirror: `C` the composite, `D` the cwd, `V` environment, `B` begin (JSON, with
+descriptors attached), `F` finish (JSON); the wrapper's C source sends the same bytes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import struct
 
 HEADER = struct.Struct(">cI")
 JOB, ENV, KILL, STDOUT, STDERR, EXIT = b"J", b"V", b"K", b"O", b"E", b"X"
+COMPOSITE, CWD, BEGIN, FINISH = b"C", b"D", b"B", b"F"
 MAX_FRAME = 64 * 1024 * 1024
 
 

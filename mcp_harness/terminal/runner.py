@@ -7,7 +7,8 @@ its bytes and exit status are what `bash -c` gives. Output goes to the caller as
 is echoed to the pane (capped) so the screen shows the work. The runner returns when the shell
 exits (background jobs do not hold it, as in Claude Code), kills the whole process tree if the
 caller dies or asks, and captures the screen before and after behind an OSC-title barrier so a
-capture is never stale. Started by `pool.spawn` as
+capture is never stale. A job that fails inside the runner is logged to `<pane dir>/runner.log`.
+Started by `pool.spawn` as
 `python -I -m mcp_harness.terminal.runner <pane dir> <runtime root> <ready channel>`.
 """
 
@@ -25,20 +26,17 @@ import subprocess
 import sys
 import time
 import traceback
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
-from mcp_harness.capture.composite import model_command
-from mcp_harness.capture.records import WRAPPER_LOG, capture_dir
 from mcp_harness.terminal import protocol
-from mcp_harness.terminal.control import ControlClient
-from mcp_harness.terminal.pool import SESSION, socket_path
+from mcp_harness.terminal.pool import SESSION
+from mcp_harness.terminal.tmux import ControlClient
 
 IDLE_EXIT_S = 30 * 60
 DISPLAY_CAP = 256 * 1024
 DISPLAY_TAIL = 16 * 1024
-BARRIER_TIMEOUT_S = 0.25
+LOG = "runner.log"
 ACCEPTED = b"A"
 SCREENS = b"S"
 
@@ -47,7 +45,7 @@ class Runner:
     def __init__(self, directory: Path, root: Path) -> None:
         self.directory = directory
         self.pane = os.environ.get("TMUX_PANE", "")
-        self.control = ControlClient(socket_path(root), SESSION)
+        self.control = ControlClient(root, SESSION)
         self.screen = sys.stdout.buffer
 
     def show(self, data: bytes) -> None:
@@ -55,19 +53,8 @@ class Runner:
             self.screen.write(data)
             self.screen.flush()
 
-    def barrier(self) -> None:
-        """Wait until tmux has drawn everything written so far (OSC 2 title round trip)."""
-        token = uuid.uuid4().hex[:12]
-        self.show(b"\x1b\\\x1b]2;" + token.encode() + b"\x1b\\")
-        deadline = time.monotonic() + BARRIER_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.control.command(f"display -p -t {self.pane} '#{{pane_title}}'") == [token]:
-                return
-            time.sleep(0.0002)
-
     def capture(self) -> str:
-        self.barrier()
-        return self.control.capture(self.pane)
+        return self.control.capture_drawn(self.pane, self.show)
 
     def serve(self, conn: socket.socket) -> None:
         reader = protocol.FrameReader()
@@ -107,8 +94,7 @@ class Job:
 
     def run(self) -> None:
         before = self.runner.capture()
-        display = model_command(self.cmd)
-        self.runner.show(b"\x1b[1m$ " + display.encode("utf-8", "replace") + b"\x1b[0m\n")
+        self.runner.show(b"\x1b[1m$ " + self.cmd.encode("utf-8", "replace") + b"\x1b[0m\n")
         returncode = self.execute()
         if self.tail:
             self.runner.show(b"\n\x1b[2m[... output cut in this pane ...]\x1b[0m\n" + self.tail)
@@ -327,11 +313,8 @@ def _retire(directory: Path, path: Path) -> bool:
 
 
 def _log(directory: Path, text: str) -> None:
-    with contextlib.suppress(OSError):
-        target = capture_dir() / WRAPPER_LOG
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "a", encoding="utf-8") as handle:
-            handle.write(f"{datetime.now(UTC).isoformat()} runner {directory}: {text}\n")
+    with contextlib.suppress(OSError), open(directory / LOG, "a", encoding="utf-8") as handle:
+        handle.write(f"{datetime.now(UTC).isoformat()} runner {directory}: {text}\n")
 
 
 if __name__ == "__main__":

@@ -26,7 +26,6 @@ Every tmux call is an `asyncio` subprocess; a session whose tmux session is gone
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import shlex
@@ -37,12 +36,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from mcp_harness.errors import HarnessError
 from mcp_harness.paths import runtime_dir
-from mcp_harness.terminal.pool import prepare, socket_path
+from mcp_harness.terminal import tmux
+from mcp_harness.terminal.keys import ACCEPT_KEYS, VALID_KEYS, chunks, escape, key_name
+from mcp_harness.terminal.pool import prepare
+from mcp_harness.terminal.shell import LOADER, State, parse_title, shell_env, write_env
+from mcp_harness.terminal.tmux import TmuxError, socket_path
 
 PREFIX = "ft-"
-TMUX_TIMEOUT_S = 5.0
 START_TIMEOUT_S = 10.0
 SETTLE_TIMEOUT_S = 2.0
 REUSE_TIMEOUT_S = 3.0
@@ -50,65 +51,10 @@ POLL_FIRST_S = 0.002
 POLL_MAX_S = 0.1
 CHUNK_BYTES = 8192
 NAME_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-IDLE_RE = re.compile(r"mh:(\d+):(\d+)")
-BUSY_RE = re.compile(r"mh:(?:run|more):(\d+)")
-GONE_MARKERS = (
-    "can't find",
-    "no server running",
-    "error connecting",
-    "server exited",
-    "lost server",
-)
-
-# Run once at the first prompt: shell options, keyboard bindings tmux's keys need, and the
-# prompt machinery un-exported so programs started in the shell see only the caller's env.
-INIT = (
-    "set +H; "
-    "bind 'set enable-bracketed-paste on'; "
-    "bind '\"\\e[1~\": beginning-of-line'; "
-    "bind '\"\\e[4~\": end-of-line'; "
-    "bind '\"\\e[3~\": delete-char'; "
-    "bind '\"\\e[2~\": overwrite-mode'; "
-    "bind '\"\\e[1;5C\": forward-word'; "
-    "bind '\"\\e[1;5D\": backward-word'; "
-    "export -n PS0 PS1 PS2 PROMPT_COMMAND HISTFILE INPUTRC; "
-    "unset __MH_INIT; __mh_n=0"
-)
-SHELL_VARS = {
-    "__MH_INIT": INIT,
-    "PROMPT_COMMAND": (
-        '__mh_rc=$?; [ -n "$__mh_n" ] || eval "$__MH_INIT" 2>/dev/null; __mh_n=$((__mh_n+1))'
-    ),
-    "PS1": "$ \\[\\e\\\\\\e]2;mh:${__mh_rc}:${__mh_n}\\e\\\\\\]",
-    "PS2": "> \\[\\e\\\\\\e]2;mh:more:${__mh_n}\\e\\\\\\]",
-    "PS0": "\\e\\\\\\e]2;mh:run:${__mh_n}\\e\\\\",
-    "HISTFILE": "/dev/null",
-    "INPUTRC": "/dev/null",
-}
-# Runs under `env -i`: export every NAME=value of the env file ($1), then become the shell.
-LOADER = (
-    'while IFS= read -r -d \'\' __kv; do export "$__kv" 2>/dev/null; done < "$1"; '
-    'unset __kv; exec "$2" --norc --noprofile -i'
-)
-NAMED_KEYS = {
-    key.lower(): key
-    for key in (
-        *("Enter", "Escape", "Tab", "BTab", "Space", "BSpace", "Up", "Down", "Left", "Right"),
-        *("Home", "End", "PageUp", "PageDown", "PgUp", "PgDn", "PPage", "NPage"),
-        *("Insert", "IC", "Delete", "DC", *(f"F{n}" for n in range(1, 13))),
-    )
-}
-ACCEPT_KEYS = {"enter", "c-m", "c-j"}
-VALID_KEYS = (
-    "tmux key names: Enter, Escape, Tab, BTab, Space, BSpace, Up, Down, Left, Right, Home, End, "
-    "PageUp, PageDown, Insert, Delete, F1-F12, optionally prefixed by C-, M- or S- (C-Left); "
-    "C-<char> / M-<char> for one character (C-c, M-x); type text with send_text()"
-)
-
 T = TypeVar("T")
 
 
-class TerminalError(HarnessError):
+class TerminalError(TmuxError):
     """A terminal session could not be created, found or driven; names the session and the fix."""
 
 
@@ -119,47 +65,6 @@ class RunOutcome:
     exit_code: int | None
     screen: str
     timed_out: bool
-
-
-@dataclass(frozen=True)
-class _State:
-    idle: bool
-    count: int | None
-    status: int | None
-
-
-async def _tmux(root: Path, *args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    """One tmux command against the private server: (returncode, stdout, stderr)."""
-    command = ["tmux", "-S", str(socket_path(root)), "-f", str(root / "tmux.conf"), *args]
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *command,
-            stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-    except FileNotFoundError:
-        raise TerminalError(
-            "tmux is not installed", fix="install tmux (apt-get install tmux)"
-        ) from None
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(stdin), TMUX_TIMEOUT_S)
-    except BaseException as exc:
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.shield(proc.wait())
-        if isinstance(exc, TimeoutError):
-            raise TerminalError(
-                f"tmux did not answer `{args[0]}` within {TMUX_TIMEOUT_S:g} s",
-                fix=f"check the tmux server on {socket_path(root)} (mcp-harness paths)",
-            ) from None
-        raise
-    assert proc.returncode is not None
-    return (
-        proc.returncode,
-        out.decode("utf-8", "replace"),
-        err.decode("utf-8", "replace").strip(),
-    )
 
 
 async def _poll(check: Callable[[], Awaitable[T | None]], timeout: float) -> T | None:
@@ -178,6 +83,14 @@ async def _poll(check: Callable[[], Awaitable[T | None]], timeout: float) -> T |
         delay = min(delay * 1.5, POLL_MAX_S)
 
 
+def _trim(screen: str) -> str:
+    """A captured screen without its trailing blank lines."""
+    lines = screen.split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not NAME_RE.fullmatch(name):
         raise TerminalError(
@@ -186,75 +99,11 @@ def _check_name(name: str) -> None:
         )
 
 
-def _escape(arg: str) -> str:
-    """tmux treats an argument ending in ';' as a command separator; `\\;` keeps it literal."""
-    return arg[:-1] + "\\;" if arg.endswith(";") else arg
-
-
-def _chunks(text: str, limit: int) -> list[str]:
-    """Split `text` into pieces of at most `limit` UTF-8 bytes, never inside a character."""
-    pieces: list[str] = []
-    start, size = 0, 0
-    for index, char in enumerate(text):
-        width = len(char.encode("utf-8", "surrogateescape"))
-        if size + width > limit and index > start:
-            pieces.append(text[start:index])
-            start, size = index, 0
-        size += width
-    if start < len(text):
-        pieces.append(text[start:])
-    return pieces
-
-
-def key_name(name: str) -> str | None:
-    """The canonical tmux key name for `name`, or None if it is not one."""
-    if not isinstance(name, str):
-        return None
-    rest, mods = name, ""
-    while len(rest) > 2 and rest[1] == "-" and rest[0].upper() in "CMS":
-        mod = rest[0].upper()
-        if mod in mods:
-            return None
-        mods += mod
-        rest = rest[2:]
-    named = NAMED_KEYS.get(rest.lower())
-    if named is not None:
-        return "".join(f"{mod}-" for mod in mods) + named
-    if mods and "S" not in mods and len(rest) == 1 and rest.isprintable() and rest != " ":
-        return "".join(f"{mod}-" for mod in mods) + rest
-    return None
-
-
-def _shell_env(env: Mapping[str, str] | None) -> dict[str, str]:
-    source = os.environ if env is None else env
-    # The caller's tmux (if any) is not this pane's; our own prompt state must start fresh.
-    result = {
-        key: value
-        for key, value in source.items()
-        if key not in ("TMUX", "TMUX_PANE") and not key.lower().startswith("__mh")
-    }
-    result["TERM"] = "xterm-256color"
-    result.update(SHELL_VARS)
-    return result
-
-
-def _write_env(path: Path, env: Mapping[str, str]) -> None:
-    data = b"".join(
-        f"{key}={value}".encode("utf-8", "surrogateescape") + b"\0"
-        for key, value in env.items()
-        if key and "=" not in key and "\0" not in key and "\0" not in value
-    )
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-
-
 async def _session_pane(root: Path, session: str) -> str | None:
     """The pane id of tmux session `session`, or None if there is no such session."""
-    code, out, err = await _tmux(root, "display", "-p", "-t", f"={session}:", "#{pane_id}")
+    code, out, err = await tmux.run_async(root, "display", "-p", "-t", f"={session}:", "#{pane_id}")
     if code != 0:
-        if any(marker in err for marker in GONE_MARKERS):
+        if tmux.gone(err):
             return None
         raise TerminalError(
             f"tmux could not look up terminal session {session[len(PREFIX) :]!r}: {err}",
@@ -349,37 +198,19 @@ class TerminalSession:
         """A new session with a fresh shell; None if another caller made it first."""
         bash = shutil.which("bash") or "/bin/bash"
         envfile = root / "term" / f"{name}-{uuid.uuid4().hex}.env"
-        await asyncio.to_thread(_write_env, envfile, _shell_env(env))
+        await asyncio.to_thread(write_env, envfile, shell_env(env))
         try:
             args = [
-                "new-session",
-                "-d",
-                "-s",
-                PREFIX + name,
-                "-x",
-                str(width),
-                "-y",
-                str(height),
-                "-c",
-                str(directory),
-                "-P",
-                "-F",
-                "#{pane_id}",
-                "--",
-                shutil.which("env") or "/usr/bin/env",
-                "-i",
-                bash,
-                "-c",
-                LOADER,
-                "mh-terminal",
-                str(envfile),
-                bash,
+                *("new-session", "-d", "-s", PREFIX + name, "-x", str(width), "-y", str(height)),
+                *("-c", str(directory), "-P", "-F", "#{pane_id}", "--"),
+                *(shutil.which("env") or "/usr/bin/env", "-i", bash, "-c", LOADER, "mh-terminal"),
+                *(str(envfile), bash),
             ]
             for attempt in range(5):
-                code, out, err = await _tmux(root, *args)
+                code, out, err = await tmux.run_async(root, *args)
                 if code == 0 or not any(m in err for m in ("server exited", "lost server")):
                     break
-                # P15: the previous server is still shutting down; retry shortly.
+                # a server that is shutting down refuses new sessions: retry shortly
                 await asyncio.sleep(0.01 * (attempt + 1))
             if code != 0:
                 if "duplicate session" in err:
@@ -442,8 +273,8 @@ class TerminalSession:
 
     async def kill(self) -> None:
         """End the session and its shell (nothing happens if it is already gone)."""
-        code, _, err = await _tmux(self.root, "kill-session", "-t", f"={self.session}")
-        if code != 0 and not any(marker in err for marker in GONE_MARKERS):
+        code, _, err = await tmux.run_async(self.root, "kill-session", "-t", f"={self.session}")
+        if code != 0 and not tmux.gone(err):
             raise TerminalError(
                 f"terminal session {self.name!r} could not be killed: {err}",
                 fix=f"kill it by hand: tmux -S {socket_path(self.root)} kill-session "
@@ -459,9 +290,9 @@ class TerminalSession:
         )
 
     async def _tmux(self, *args: str, stdin: bytes | None = None) -> str:
-        code, out, err = await _tmux(self.root, *args, stdin=stdin)
+        code, out, err = await tmux.run_async(self.root, *args, stdin=stdin)
         if code != 0:
-            if any(marker in err for marker in GONE_MARKERS):
+            if tmux.gone(err):
                 raise self._gone()
             raise TerminalError(
                 f"tmux refused `{args[0]}` for terminal session {self.name!r}: {err}",
@@ -469,22 +300,29 @@ class TerminalSession:
             )
         return out
 
-    async def _state(self) -> _State:
-        out = await self._tmux("display", "-p", "-t", self.pane, "#{session_name}\t#{pane_title}")
-        session, _, title = out.rstrip("\n").partition("\t")
+    async def _state(self) -> State:
+        return self._parse_state(await self._tmux(*self._state_query()))
+
+    def _state_query(self) -> tuple[str, ...]:
+        return ("display", "-p", "-t", self.pane, "#{session_name}\t#{pane_title}")
+
+    def _parse_state(self, line: str) -> State:
+        session, _, title = line.rstrip("\n").partition("\t")
         if session != self.session:  # the pane id now belongs to someone else
             raise self._gone()
-        if match := IDLE_RE.fullmatch(title):
-            return _State(True, int(match[2]), int(match[1]))
-        if match := BUSY_RE.fullmatch(title):
-            return _State(False, int(match[1]), None)
-        return _State(False, None, None)
+        return parse_title(title)
 
-    async def _idle_state(self) -> _State | None:
+    async def _state_and_screen(self) -> tuple[State, str]:
+        """The state and the screen in one tmux call (the screen read right after the title)."""
+        out = await self._tmux(*self._state_query(), ";", "capture-pane", "-p", "-t", self.pane)
+        line, _, screen = out.partition("\n")
+        return self._parse_state(line), _trim(screen)
+
+    async def _idle_state(self) -> State | None:
         state = await self._state()
         return state if state.idle else None
 
-    async def _settle(self, before: _State) -> None:
+    async def _settle(self, before: State) -> None:
         """After Enter at the prompt: wait (bounded) until the shell has taken the line."""
 
         async def moved() -> bool | None:
@@ -513,22 +351,14 @@ class TerminalSession:
         else:
             await self._type(text)
 
-    async def _paste(self, text: str) -> None:
+    async def _paste(self, text: str, *, enter: bool = False) -> None:
+        """Paste `text` (bracketed); with `enter`, press Enter after it in the same tmux call."""
         buffer = f"mh-{uuid.uuid4().hex}"
+        then = (";", "send-keys", "-t", self.pane, "Enter") if enter else ()
         await self._tmux(
-            "load-buffer",
-            "-b",
-            buffer,
-            "-",
-            ";",
-            "paste-buffer",
-            "-d",
-            "-p",
-            "-r",
-            "-b",
-            buffer,
-            "-t",
-            self.pane,
+            *("load-buffer", "-b", buffer, "-", ";"),
+            *("paste-buffer", "-d", "-p", "-r", "-b", buffer, "-t", self.pane),
+            *then,
             stdin=text.encode("utf-8", "surrogateescape"),
         )
 
@@ -536,8 +366,8 @@ class TerminalSession:
         for index, piece in enumerate(text.split("\0")):
             if index:
                 await self._tmux("send-keys", "-t", self.pane, "C-@")
-            for chunk in _chunks(piece, CHUNK_BYTES):
-                await self._tmux("send-keys", "-l", "-t", self.pane, "--", _escape(chunk))
+            for chunk in chunks(piece, CHUNK_BYTES):
+                await self._tmux("send-keys", "-l", "-t", self.pane, "--", escape(chunk))
 
     async def send_keys(self, *keys: str) -> None:
         """Press tmux keys in order (Enter, Escape, Tab, C-c, M-x, F5, ...); text: send_text."""
@@ -553,7 +383,7 @@ class TerminalSession:
             return
         accepts = any(name.lower() in ACCEPT_KEYS for name in names)
         before = await self._state() if accepts else None
-        await self._tmux("send-keys", "-t", self.pane, "--", *map(_escape, names))
+        await self._tmux("send-keys", "-t", self.pane, "--", *map(escape, names))
         if before is not None and before.idle:
             await self._settle(before)
 
@@ -568,10 +398,7 @@ class TerminalSession:
             out = "\n".join(line.rstrip(" ") for line in out.split("\n"))
         else:
             out = await self._tmux("capture-pane", "-p", "-t", self.pane)
-        lines = out.split("\n")
-        while lines and not lines[-1].strip():
-            lines.pop()
-        return "\n".join(lines)
+        return _trim(out)
 
     async def run(self, command: str, timeout: float = 60) -> RunOutcome:
         """Type `command` and Enter at the prompt; wait until the prompt is back.
@@ -587,18 +414,18 @@ class TerminalSession:
                 fix="wait_idle() first, or send_keys('C-c') to interrupt it",
             )
         if command:
-            await self._paste(command)
-        await self._tmux("send-keys", "-t", self.pane, "Enter")
+            await self._paste(command, enter=True)
+        else:
+            await self._tmux("send-keys", "-t", self.pane, "Enter")
 
-        async def finished() -> _State | None:
-            now = await self._state()
-            return now if now.idle and now.count != before.count else None
+        async def finished() -> tuple[State, str] | None:
+            now, screen = await self._state_and_screen()
+            return (now, screen) if now.idle and now.count != before.count else None
 
         done = await _poll(finished, timeout)
-        screen = await self.capture()
         if done is None:
-            return RunOutcome(exit_code=None, screen=screen, timed_out=True)
-        return RunOutcome(exit_code=done.status, screen=screen, timed_out=False)
+            return RunOutcome(exit_code=None, screen=await self.capture(), timed_out=True)
+        return RunOutcome(exit_code=done[0].status, screen=done[1], timed_out=False)
 
     async def wait_idle(self, timeout: float = 30) -> bool:
         """Whether the shell is (or gets back within `timeout`) at its prompt, nothing running."""
@@ -632,9 +459,9 @@ class TerminalSession:
     async def list(root: Path | None = None) -> list[str]:
         """Names of the terminal sessions on the server (without the `ft-` prefix), sorted."""
         root = root or runtime_dir()
-        code, out, err = await _tmux(root, "list-sessions", "-F", "#{session_name}")
+        code, out, err = await tmux.run_async(root, "list-sessions", "-F", "#{session_name}")
         if code != 0:
-            if any(marker in err for marker in GONE_MARKERS):
+            if tmux.gone(err):
                 return []
             raise TerminalError(
                 f"tmux could not list terminal sessions: {err}",

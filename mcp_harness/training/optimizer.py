@@ -1,5 +1,12 @@
 """`StSGD`: apply a step's gradients to experience — row weights (numeric) and new rows
-(symbolic) — each experience in one atomic commit, behind an optional validation gate.
+and row patches (symbolic) — each experience in one atomic commit, behind an optional
+validation gate.
+
+It is a `torch.optim.Optimizer` over experience tensors (`runtime.parameters`): `step()` takes
+each tensor's `.grad` as row credit and its `.symbolic_grad` as proposed rows and patches, and
+applies them to any row (the caller's experience is theirs to change). The trainer calls
+`await apply(grads, gate, …)` with a whole step's `Gradients`; both go through one `plan` and
+one commit.
 
 The gate is a coroutine `gate(experiences) -> held-out loss`. With a gate, the step is first
 applied to scratch copies of the experiences; if the held-out loss gets worse the step is
@@ -19,11 +26,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import torch
+
+from mcp_harness.errors import HarnessError
 from mcp_harness.experience.keywords import keywords_text
 from mcp_harness.experience.store import Experience, Row
+from mcp_harness.runtime.gradients import Gradients, RowProposal
+from mcp_harness.runtime.parameters import experience_parameter, is_experience_parameter, sync
 from mcp_harness.storage.atomic import append_lines, atomic_write
 from mcp_harness.storage.textdiff import PatchError, apply_patch
-from mcp_harness.training.symbolic import Gradients
 
 Gate = Callable[[dict[str, Experience]], Awaitable[float]]
 MIN_WEIGHT, MAX_WEIGHT = 0.05, 10.0
@@ -73,21 +84,63 @@ class StepReport:
     loss_after: float | None = None
 
 
-class StSGD:
+class StSGD(torch.optim.Optimizer):
+    """`params`: experience tensors (`make_tensor`, `experience_parameter`), or a dict of
+    experiences by name (made into such tensors). `lr` scales row credit into weight change."""
+
     def __init__(
         self,
-        experiences: dict[str, Experience],
+        params: Any,
         lr: float = 0.2,
         log: Path | None = None,
         step_source: str = "training",
     ) -> None:
-        self.experiences = experiences
-        self.lr = lr
+        if isinstance(params, dict):
+            params = [experience_parameter(e, name) for name, e in params.items()]
+        params = list(params)
+        for index, param in enumerate(params):
+            if not is_experience_parameter(param):
+                raise HarnessError(
+                    f"StSGD parameter {index} is not an experience tensor",
+                    "pass tensors made by make_tensor (or a dict of experiences by name)",
+                )
+        super().__init__(params, {"lr": lr})
+        self.parameters_by_name = {p.st_name: p for p in params}
+        self.experiences: dict[str, Experience] = {p.st_name: p.experience for p in params}
         self.log = log
         self.step_source = step_source
         self.steps = 0
         self._gate_loss: tuple[Any, float] | None = None  # (gate key, its loss now)
+        self.last_report: StepReport | None = None
         self.recover()
+
+    @property
+    def lr(self) -> float:
+        return float(self.param_groups[0]["lr"])
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """torch's step: apply every parameter's `.grad` (row credit) and `.symbolic_grad`
+        (proposed rows and patches); the report is kept in `last_report`."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        grads = Gradients()
+        for name, param in self.parameters_by_name.items():
+            if param.grad is not None:
+                for row, credit in enumerate(param.grad.tolist()):
+                    if credit:
+                        grads.row_credit[name][row] += credit
+            for change in param.symbolic_grad:
+                (grads.rows if isinstance(change, RowProposal) else grads.patches).append(change)
+        self.last_report = self._decide(self.plan(grads), self._ungated, {})
+        return loss
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        for param in self.parameters_by_name.values():
+            param.symbolic_grad = []
 
     def plan(self, grads: Gradients, gated: bool = True) -> Plan:
         """What the step would change: clamped weights, and rows not already stored. An
@@ -129,30 +182,48 @@ class StSGD:
     def _trained(self, experience: Experience, row: int) -> bool:
         return experience.row(row).provenance.get("source") == self.step_source
 
-    async def step(
+    async def apply(
         self,
         grads: Gradients,
         gate: Gate | None = None,
         facts: dict[str, Any] | None = None,
         gate_key: Any = None,
     ) -> StepReport:
-        """Apply one step (behind `gate` if given); `facts` go into the step log line. Steps
-        that pass the same `gate_key` share the gate's loss of the unchanged experience."""
-        self.steps += 1
+        """Apply one step's gradients (behind `gate` if given); `facts` go into the step log
+        line. Steps that pass the same `gate_key` share the gate's loss of the unchanged
+        experience."""
         plan = self.plan(grads, gated=gate is not None)
+        if gate is None or plan.empty():
+            return self._decide(plan, self._ungated, facts or {})
+        try:
+            report = await self._gated(plan, gate, gate_key)
+        except StalePatch as exc:
+            report = StepReport(False, f"rejected: {exc}", plan)
+        return self._finish(report, facts or {})
+
+    def _decide(
+        self, plan: Plan, apply: Callable[[Plan], StepReport], facts: dict[str, Any]
+    ) -> StepReport:
         if plan.empty():
             report = StepReport(False, "nothing to change: every targeted element was right", plan)
         else:
             try:
-                if gate is None:
-                    self._apply(plan, self.experiences, self._journal())
-                    self._gate_loss = None
-                    report = StepReport(True, "applied (no validation gate)", plan)
-                else:
-                    report = await self._gated(plan, gate, gate_key)
+                report = apply(plan)
             except StalePatch as exc:
                 report = StepReport(False, f"rejected: {exc}", plan)
-        self._log(report, facts or {})
+        return self._finish(report, facts)
+
+    def _ungated(self, plan: Plan) -> StepReport:
+        self._apply(plan, self.experiences, self._journal())
+        self._gate_loss = None
+        return StepReport(True, "applied (no validation gate)", plan)
+
+    def _finish(self, report: StepReport, facts: dict[str, Any]) -> StepReport:
+        """Count and log the step, and reload the parameters' row weights."""
+        self.steps += 1
+        self._log(report, facts)
+        for param in self.parameters_by_name.values():
+            sync(param)
         return report
 
     async def _gated(self, plan: Plan, gate: Gate, key: Any) -> StepReport:

@@ -31,10 +31,10 @@ from mcp_harness.errors import HarnessError
 from mcp_harness.experience.store import Experience
 from mcp_harness.kernels.runner import BudgetExceeded
 from mcp_harness.runtime import module as modules
+from mcp_harness.runtime.gradients import backward
+from mcp_harness.runtime.reflection import TracePolicy, dispatch_policy
 from mcp_harness.training.losses import task_loss, text_distance
 from mcp_harness.training.optimizer import StepReport, StSGD
-from mcp_harness.training.reflection import TracePolicy, dispatch_policy
-from mcp_harness.training.symbolic import backward
 
 FORMAT = 'each line: {"inputs": {...}, "targets": {"<node>": "text" | [per step]}, "files": {...}}'
 
@@ -212,7 +212,7 @@ class Trainer:
         backwarded = time.perf_counter()
         # The val set by content: object ids can be reused by another set once this one is gone.
         key = json.dumps([dataclasses.asdict(e) for e in val], sort_keys=True) if val else None
-        result = await self.optimizer.step(grads, gate, {"kernel_calls": calls}, gate_key=key)
+        result = await self.optimizer.apply(grads, gate, {"kernel_calls": calls}, gate_key=key)
         self.last_timing = {
             "forward_s": forwarded - started,
             "backward_s": backwarded - forwarded,

@@ -1,7 +1,8 @@
 """A loopback fake of the Anthropic Messages API that plays a fixed script to Claude Code.
 
 Reimplemented from reference `claude-code.md` section 10. Claude Code always streams, so replies
-are Server-Sent Events. A request whose `tools` include `Bash` is the main agent loop and gets
+are Server-Sent Events. A request whose `tools` include `Bash` (or, for an agent with file tools
+only, `Write` or `Edit`) is the main agent loop and gets
 script step `k`, where `k` is the number of assistant messages already in `messages`; any other
 request (title generation and other side calls) gets a single text block `"ok"`. Every request is
 logged, so a test can read the tool_results Claude Code sent back in the last user message.
@@ -186,7 +187,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._not_found()
             return
         tools = [t.get("name") for t in body.get("tools") or [] if isinstance(t, dict)]
-        main = "Bash" in tools
+        main = bool({"Bash", "Write", "Edit"} & set(tools))
         step = None
         if main:
             step = sum(1 for m in body.get("messages") or [] if m.get("role") == "assistant")

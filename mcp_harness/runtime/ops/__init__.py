@@ -1,6 +1,15 @@
 """Registered ops. Importing this package registers all of them in `base.OPS`."""
 
-from mcp_harness.runtime.ops import control, expert, files, shape, terminal, text, validators
+from mcp_harness.runtime.ops import (
+    control,
+    expert,
+    files,
+    shape,
+    symbolic,
+    terminal,
+    text,
+    validators,
+)
 from mcp_harness.runtime.ops.base import OPS, Op, ShapeError, register
 
 __all__ = [
@@ -12,6 +21,7 @@ __all__ = [
     "files",
     "register",
     "shape",
+    "symbolic",
     "terminal",
     "text",
     "validators",

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import torch
 
     from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
-    from mcp_harness.training.symbolic import Gradients
+    from mcp_harness.runtime.gradients import Gradients
 
 OPS: dict[str, type[Op]] = {}
 
@@ -97,6 +97,16 @@ class Op:
     def coefficient(self, element: Element) -> float:
         """The element's value in the coefficient tensor (its encoded Status by default)."""
         return element.status.encode()
+
+    def parameters(self) -> list[str]:
+        """The experience tensors (by name) whose row weights this op's elements depend on."""
+        return []
+
+    def parameter_grad(
+        self, run: Run, node: FutureTensor, grad: torch.Tensor, name: str
+    ) -> torch.Tensor:
+        """The gradient of experience `name`'s row weights, given the output's gradient."""
+        raise NotImplementedError(f"{self.name} reads no experience")
 
     def backward(
         self, run: Run, node: FutureTensor, grad: torch.Tensor

@@ -5,11 +5,12 @@ from __future__ import annotations
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.slots import adapt
 from mcp_harness.kernels.base import Example, KernelRequest
+from mcp_harness.kernels.registry import reflects
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run, Trajectory
+from mcp_harness.runtime.gradients import RowPatch, RowProposal, trainable
 from mcp_harness.runtime.ops.base import Op, register
 from mcp_harness.runtime.status import Status
 from mcp_harness.storage.textdiff import unified_diff
-from mcp_harness.training.symbolic import RowPatch, RowProposal, trainable
 
 
 @register
@@ -65,6 +66,24 @@ class Expert(Op):
             meta["reason"] = reply.reason
         return Element(reply.text.strip() if reply.ok else reply.reason, status, meta)
 
+    def parameters(self) -> list[str]:
+        return [self.args["experience"]]
+
+    def parameter_grad(self, run, node, grad, name):
+        """The row that answered an element scales its status: d status / d weight = status,
+        so the row behind a confident element gains weight under a falling loss and the row
+        behind a failed one loses it."""
+        import torch
+
+        weights = run.parameters[name]
+        out = torch.zeros_like(weights)
+        for coords in node.coords():
+            element = run.element(node, coords)
+            row = element.meta.get("answered") if element is not None else None
+            if row is not None and row < out.numel():
+                out[row] += grad[coords] * element.status.encode()
+        return out
+
     async def symbolic_backward(self, run, node, targets, grads):
         """Per targeted element: credit or blame the row that answered, propose a row
         (input -> target), and by inverse retrieval give the upstream expert the key of a stored
@@ -75,7 +94,7 @@ class Expert(Op):
         upstream expert should have said."""
         name = self.args["experience"]
         experience = run.experience[name]
-        reflective = run.kernel is not None and getattr(run.kernel, "name", "") != "offline"
+        reflective = run.kernel is not None and reflects(getattr(run.kernel, "name", ""))
         upstream = node.inputs[0]
         for coords, target in targets.items():
             element = run.element(node, coords)
@@ -139,6 +158,7 @@ def _example(hit, text: str) -> Example:
         unfilled=tuple(adaptation.unfilled),
         fit=adaptation.fit,
         weight=hit.row.weight,
+        rescue=adaptation.rescue,
     )
 
 

@@ -1,4 +1,5 @@
-"""`ft_read_file`: an element's text from a file in the run's working directory."""
+"""File ops: `ft_read_file` (an element's text from a file) and `st_pack_dir` (a directory as
+one text), both confined to the run's working directory or the element's."""
 
 from __future__ import annotations
 
@@ -58,3 +59,55 @@ def _read(base: Path, name: str, limit: int) -> str:
         if os.fstat(handle.fileno()).st_size > limit:
             raise ValueError(f"it is larger than max_bytes={limit}")
         return handle.read(limit + 1)[:limit].decode("utf-8", "replace")
+
+
+@register
+class PackDir(Op):
+    """Per element: the directory its input names (relative to the second input's directory,
+    default the run's working directory, confined like `ft_read_file`) packed into one text
+    (the seed's pack_dir): the sorted file list, then `## File: <path>` and each file's text
+    fenced. Hidden entries and symlinks are left out; the text stops at `max_bytes`."""
+
+    name = "st_pack_dir"
+    arity = (1, 2)
+    ARGS = {"max_bytes": (int, MAX_BYTES)}
+
+    async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        source = await run.get(node.inputs[0], coords, trajectory)
+        if not source.status.ok:
+            return Element(source.text, source.status)
+        base = run.workdir
+        if len(node.inputs) == 2:
+            folder = await run.get(node.inputs[1], coords, trajectory)
+            base = Path(folder.text.strip()) if folder.text.strip() else base
+        name = source.text.strip() or "."
+        if base is None:
+            reason = "no directory to pack from: give a second input or run with a workdir"
+            return Element(reason, Status.failed(0.0), {"path": name})
+        try:
+            text, files = pack_dir(Path(base), name, self.args["max_bytes"])
+        except (OSError, ValueError, HarnessError) as exc:
+            return Element(f"cannot pack {name!r}: {exc}", Status.failed(0.0), {"path": name})
+        return Element(text, Status.confidence(1.0), {"path": name, "files": files})
+
+
+def pack_dir(base: Path, name: str, limit: int) -> tuple[str, int]:
+    """The packed text of directory `name` under `base` and how many files it holds."""
+    root = base.resolve()
+    folder = (root / name).resolve()
+    if not folder.is_relative_to(root):
+        raise ValueError(f"it is outside {root}")
+    if not folder.is_dir():
+        raise ValueError("it is not a directory")
+    check_read(folder)
+    paths = sorted(
+        p.relative_to(folder)
+        for p in folder.rglob("*")
+        if p.is_file()
+        and not p.is_symlink()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    sections = ["Files:", *(f"- {p}" for p in paths), ""]
+    for relative in paths:
+        sections += [f"## File: {relative}", "```", _read(folder, str(relative), limit), "```", ""]
+    return "\n".join(sections)[:limit], len(paths)

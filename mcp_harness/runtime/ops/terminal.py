@@ -7,15 +7,20 @@ produced its inputs. A session that died fails the element with a clear message,
 
 from __future__ import annotations
 
+import asyncio
+
+import regex
+
+from mcp_harness.limits import limits
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
-from mcp_harness.runtime.ops.base import Op, register
+from mcp_harness.runtime.ops.base import Op, ShapeError, register
 from mcp_harness.runtime.status import Status
 from mcp_harness.terminal.session import TerminalError, TerminalSession
 
 RUN_TIMEOUT_S = 60.0
 
 
-async def _session(run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+async def element_session(run: Run, node: FutureTensor, coords: Coords, trajectory: str):
     """The session named by the node's last input, or a failed Element to return."""
     element = await run.get(node.inputs[-1], coords, trajectory)
     if not element.status.ok:
@@ -81,7 +86,7 @@ class _Act(Op):
         payload = await run.get(node.inputs[0], coords, trajectory)
         if not payload.status.ok:
             return Element(payload.text, payload.status)
-        session, failed = await _session(run, node, coords, trajectory)
+        session, failed = await element_session(run, node, coords, trajectory)
         if failed:
             return failed
         try:
@@ -142,7 +147,7 @@ class CapturePane(Op):
     name = "ft_tmux_capture_pane"
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
-        session, failed = await _session(run, node, coords, trajectory)
+        session, failed = await element_session(run, node, coords, trajectory)
         if failed:
             return failed
         try:
@@ -160,7 +165,7 @@ class Wait(Op):
     ARGS = {"pattern": ((str, type(None)), None), "timeout": ((int, float), 30)}
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
-        session, failed = await _session(run, node, coords, trajectory)
+        session, failed = await element_session(run, node, coords, trajectory)
         if failed:
             return failed
         timeout = float(self.args["timeout"])
@@ -173,3 +178,68 @@ class Wait(Op):
         except TerminalError as exc:
             return Element(exc.message, Status.failed(1.0))
         return Element(screen, Status.confidence(1.0) if happened else Status.failed(0.2))
+
+
+@register
+class SpeculativeRun(_Act):
+    """Speculative multi-action dispatch: the input holds several candidate commands from one
+    expert call (one per line; blank lines and `separator`-only lines ignored), tried in order
+    with `ft_tmux_run` until one validates — it exits 0 and, with `pattern`, the screen after
+    it matches that regex. Text: the screen after the command that validated (else the last
+    one); meta: every candidate tried with its exit code, and which one won. One expert call
+    thus covers what a loop would spend one call per attempt on."""
+
+    name = "ft_tmux_speculative_run"
+    ARGS = {
+        **_Act.ARGS,
+        "pattern": ((str, type(None)), None),
+        "timeout": ((int, float), RUN_TIMEOUT_S),
+    }
+
+    def infer_shape(self, shapes, node):
+        pattern = self.args["pattern"]
+        if pattern is not None:
+            try:
+                regex.compile(pattern)
+            except regex.error as exc:
+                raise ShapeError(
+                    f"node {node!r} ({self.name}): bad pattern {pattern!r}: {exc}",
+                    "fix the regular expression",
+                ) from None
+        return super().infer_shape(shapes, node)
+
+    async def act(self, session: TerminalSession, text: str) -> Element:
+        candidates = [line.strip() for line in text.splitlines() if line.strip()]
+        if not candidates:
+            return Element("no candidate command", Status.failed(0.1), {"tried": []})
+        pattern = self.args["pattern"]
+        tried: list[dict] = []
+        screen = ""
+        for index, command in enumerate(candidates):
+            outcome = await session.run(command, timeout=float(self.args["timeout"]))
+            screen = outcome.screen
+            tried.append({"command": command, "exit_code": outcome.exit_code})
+            passed = outcome.exit_code == 0 and (pattern is None or await _found(pattern, screen))
+            if passed:
+                meta = {"tried": tried, "chosen": index, "command": command, "exit_code": 0}
+                return Element(screen, Status.confidence(1.0), meta)
+            if outcome.timed_out:
+                break
+        meta = {"tried": tried, "chosen": None, "exit_code": tried[-1]["exit_code"]}
+        return Element(screen, Status.failed(0.5), meta)
+
+
+async def _found(pattern: str, screen: str) -> bool:
+    """A multiline search with the configured time limit (a catastrophic pattern fails)."""
+    try:
+        match = await asyncio.to_thread(
+            regex.search,
+            pattern,
+            screen,
+            regex.MULTILINE,
+            concurrent=True,
+            timeout=limits().regex_timeout_s,
+        )
+    except TimeoutError:
+        return False
+    return match is not None

@@ -12,7 +12,7 @@ from mcp_harness.errors import HarnessError
 from mcp_harness.limits import config_file, limits
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
 from mcp_harness.runtime.ops.base import Op, register
-from mcp_harness.runtime.ops.terminal import _session
+from mcp_harness.runtime.ops.terminal import element_session
 from mcp_harness.runtime.status import Status
 from mcp_harness.terminal.session import VALID_KEYS, TerminalError, key_name
 
@@ -91,7 +91,7 @@ class ValidatePromptIdle(Op):
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
         subject = await run.get(node.inputs[0], coords, trajectory)
-        session, failed = await _session(run, node, coords, trajectory)
+        session, failed = await element_session(run, node, coords, trajectory)
         if failed:
             return _verdict(subject, False, error=failed.text)
         try:

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.runtime.reflection import adispatch
 from mcp_harness.storage.textdiff import unified_diff
-from mcp_harness.training.reflection import adispatch
 
 if TYPE_CHECKING:
     from mcp_harness.runtime.future import Coords, FutureTensor, Run
@@ -94,6 +94,19 @@ class Gradients:
         }
 
 
+def trainable(node: FutureTensor) -> bool:
+    """Whether an ft_expert (the only op with trainable experience) is at or above `node`."""
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if current.op.name == "ft_expert":
+            return True
+        if current.name not in seen:
+            seen.add(current.name)
+            stack.extend(current.inputs)
+    return False
+
+
 async def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]) -> Gradients:
     """Propagate target texts from the named nodes back through the graph."""
     grads = Gradients()
@@ -122,29 +135,35 @@ async def backward(run: Run, graph: Graph, targets: dict[str, dict[Coords, str]]
             {i.name: dict(grads.targets.get(i.name, {})) for i in node.inputs},
         )
 
+        made: list[dict[str, Any]] = []
+
         async def call(
-            node: FutureTensor = node, targets_here: dict = targets_here, before: tuple = before
+            node: FutureTensor = node,
+            targets_here: dict = targets_here,
+            before: tuple = before,
+            made: list = made,
         ) -> dict[str, Any]:
             await node.op.symbolic_backward(run, node, targets_here, grads)
-            return _effects(grads, before)
+            made.append(_effects(grads, before))
+            return made[0]
 
-        await adispatch(
+        result = await adispatch(
             f"{node.op.name}.symbolic_backward", {"node": node.name, "targets": targets_here}, call
         )
+        if made and result is not made[0]:  # a policy revised this reflection
+            _revise(grads, made[0]["input_targets"], result.get("input_targets", {}))
     return grads
 
 
-def trainable(node: FutureTensor) -> bool:
-    """Whether an ft_expert (the only op with trainable experience) is at or above `node`."""
-    stack, seen = [node], set()
-    while stack:
-        current = stack.pop()
-        if current.op.name == "ft_expert":
-            return True
-        if current.name not in seen:
-            seen.add(current.name)
-            stack.extend(current.inputs)
-    return False
+def _revise(grads: Gradients, proposed: dict, revised: dict) -> None:
+    """Replace the input targets a reflection proposed by their revision."""
+    for name, per in proposed.items():
+        for coords in per:
+            if coords not in revised.get(name, {}):
+                grads.targets[name].pop(coords, None)
+    for name, per in revised.items():
+        for coords, text in per.items():
+            grads.targets[name][tuple(coords)] = text
 
 
 def _effects(grads: Gradients, before: tuple) -> dict[str, Any]:
@@ -153,7 +172,7 @@ def _effects(grads: Gradients, before: tuple) -> dict[str, Any]:
     return {
         "input_targets": {
             name: {
-                str(c): t
+                c: t
                 for c, t in grads.targets.get(name, {}).items()
                 if c not in targets_before.get(name, {})
             }

@@ -10,7 +10,15 @@ account of which element asked for which change. The trainer saves each step's r
 `need_reflection(coefficients, anchor)` multiplies a node's coefficients by a scalar anchor
 (`reflection_anchor()`): `loss.backward(create_graph=True)` then leaves in `anchor.grad` a
 differentiable summary of the first-order gradients flowing through that point, and
-`anchor.grad.backward()` runs the second-order pass through the same dispatch.
+`anchor.grad.backward()` runs the second-order pass through the same dispatch: every op's
+first-order backward between the anchor and the loss is differentiated, recorded as
+`<op>.backward.backward` with the first-order `grad_output` and `grad_input`.
+
+Second order on the text channel: `CritiquePolicy(critic)` has a critic review every
+first-order symbolic reflection (the targets it passed upstream) and revise it; the review is
+recorded as `<fn>.critique` with the reflection's inputs and its output as `grad_input`, and a
+revision replaces what the reflection asked for. `kernel_critic(kernel)` is a critic that asks
+an LLM kernel. A record's `order` (1 or 2) says which pass it belongs to.
 
 The active policy is a context variable (not thread-local: backward passes may hop threads and
 asyncio tasks), and nesting two policies raises `PolicyConflictError`.
@@ -36,6 +44,9 @@ class PolicyConflictError(RuntimeError):
     """A backward-dispatch policy was activated while another one is active."""
 
 
+SECOND_ORDER = (".backward.backward", ".critique")
+
+
 @dataclass(frozen=True)
 class ReflectionRecord:
     fn: str
@@ -43,9 +54,15 @@ class ReflectionRecord:
     output: Any
     timestamp: float
 
+    @property
+    def order(self) -> int:
+        """2 for a reflection on a reflection, else 1."""
+        return 2 if self.fn.endswith(SECOND_ORDER) else 1
+
     def to_json(self) -> dict[str, Any]:
         return {
             "fn": self.fn,
+            "order": self.order,
             "inputs": _plain(self.inputs),
             "output": _plain(self.output),
             "timestamp": self.timestamp,
@@ -65,24 +82,89 @@ class Policy:
 
 
 class TracePolicy(Policy, list):
-    """Runs every backward function and records it."""
+    """Runs every backward function and records it (in itself, and in `records` if given,
+    as the seed's `TracePolicy(records)` does)."""
+
+    def __init__(self, records: list[ReflectionRecord] | None = None) -> None:
+        super().__init__()
+        self._sink = records
+
+    def record(self, record: ReflectionRecord) -> None:
+        self.append(record)
+        if self._sink is not None:
+            self._sink.append(record)
 
     def dispatch(self, fn: str, inputs: dict[str, Any], call: Callable[[], Any]) -> Any:
         output = call()
-        self.append(ReflectionRecord(fn, inputs, output, time.time()))
+        self.record(ReflectionRecord(fn, inputs, output, time.time()))
         return output
 
     async def adispatch(
         self, fn: str, inputs: dict[str, Any], call: Callable[[], Awaitable[Any]]
     ) -> Any:
         output = await call()
-        self.append(ReflectionRecord(fn, inputs, output, time.time()))
+        self.record(ReflectionRecord(fn, inputs, output, time.time()))
         return output
 
     def save(self, path: Path) -> None:
         atomic_write(
             path, "".join(json.dumps(r.to_json(), ensure_ascii=False) + "\n" for r in self)
         )
+
+
+Critic = Callable[[ReflectionRecord], Awaitable[dict[str, Any] | None]]
+
+
+class CritiquePolicy(TracePolicy):
+    """Traces every call, and has `critic` review each first-order symbolic reflection:
+    `await critic(record)` returns revised effects (the record's output with changed
+    `input_targets`) or None to keep it."""
+
+    def __init__(self, critic: Critic, records: list[ReflectionRecord] | None = None) -> None:
+        super().__init__(records)
+        self.critic = critic
+
+    async def adispatch(
+        self, fn: str, inputs: dict[str, Any], call: Callable[[], Awaitable[Any]]
+    ) -> Any:
+        output = await super().adispatch(fn, inputs, call)
+        revised = await self.critic(self[-1])
+        self.record(
+            ReflectionRecord(
+                f"{fn}.critique", {**inputs, "grad_input": output}, revised, time.time()
+            )
+        )
+        return output if revised is None else revised
+
+
+CRITIQUE = (
+    "You check a reflection. An expert's output should have been the TARGET; the reflection "
+    "concluded that the expert's input should have been the PROPOSED INPUT. If that is right, "
+    "reply KEEP. Otherwise reply with the input the expert should have been given, only that."
+)
+
+
+def kernel_critic(kernel: Any) -> Critic:
+    """A critic that asks `kernel` about every input target a reflection proposed."""
+    from mcp_harness.kernels.base import KernelRequest
+
+    async def critic(record: ReflectionRecord) -> dict[str, Any] | None:
+        output = record.output if isinstance(record.output, dict) else {}
+        proposed = output.get("input_targets", {})
+        revised, changed = {}, False
+        for name, per in proposed.items():
+            revised[name] = dict(per)
+            for coords, text in per.items():
+                target = record.inputs.get("targets", {}).get(coords, "")
+                reply = await kernel.complete(
+                    KernelRequest(CRITIQUE, f"TARGET:\n{target}\n\nPROPOSED INPUT:\n{text}")
+                )
+                answer = reply.text.strip() if reply.ok else ""
+                if answer and answer != "KEEP" and answer != text:
+                    revised[name][coords], changed = answer, True
+        return {**output, "input_targets": revised} if changed else None
+
+    return critic
 
 
 def dispatch(fn: str, inputs: dict[str, Any], call: Callable[[], Any]) -> Any:

