@@ -16,7 +16,8 @@ mode=demo
 }
 
 # System tools: tmux (the terminal layer), a C compiler (the shell prefix wrapper) and, for the
-# tests, npm (the Claude Code CLI and the MCP Inspector).
+# tests, npm (the Claude Code CLI and the MCP Inspector) and PostgreSQL's server binaries (the
+# pool tests start a private server; Debian puts them in /usr/lib/postgresql/VERSION/bin).
 missing=()
 command -v tmux >/dev/null || missing+=(tmux)
 command -v cc >/dev/null || command -v gcc >/dev/null || missing+=(gcc)
@@ -24,6 +25,10 @@ if [ "$mode" = test ] && ! command -v npm >/dev/null &&
   { [ ! -x .cache/claude-code/node_modules/.bin/claude ] ||
     [ ! -x .cache/inspector/node_modules/.bin/mcp-inspector ]; }; then
   missing+=(npm)
+fi
+if [ "$mode" = test ] && ! command -v pg_ctl >/dev/null &&
+  ! compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null; then
+  missing+=(postgresql)
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then

@@ -14,4 +14,4 @@ def harness_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-pytest_plugins = ["tests.terminal_fixtures"]
+pytest_plugins = ["tests.terminal_fixtures", "tests.pg_fixtures"]

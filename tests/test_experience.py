@@ -17,6 +17,7 @@ from mcp_harness.experience.keywords import extract_keywords, keywords_text
 from mcp_harness.experience.store import Experience, Row
 from mcp_harness.storage import layout
 from mcp_harness.storage.transaction import Transaction
+from tests.pg_fixtures import Stores
 
 
 def check_layout(tensor_dir: Path) -> tuple[int, ...]:
@@ -48,8 +49,16 @@ SHELL = [
 
 
 @pytest.fixture
-def exp(tmp_path: Path) -> Experience:
+def file_exp(tmp_path: Path) -> Experience:
     experience = Experience.create(tmp_path / "exp")
+    experience.append(SHELL)
+    return experience
+
+
+@pytest.fixture
+def exp(stores: Stores) -> Experience:
+    """The shell rows, on each backend (tests taking it run on files and on PostgreSQL)."""
+    experience = stores.new()
     experience.append(SHELL)
     return experience
 
@@ -62,7 +71,8 @@ def test_new_experience_is_an_empty_seed_tensor(tmp_path: Path) -> None:
     assert check_layout(tmp_path / "e") == (0, 3)
 
 
-def test_rows_are_seed_layout_with_provenance(exp: Experience) -> None:
+def test_rows_are_seed_layout_with_provenance(file_exp: Experience) -> None:
+    exp = file_exp
     assert check_layout(exp.path) == (5, 3)
     cell = {
         col: layout.read_element(exp.path, layout.flat_index((5, 3), (1, col))) for col in range(3)
@@ -76,12 +86,12 @@ def test_rows_are_seed_layout_with_provenance(exp: Experience) -> None:
     assert "ts" in stored.provenance
 
 
-def test_provenance_fields_are_kept(tmp_path: Path) -> None:
-    experience = Experience.create(tmp_path / "e")
+def test_provenance_fields_are_kept(stores: Stores) -> None:
+    experience = stores.new()
     experience.append(
         [row("build it", "make", source="harvest", fields={"session_id": "s1", "exit_code": 0})]
     )
-    reopened = Experience.open(tmp_path / "e")
+    reopened = stores.reopen(experience)
     meta = reopened.row(0).provenance
     assert (meta["source"], meta["session_id"], meta["exit_code"]) == ("harvest", "s1", 0)
 
@@ -95,8 +105,8 @@ def test_search_ranks_by_jaccard_and_bm25(exp: Experience) -> None:
     assert exp.search("zebra crossing") == []
 
 
-def test_ties_break_by_row_index(tmp_path: Path) -> None:
-    experience = Experience.create(tmp_path / "e")
+def test_ties_break_by_row_index(stores: Stores) -> None:
+    experience = stores.new()
     experience.append([row("alpha beta", f"v{i}") for i in range(6)])
     assert [h.row.index for h in experience.search("alpha beta", k=4)] == [0, 1, 2, 3]
     experience.patch(4, weight=2.0)
@@ -144,30 +154,31 @@ def test_not_an_experience_shape(tmp_path: Path) -> None:
         Experience.open(tmp_path / "t")
 
 
-def test_patch_reindexes_and_persists(exp: Experience) -> None:
+def test_patch_reindexes_and_persists(exp: Experience, stores: Stores) -> None:
     exp.patch(1, query="docker\ncontainers", value="docker ps")
     assert [h.row.value for h in exp.search("docker containers")] == ["docker ps"]
     assert exp.search("list files sizes") == []
-    reopened = Experience.open(exp.path)
+    reopened = stores.reopen(exp)
     assert reopened.row(1).value == "docker ps"
     assert [h.row.index for h in reopened.search("docker")] == [1]
 
 
-def test_delete_shifts_rows_and_keeps_provenance(exp: Experience) -> None:
+def test_delete_shifts_rows_and_keeps_provenance(exp: Experience, stores: Stores) -> None:
     exp.patch(3, fields={"note": "kept"})
     assert exp.delete([0, 2]) == 2
     assert [r.value for r in exp.rows()] == ["ls -la", "python -m pytest -q", "df -h"]
     assert exp.row(1).provenance["note"] == "kept"
-    reopened = Experience.open(exp.path)
+    reopened = stores.reopen(exp)
     assert len(reopened) == 3
     assert reopened.row(1).provenance["note"] == "kept"
-    assert not layout.element_path(exp.path, 9).exists()  # old row 3 files removed
     assert [h.row.index for h in reopened.search("disk usage")] == [2]
-    check_layout(exp.path)  # storage agrees with the shape
+    if stores.kind == "file":
+        assert not layout.element_path(exp.path, 9).exists()  # old row 3 files removed
+        check_layout(exp.path)  # storage agrees with the shape
 
 
-def test_secrets_are_redacted_before_writing(tmp_path: Path) -> None:
-    experience = Experience.create(tmp_path / "e")
+def test_secrets_are_redacted_before_writing(stores: Stores, tmp_path: Path) -> None:
+    experience = stores.new()
     key = "sk-ant-api03-" + "A1b2C3d4" * 10
     experience.append(
         [
@@ -178,24 +189,28 @@ def test_secrets_are_redacted_before_writing(tmp_path: Path) -> None:
             )
         ]
     )
-    on_disk = b"".join(p.read_bytes() for p in (tmp_path / "e").rglob("*") if p.is_file())
-    assert key.encode() not in on_disk
-    assert "[REDACTED]" in experience.row(0).value
+    stored = stores.reopen(experience).row(0)
+    assert key not in json.dumps(stored.to_json())
+    assert "[REDACTED]" in stored.value
+    if stores.kind == "file":
+        on_disk = b"".join(p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+        assert key.encode() not in on_disk
 
 
-def test_other_process_changes_are_seen(exp: Experience) -> None:
-    other = Experience.open(exp.path)
+def test_other_process_changes_are_seen(exp: Experience, stores: Stores) -> None:
+    other = stores.reopen(exp)
     other.append([row("restart nginx server", "systemctl restart nginx")])
     other.patch(0, value="git status -sb")
     assert [h.row.value for h in exp.search("restart nginx")] == ["systemctl restart nginx"]
     assert exp.row(0).value == "git status -sb"
 
 
-def test_incremental_index_matches_a_fresh_build(tmp_path: Path) -> None:
+def test_incremental_index_matches_a_fresh_build(stores: Stores) -> None:
     """Random appends, patches, deletes and weights; the live index equals one built from disk."""
     rng = random.Random(3)
     words = [f"w{i}" for i in range(40)]
-    experience = Experience.create(tmp_path / "e")
+    experience = stores.new()
+    follower = stores.reopen(experience)  # follows the changes another process makes
     for _ in range(60):
         op = rng.random()
         if op < 0.5 or len(experience) < 3:
@@ -211,13 +226,16 @@ def test_incremental_index_matches_a_fresh_build(tmp_path: Path) -> None:
             experience.patch(rng.randrange(len(experience)), weight=rng.choice([0.0, 0.5, 2.0]))
         else:
             experience.delete(rng.sample(range(len(experience)), 2))
-    fresh = Experience.open(experience.path)
+        if rng.random() < 0.3:
+            follower.search("w1 w2")
+    fresh = stores.reopen(experience)
     for _ in range(30):
         query = " ".join(rng.sample(words, 3))
         for method in ("jaccard", "bm25"):
             live = [(h.row.index, round(h.score, 5)) for h in experience.search(query, 8, method)]
             built = [(h.row.index, round(h.score, 5)) for h in fresh.search(query, 8, method)]
-            assert live == built
+            followed = [(h.row.index, round(h.score, 5)) for h in follower.search(query, 8, method)]
+            assert live == built == followed
 
 
 def test_index_rebuild_keeps_results() -> None:
@@ -228,7 +246,8 @@ def test_index_rebuild_keeps_results() -> None:
     assert index.search(["b", "c"], k=3, method="bm25") == before
 
 
-def test_committed_journal_is_replayed_on_open(exp: Experience) -> None:
+def test_committed_journal_is_replayed_on_open(file_exp: Experience) -> None:
+    exp = file_exp
     txn = Transaction(exp.path)
     txn.write(layout.element_relpath(2), "new value")
     txn.write(layout.element_relpath(5), "second")
@@ -240,7 +259,8 @@ def test_committed_journal_is_replayed_on_open(exp: Experience) -> None:
     assert not (exp.path / ".txn").exists()
 
 
-def test_uncommitted_staging_is_discarded(exp: Experience) -> None:
+def test_uncommitted_staging_is_discarded(file_exp: Experience) -> None:
+    exp = file_exp
     txn = Transaction(exp.path)
     txn.write(layout.element_relpath(2), "never committed")
     reopened = Experience.open(exp.path)
@@ -248,7 +268,8 @@ def test_uncommitted_staging_is_discarded(exp: Experience) -> None:
     assert not (exp.path / ".txn").exists()
 
 
-def test_uncommitted_append_is_rolled_back(exp: Experience) -> None:
+def test_uncommitted_append_is_rolled_back(file_exp: Experience) -> None:
+    exp = file_exp
     txn = Transaction(exp.path)
     txn.write_new([(layout.element_relpath(15 + i), f"new {i}") for i in range(3)])
     # Crash before the commit: the new rows' files exist past the committed shape.
@@ -259,7 +280,8 @@ def test_uncommitted_append_is_rolled_back(exp: Experience) -> None:
     check_layout(exp.path)  # storage agrees with the shape again
 
 
-def test_corrupt_provenance_is_named(exp: Experience) -> None:
+def test_corrupt_provenance_is_named(file_exp: Experience) -> None:
+    exp = file_exp
     sidecar = exp.path / "rows.jsonl"
     lines = sidecar.read_text().splitlines()
     lines[2] = "{not json"
@@ -342,20 +364,20 @@ def test_keywords_keep_shell_words() -> None:
     assert keywords_text("make -j4 && make install") == "make\n-j4\ninstall"
 
 
-def test_update_patches_and_appends_in_one_commit(exp: Experience) -> None:
+def test_update_patches_and_appends_in_one_commit(exp: Experience, stores: Stores) -> None:
     added = exp.update(
         {0: {"query": "status\nrepo", "weight": 0.5}, 3: {"value": "pytest -x"}},
         [row("compress data with xz", "xz -k data.csv")],
     )
     assert list(added) == [5]
-    reopened = Experience.open(exp.path)
+    reopened = stores.reopen(exp)
     assert (reopened.row(0).query, reopened.row(0).weight) == ("status\nrepo", 0.5)
     assert reopened.row(3).value == "pytest -x"
     assert [h.row.value for h in reopened.search("xz compress")] == ["xz -k data.csv"]
     assert [h.row.value for h in exp.search("xz compress")] == ["xz -k data.csv"]
     with pytest.raises(HarnessError, match="row 9 does not exist"):
         exp.update({9: {"value": "x"}}, [row("never", "stored")])
-    assert len(Experience.open(exp.path)) == 6  # a bad patch stores nothing
+    assert len(stores.reopen(exp)) == 6  # a bad patch stores nothing
 
 
 _UPDATER = textwrap.dedent("""

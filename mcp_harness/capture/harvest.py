@@ -23,6 +23,11 @@ Re-running is idempotent: a call whose `call_id` (or tool_use_id / wrapper id) i
 provenance of a row of the tensor is skipped, and so is a (key, value) pair the tensor already
 holds (compared after redaction, as stored) — so harvesting twice adds nothing. Rows are written
 with `Experience.append`, which redacts secrets.
+
+With `to` (a pool database, `postgresql://…`), every tensor the run touched is then pushed to the
+experience of the same name in the pool, in one transaction per tensor: rows the pool holds are
+skipped, so a push that failed is made up by the next harvest. Pushed rows carry the sending
+`user` and `host` beside the fields above.
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class HarvestReport:
     calls_filtered: int = 0
     tensors: dict[Path, TensorReport] = field(default_factory=dict)
     imported: Any = None  # the transcript importer's ImportReport, when it ran
+    pushed: dict[str, TensorReport] = field(default_factory=dict)  # pool address -> rows
 
     @property
     def rows_added(self) -> int:
@@ -89,6 +95,7 @@ class HarvestReport:
             "rows_added": self.rows_added,
             "tensors": {str(path): t.to_json() for path, t in self.tensors.items()},
             "imported": imported,
+            "pushed": {address: t.to_json() for address, t in self.pushed.items()},
         }
 
 
@@ -114,17 +121,21 @@ def harvest(
     since: datetime | None = None,
     until: datetime | None = None,
     out_dir: Path | None = None,
+    to: str | None = None,
 ) -> HarvestReport:
     """Turn captured calls into `<slug>.decision` and `<slug>.command` experience rows.
 
     `exit_status`: "any", "success" (exit code 0) or "failure" (known to have failed).
     `project`: a slug (`project_slug`) or a directory; a directory keeps calls whose project or
     cwd is that directory or below it. `since` / `until`: `since <= ts < until` (naive = UTC).
+    `to`: a pool database the touched tensors are pushed to (see the module docstring).
     """
     if exit_status not in EXIT_STATUSES:
         raise HarnessError(
             f"unknown exit status filter {exit_status!r}", f"use one of {', '.join(EXIT_STATUSES)}"
         )
+    if to is not None:
+        to = _pool_database(to)
     report = HarvestReport()
     if import_transcripts:
         from mcp_harness.capture.transcripts import import_transcripts as run_import
@@ -156,7 +167,31 @@ def harvest(
         for kind, pairs in ((DECISION, decision_rows), (COMMAND, command_rows)):
             path = base / f"{slug}.{kind}"
             report.tensors[path] = _append_new(path, slug, pairs)
+    if to is not None:
+        for path in report.tensors:
+            report.pushed[f"{to}#{path.name}"] = _push(path, f"{to}#{path.name}")
     return report
+
+
+def _pool_database(to: str) -> str:
+    from mcp_harness.experience.backend import hide_passwords, parse_database
+
+    if "#" in to:
+        raise HarnessError(
+            f"{hide_passwords(to)}: harvest names the pool's experiences itself "
+            "(<project>.decision, <project>.command)",
+            "drop the #NAME part: --to postgresql://USER@HOST:PORT/DBNAME",
+        )
+    return parse_database(to)
+
+
+def _push(path: Path, address: str) -> TensorReport:
+    from mcp_harness.experience import transfer
+    from mcp_harness.experience.backend import ENSURE, opened
+
+    with opened(address, ENSURE) as pool:
+        copied = transfer.push(Experience.open(path).rows(), pool)
+    return TensorReport(copied.added, copied.skipped)
 
 
 # ---- internals ---------------------------------------------------------------------------------

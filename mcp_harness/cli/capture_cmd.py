@@ -67,6 +67,15 @@ def register(commands: argparse._SubParsersAction) -> None:
     harvest.add_argument(
         "--out", type=Path, default=None, help="where the tensors go (default the experience dir)"
     )
+    pool = harvest.add_mutually_exclusive_group()
+    pool.add_argument(
+        "--to",
+        default=None,
+        metavar="URI",
+        help="then push the tensors to this pool, postgresql://USER@HOST:PORT/DBNAME "
+        "(default: [pool] uri in config.toml, if set)",
+    )
+    pool.add_argument("--no-push", action="store_true", help="do not push to the [pool] uri")
     _json_flag(harvest)
     harvest.set_defaults(run=_harvest)
 
@@ -217,6 +226,10 @@ def _harvest(args: argparse.Namespace) -> int:
     )
     if root is not None and not root.is_dir():
         raise HarnessError(f"{root}: no such directory", "pass the Claude Code projects dir")
+    if args.to is None and not args.no_push:
+        from mcp_harness.experience.backend import pool_settings
+
+        args.to = pool_settings()[0]
     report = harvest(
         import_transcripts=use_transcripts,
         projects_root=root,
@@ -225,6 +238,7 @@ def _harvest(args: argparse.Namespace) -> int:
         since=args.since,
         until=args.until,
         out_dir=args.out,
+        to=args.to,
     )
     payload = report.to_json()
     lines = [f"calls seen {report.calls_seen}, filtered out {report.calls_filtered}"]
@@ -235,6 +249,10 @@ def _harvest(args: argparse.Namespace) -> int:
     for path, tensor in report.tensors.items():
         lines.append(
             f"  {path}: +{tensor.added} rows ({tensor.skipped_duplicates} duplicates skipped)"
+        )
+    for address, pushed in report.pushed.items():
+        lines.append(
+            f"  pushed to {address}: +{pushed.added} rows ({pushed.skipped_duplicates} there)"
         )
     if not report.tensors:
         lines += _nothing_to_harvest(report.calls_seen, args, use_transcripts)

@@ -17,6 +17,8 @@ EXAMPLES: dict[str, str] = {
     "experience stats": "mcp-harness experience stats shell",
     "experience edit": "mcp-harness experience edit shell 0 --weight 0.5",
     "experience delete": "mcp-harness experience delete shell 3",
+    "experience push": "mcp-harness experience push shell postgresql://me@db:5432/team#shell",
+    "experience pull": "mcp-harness experience pull postgresql://me@db:5432/team#shell shell",
     "capture": "mcp-harness capture install",
     "capture install": "mcp-harness capture install --scope project",
     "capture uninstall": "mcp-harness capture uninstall",

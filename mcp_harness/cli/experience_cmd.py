@@ -14,7 +14,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("experience", help="create, fill, search and inspect experience")
     sub = parser.add_subparsers(dest="experience_command", metavar="ACTION")
     sub.required = True
-    where = "experience name (under the data dir) or a path to an experience directory"
+    where = (
+        "experience name (under the data dir, or a [stores] name in config.toml), a path, "
+        "or postgresql://USER@HOST:PORT/DBNAME#EXPERIENCE"
+    )
 
     new = sub.add_parser("new", help="create an empty experience tensor")
     new.add_argument("experience", help=where)
@@ -51,6 +54,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     search.add_argument("--method", choices=("jaccard", "bm25"), default="jaccard")
     search.add_argument("--noise", type=float, default=0.0, help="exploration noise (needs --seed)")
     search.add_argument("--seed", type=int, default=None)
+    search.add_argument(
+        "--others-weight",
+        type=float,
+        default=None,
+        metavar="W",
+        help="pool only: factor on other users' rows, 0 hides them "
+        "(default: [pool] others_weight in config.toml, else 1)",
+    )
     _json_flag(search)
     search.set_defaults(run=_search)
 
@@ -81,24 +92,72 @@ def register(commands: argparse._SubParsersAction) -> None:
     delete.add_argument("rows", nargs="+", type=int)
     delete.set_defaults(run=_delete)
 
+    push = sub.add_parser("push", help="copy a local experience's rows into a pool")
+    push.add_argument("experience", help=where)
+    push.add_argument("pool", help="postgresql://USER@HOST:PORT/DBNAME#EXPERIENCE (made if new)")
+    _json_flag(push)
+    push.set_defaults(run=_push)
+
+    pull = sub.add_parser("pull", help="copy a pool's rows into a local experience")
+    pull.add_argument("pool", help="postgresql://USER@HOST:PORT/DBNAME#EXPERIENCE")
+    pull.add_argument("experience", help=where + " (made if new)")
+    _json_flag(pull)
+    pull.set_defaults(run=_pull)
+
 
 def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-def _open(name: str):  # -> Experience; imported lazily to keep start-up light
-    from mcp_harness.experience.store import Experience
-    from mcp_harness.paths import resolve_experience
+def _open(name: str, mode: str = "open", **options: Any):  # -> a context manager
+    from mcp_harness.experience.backend import opened  # lazily: start-up stays light
 
-    return Experience.open(resolve_experience(name))
+    return opened(name, mode, **options)
 
 
 def _new(args: argparse.Namespace) -> int:
-    from mcp_harness.experience.store import Experience
-    from mcp_harness.paths import resolve_experience
+    with _open(args.experience, "new") as experience:
+        print(f"created empty experience {experience.path}")
+    return 0
 
-    experience = Experience.create(resolve_experience(args.experience))
-    print(f"created empty experience {experience.path}")
+
+def _pool_or_error(name: str) -> None:
+    from mcp_harness.experience.backend import PoolAddress, resolve_store
+
+    if not isinstance(resolve_store(name), PoolAddress):
+        raise HarnessError(
+            f"{name!r} is not a pool",
+            "give postgresql://USER@HOST:PORT/DBNAME#EXPERIENCE or a [stores] name for one",
+        )
+
+
+def _push(args: argparse.Namespace) -> int:
+    from mcp_harness.experience import transfer
+
+    _pool_or_error(args.pool)
+    with _open(args.experience) as local, _open(args.pool, "ensure") as pool:
+        copied = transfer.push(local.rows(), pool)
+        summary = {"added": copied.added, "skipped": copied.skipped, "rows": len(pool)}
+        text = (
+            f"pushed {copied.added} rows to {pool.path} ({copied.skipped} already there, "
+            f"{len(pool)} rows now)"
+        )
+    _emit(args, summary, text)
+    return 0
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from mcp_harness.experience import transfer
+
+    _pool_or_error(args.pool)
+    with _open(args.pool) as pool, _open(args.experience, "ensure") as local:
+        copied = transfer.pull(pool, local)
+        summary = {"added": copied.added, "skipped": copied.skipped, "rows": len(local)}
+        text = (
+            f"pulled {copied.added} rows into {local.path} ({copied.skipped} already there, "
+            f"{len(local)} rows now)"
+        )
+    _emit(args, summary, text)
     return 0
 
 
@@ -113,34 +172,35 @@ def _add(args: argparse.Namespace) -> int:
             raise HarnessError(f"--field {item!r} is not NAME=VALUE", "write e.g. --field exit=0")
         fields[name] = value
     query = args.query if args.query is not None else keywords_text(args.key)
-    experience = _open(args.experience)
-    indices = experience.append(
-        [Row(query, args.key, args.value, args.weight, args.source, fields)]
-    )
-    row = experience.row(indices[0])
-    _emit(args, row.to_json(), f"added row {row.index} to {experience.path}")
+    with _open(args.experience) as experience:
+        indices = experience.append(
+            [Row(query, args.key, args.value, args.weight, args.source, fields)]
+        )
+        row = experience.row(indices[0])
+        _emit(args, row.to_json(), f"added row {row.index} to {experience.path}")
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
     from mcp_harness.experience.importer import read_rows_jsonl
 
-    experience = _open(args.experience)
     rows = read_rows_jsonl(args.file, source=args.source or args.file.name)
-    added = experience.append(rows)
-    summary = {"added": len(added), "first_row": added.start, "rows": len(experience)}
-    _emit(
-        args,
-        summary,
-        f"imported {len(added)} rows from {args.file} into {experience.path} "
-        f"({len(experience)} rows now)",
-    )
+    with _open(args.experience) as experience:
+        added = experience.append(rows)
+        summary = {"added": len(added), "first_row": added.start, "rows": len(experience)}
+        _emit(
+            args,
+            summary,
+            f"imported {len(added)} rows from {args.file} into {experience.path} "
+            f"({len(experience)} rows now)",
+        )
     return 0
 
 
 def _search(args: argparse.Namespace) -> int:
-    experience = _open(args.experience)
-    hits = experience.search(args.text, args.k, args.method, args.noise, args.seed)
+    with _open(args.experience, others_weight=args.others_weight) as experience:
+        hits = experience.search(args.text, args.k, args.method, args.noise, args.seed)
+        empty = len(experience) == 0
     if args.json:
         print(
             json.dumps(
@@ -151,24 +211,25 @@ def _search(args: argparse.Namespace) -> int:
         )
         return 0
     if not hits:
-        reason = "the experience is empty" if len(experience) == 0 else "no row matches"
-        print(f"no results: {reason}")
+        print(f"no results: {'the experience is empty' if empty else 'no row matches'}")
         return 0
     for hit in hits:
-        print(f"[{hit.row.index}] score {hit.score:.3f}")
+        author = hit.row.provenance.get("author")
+        print(f"[{hit.row.index}] score {hit.score:.3f}" + (f"  (by {author})" if author else ""))
         print(_indent("key", hit.row.key))
         print(_indent("value", hit.row.value))
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
-    experience = _open(args.experience)
-    indices = args.rows or range(min(args.limit, len(experience)))
-    rows = [experience.row(i) for i in indices]
+    with _open(args.experience) as experience:
+        indices = args.rows or range(min(args.limit, len(experience)))
+        rows = [experience.row(i) for i in indices]
+        header = f"{experience.path}: {len(experience)} rows"
     if args.json:
         print(json.dumps([r.to_json() for r in rows], ensure_ascii=False, indent=2))
         return 0
-    print(f"{experience.path}: {len(experience)} rows")
+    print(header)
     for row in rows:
         print(f"[{row.index}] weight {row.weight:g}  {json.dumps(row.provenance)}")
         print(_indent("query", row.query))
@@ -178,7 +239,8 @@ def _show(args: argparse.Namespace) -> int:
 
 
 def _stats(args: argparse.Namespace) -> int:
-    stats = _open(args.experience).stats()
+    with _open(args.experience) as experience:
+        stats = experience.stats()
     if args.json:
         print(json.dumps(stats, indent=2))
     else:
@@ -190,18 +252,18 @@ def _stats(args: argparse.Namespace) -> int:
 def _edit(args: argparse.Namespace) -> int:
     if all(v is None for v in (args.query, args.key, args.value, args.weight)):
         raise HarnessError("nothing to change", "give --query, --key, --value or --weight")
-    experience = _open(args.experience)
-    row = experience.patch(
-        args.row, query=args.query, key=args.key, value=args.value, weight=args.weight
-    )
-    _emit(args, row.to_json(), f"updated row {row.index} of {experience.path}")
+    with _open(args.experience) as experience:
+        row = experience.patch(
+            args.row, query=args.query, key=args.key, value=args.value, weight=args.weight
+        )
+        _emit(args, row.to_json(), f"updated row {row.index} of {experience.path}")
     return 0
 
 
 def _delete(args: argparse.Namespace) -> int:
-    experience = _open(args.experience)
-    count = experience.delete(args.rows)
-    print(f"deleted {count} rows from {experience.path} ({len(experience)} left)")
+    with _open(args.experience) as experience:
+        count = experience.delete(args.rows)
+        print(f"deleted {count} rows from {experience.path} ({len(experience)} left)")
     return 0
 
 

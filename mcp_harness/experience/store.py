@@ -15,7 +15,7 @@ every commit saves the index for the rows it leaves. Edits that bypass mcp-harne
 `rows.jsonl` and the row count alone (a seed tool rewriting a query cell) are not seen by a
 persisted index: delete `index.bin` to rebuild it. numpy, filelock and the index modules are
 imported when the first experience is opened, so importing this module (as the server does)
-stays cheap.
+stays cheap. The file backend: `pg_store` is the PostgreSQL one, `backend.open_store` picks.
 """
 
 from __future__ import annotations
@@ -26,91 +26,40 @@ import json
 import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import CorruptTensorError, HarnessError
 from mcp_harness.experience.keywords import extract_keywords
-from mcp_harness.experience.slots import find_slots, index_keywords, query_keywords
+from mcp_harness.experience.rows import (
+    COLUMNS,
+    Hit,
+    Row,
+    StoredRow,
+    check_weight,
+    clean,
+    meta_for,
+    terms,
+)
+from mcp_harness.experience.sidecar import (
+    GENERATION_FILE,
+    ROWS_FILE,
+    read_generation,
+    read_sidecar,
+    sidecar_stamp,
+)
+from mcp_harness.experience.slots import find_slots, query_keywords
 from mcp_harness.redaction import redact
 from mcp_harness.storage import layout
 from mcp_harness.storage.atomic import append_lines
 from mcp_harness.storage.transaction import TXN_DIR, Transaction, recover
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from mcp_harness.experience.index_file import Label
 
-ROWS_FILE = "rows.jsonl"
 LOCK_FILE = ".lock"
 INDEX_FILE = "index.bin"
-GENERATION_FILE = "generation"
-COLUMNS = ("query", "key", "value")
 _log = logging.getLogger(__name__)
-
-
-@dataclass
-class Row:
-    """One experience row as given by a caller; provenance fields are free-form."""
-
-    query: str
-    key: str
-    value: str
-    weight: float = 1.0
-    source: str = "manual"
-    fields: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def from_list(cls, cells: Sequence[Any], **meta: Any) -> Row:
-        if not isinstance(cells, (list, tuple)) or len(cells) != 3:
-            width = len(cells) if isinstance(cells, (list, tuple)) else type(cells).__name__
-            raise HarnessError(
-                f"an experience row needs 3 cells (query, key, value), got {width}",
-                "give [query, key, value]; use '' for an empty cell",
-            )
-        for name, cell in zip(COLUMNS, cells, strict=True):
-            if not isinstance(cell, str):
-                raise HarnessError(
-                    f"row cell {name!r} must be text, got {type(cell).__name__}",
-                    "quote the value as a string",
-                )
-        return cls(cells[0], cells[1], cells[2], **meta)
-
-
-@dataclass(frozen=True)
-class StoredRow:
-    """A row as stored, with its index and provenance."""
-
-    index: int
-    query: str
-    key: str
-    value: str
-    weight: float
-    provenance: dict[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "row": self.index,
-            "query": self.query,
-            "key": self.key,
-            "value": self.value,
-            "weight": self.weight,
-            "provenance": self.provenance,
-        }
-
-
-@dataclass(frozen=True)
-class Hit:
-    """A search result: the row and its score (similarity x row weight)."""
-
-    score: float
-    row: StoredRow
-
-    def to_json(self) -> dict[str, Any]:
-        return {"score": round(self.score, 6), **self.row.to_json()}
 
 
 class Experience:
@@ -198,8 +147,8 @@ class Experience:
                 "point at an experience directory (made by `mcp-harness experience new`)",
             )
         count = shape[0]
-        self._stamp = _stamp(self.path)
-        self._generation = _read_generation(self.path)
+        self._stamp = sidecar_stamp(self.path)
+        self._generation = read_generation(self.path)
         self._cells = {}
         try:
             self._index, self._offsets = load_index(self.path / INDEX_FILE, self._label(count))
@@ -213,11 +162,11 @@ class Experience:
                 self.path,
                 "missing" if missing else exc,
             )
-        self._meta_list, self._offsets = _read_sidecar(self.path / ROWS_FILE, count)
+        self._meta_list, self._offsets = read_sidecar(self.path / ROWS_FILE, count)
         queries = [layout.read_element(self.path, 3 * row) or "" for row in range(count)]
         self._index = RetrievalIndex()
         self._index.append(
-            (_terms(q, m) for q, m in zip(queries, self._meta_list, strict=True)),
+            (terms(q, m) for q, m in zip(queries, self._meta_list, strict=True)),
             [m.get("w", 1.0) for m in self._meta_list],
         )
         self._save_index()
@@ -246,7 +195,7 @@ class Experience:
     def _metas(self) -> list[dict[str, Any]]:
         """Every row's provenance, read from `rows.jsonl` on first use."""
         if self._meta_list is None:
-            self._meta_list, _ = _read_sidecar(self.path / ROWS_FILE, len(self))
+            self._meta_list, _ = read_sidecar(self.path / ROWS_FILE, len(self))
         return self._meta_list
 
     @property
@@ -279,7 +228,7 @@ class Experience:
 
         Every commit rewrites or appends `rows.jsonl`, so its stat is the version stamp.
         """
-        if force or (self.path / TXN_DIR).exists() or _stamp(self.path) != self._stamp:
+        if force or (self.path / TXN_DIR).exists() or sidecar_stamp(self.path) != self._stamp:
             self._load()
 
     @contextlib.contextmanager
@@ -295,7 +244,7 @@ class Experience:
         return len(self._index)
 
     def row(self, index: int) -> StoredRow:
-        if self._meta_list is None and _stamp(self.path) != self._stamp:
+        if self._meta_list is None and sidecar_stamp(self.path) != self._stamp:
             self._refresh()  # provenance offsets must point into rows.jsonl as it now is
         if not 0 <= index < len(self):
             raise HarnessError(
@@ -334,7 +283,7 @@ class Experience:
         seed: int | None = None,
     ) -> list[Hit]:
         """Top-k rows for `text`; an empty list when the experience is empty or nothing matches."""
-        if _stamp(self.path) != self._stamp:
+        if sidecar_stamp(self.path) != self._stamp:
             self._refresh()
         matches = self._index.search(query_keywords(extract_keywords(text)), k, method, noise, seed)
         return [Hit(m.score, self.row(m.row)) for m in matches]
@@ -361,7 +310,7 @@ class Experience:
         """Append rows (secrets redacted first) in one commit; returns their indices."""
         from mcp_harness.experience import index_file
 
-        prepared = [_clean(row) for row in rows]
+        prepared = [clean(row) for row in rows]
         with self._lock:
             self._refresh_if_changed()
             start = len(self)
@@ -378,7 +327,7 @@ class Experience:
                     for column, text in enumerate((row.query, row.key, row.value))
                 ]
             )
-            metas = [_meta_for(row) for row in prepared]
+            metas = [meta_for(row) for row in prepared]
             lines = [json.dumps(m, ensure_ascii=False) for m in metas]
             append_lines(sidecar, lines)
             txn.write(layout.SHAPE_FILE, json.dumps([start + len(prepared), 3]))
@@ -388,7 +337,7 @@ class Experience:
             if self._meta_list is not None:
                 self._meta_list.extend(metas)
             self._index.append(
-                (_terms(r.query, m) for r, m in zip(prepared, metas, strict=True)),
+                (terms(r.query, m) for r, m in zip(prepared, metas, strict=True)),
                 [row.weight for row in prepared],
             )
             self._save_index()
@@ -412,7 +361,7 @@ class Experience:
     def update(self, patches: dict[int, dict[str, Any]], rows: Sequence[Row] = ()) -> range:
         """Patch rows (each change: query / key / value / weight / fields, None = keep) and
         append `rows`, all in one commit; returns the appended rows' indices."""
-        prepared = [_clean(row) for row in rows]
+        prepared = [clean(row) for row in rows]
         with self._lock:
             self._refresh_if_changed()
             for index in patches:
@@ -428,7 +377,7 @@ class Experience:
                         txn.write(layout.element_relpath(3 * index + column), text)
                 meta = dict(metas[index])
                 if change.get("weight") is not None:
-                    meta["w"] = _check_weight(change["weight"])
+                    meta["w"] = check_weight(change["weight"])
                 meta.update(change.get("fields") or {})
                 if texts[1] is not None or texts[2] is not None:
                     old = self.row(index)
@@ -446,7 +395,7 @@ class Experience:
                         for column, text in enumerate((row.query, row.key, row.value))
                     ]
                 )
-                metas.extend(_meta_for(row) for row in prepared)
+                metas.extend(meta_for(row) for row in prepared)
                 txn.write(layout.SHAPE_FILE, json.dumps([len(metas), 3]))
             self._stage_sidecar(txn, metas)
             self._commit(txn)
@@ -456,13 +405,13 @@ class Experience:
                 if any(t is not None for t in texts):
                     query = texts[0] if texts[0] is not None else self.row(index).query
                     self._index.replace(
-                        index, _terms(query, metas[index]), metas[index].get("w", 1.0)
+                        index, terms(query, metas[index]), metas[index].get("w", 1.0)
                     )
                 else:
                     self._index.set_weight(index, metas[index].get("w", 1.0))
             if prepared:
                 self._index.append(
-                    (_terms(r.query, m) for r, m in zip(prepared, metas[start:], strict=True)),
+                    (terms(r.query, m) for r, m in zip(prepared, metas[start:], strict=True)),
                     [row.weight for row in prepared],
                 )
             self._save_index()
@@ -478,7 +427,7 @@ class Experience:
                     "give one weight per row",
                 )
             old = self._metas()
-            metas = [{**m, "w": _check_weight(w)} for m, w in zip(old, weights, strict=True)]
+            metas = [{**m, "w": check_weight(w)} for m, w in zip(old, weights, strict=True)]
             txn = Transaction(self.path)
             self._stage_sidecar(txn, metas)
             self._commit(txn)
@@ -531,7 +480,7 @@ class Experience:
         txn.write(GENERATION_FILE, str(self._generation + 1))
         txn.commit()
         self._generation += 1
-        self._stamp = _stamp(self.path)
+        self._stamp = sidecar_stamp(self.path)
 
 
 class _ReadOnly:
@@ -548,89 +497,3 @@ class _ReadOnly:
 
     def __exit__(self, *exc_info: object) -> None:
         return None
-
-
-def _clean(row: Row) -> Row:
-    if not isinstance(row, Row):
-        raise HarnessError(f"expected a Row, got {type(row).__name__}", "build rows with Row(...)")
-    _check_weight(row.weight)
-    return Row(
-        redact(row.query),
-        redact(row.key),
-        redact(row.value),
-        row.weight,
-        row.source,
-        json.loads(redact(json.dumps(row.fields, ensure_ascii=False))),
-    )
-
-
-def _check_weight(weight: float) -> float:
-    if not isinstance(weight, (int, float)) or not 0.0 <= float(weight) <= 1e6:
-        raise HarnessError(f"row weight must be a number >= 0, got {weight!r}", "use e.g. 1.0")
-    return float(weight)
-
-
-def _meta_for(row: Row) -> dict[str, Any]:
-    """Provenance of a new row; its slots (the spans key and value share) unless given."""
-    stamp = datetime.now(UTC).isoformat(timespec="seconds")
-    meta = {"w": row.weight, "source": row.source, "ts": stamp, **row.fields}
-    if not isinstance(meta.get("slots"), list):
-        meta["slots"] = find_slots(row.key, row.value)
-    return meta
-
-
-def _terms(query: str, meta: dict[str, Any]) -> list[str]:
-    """A row's retrieval terms: its query keywords, distinctive slots as placeholders."""
-    slots = meta.get("slots")
-    return index_keywords(extract_keywords(query), slots if isinstance(slots, list) else None)
-
-
-def _stamp(path: Path) -> tuple[int, ...]:
-    try:
-        st = (path / ROWS_FILE).stat()
-    except FileNotFoundError:
-        return ()
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _read_sidecar(path: Path, count: int) -> tuple[list[dict[str, Any]], np.ndarray]:
-    """Provenance for `count` rows and the byte offsets where committed lines start and end.
-
-    Rows without a line (a tensor written by hand or by the seed) get default provenance.
-    """
-    from mcp_harness.experience.index_file import line_offsets
-
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        return [{"w": 1.0, "source": "unknown"} for _ in range(count)], line_offsets([])
-    lines = raw.split(b"\n")[:-1][:count]
-    try:  # one parse for all lines: this runs on every open
-        metas = json.loads(b"[" + b",".join(lines) + b"]") if lines else []
-    except json.JSONDecodeError:
-        metas = None
-    if metas is None or len(metas) != len(lines) or not all(isinstance(m, dict) for m in metas):
-        metas = []
-        for number, line in enumerate(lines, start=1):
-            try:
-                meta = json.loads(line)
-            except json.JSONDecodeError:
-                meta = None
-            if not isinstance(meta, dict):
-                raise CorruptTensorError(
-                    f"{path}:{number}: provenance line is not a JSON object",
-                    f"repair or delete line {number} of {path.name}",
-                )
-            metas.append(meta)
-    offsets = line_offsets([len(line) + 1 for line in lines])
-    metas.extend({"w": 1.0, "source": "unknown"} for _ in range(count - len(metas)))
-    return metas, offsets
-
-
-def _read_generation(path: Path) -> int:
-    """The number of commits made through mcp-harness (0 before the first, or when unreadable:
-    an index labelled otherwise is then stale)."""
-    try:
-        return int((path / GENERATION_FILE).read_text(encoding="ascii"))
-    except (OSError, ValueError, UnicodeDecodeError):
-        return 0
