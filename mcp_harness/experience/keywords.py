@@ -27,7 +27,7 @@ our ours ourselves out over own same she should so some such than that the their
 them themselves then there these they this those through to too under until up very was we
 were what when where which while who whom why will with would you your yours yourself
 yourselves please also want
-need needs like kindly quick quickly go ahead thanks thank get got
+need needs like kindly quick quickly thanks thank get got
 """
 STOP_WORDS = frozenset(_STOP_WORDS_TEXT.split())
 
