@@ -11,8 +11,10 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
-from mcp_harness.server.errors import tool_errors
+from mcp_harness.server.declare import tool
 from mcp_harness.server.output import LIMIT_CHARS, fit
+
+TOOLSET = "capture"
 
 FIELD_FLOOR = 300  # the least each long field of a logged call keeps
 LONG_FIELDS = ("output", "screen_before", "screen_after")
@@ -152,24 +154,24 @@ def recent_calls(n: int) -> CaptureLog:
 
 
 def register(server: MCPServer) -> None:
-    @server.tool(
+    @tool(
+        server,
         title="Capture status",
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
-    @tool_errors
     def capture_status() -> dict[str, Any]:
         """Where capture is installed in Claude Code's settings (user and project scope: shell
         prefix and hooks), whether tmux is there, and how much has been recorded (the same as
         `mcp-harness capture status --json`). Install with `mcp-harness capture install`."""
         return capture_status_report()
 
-    @server.tool(
+    @tool(
+        server,
         title="Harvest captured work",
         annotations=ToolAnnotations(
             destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
-    @tool_errors
     def capture_harvest(
         project: Annotated[
             str | None,
@@ -193,11 +195,11 @@ def register(server: MCPServer) -> None:
         harvested are skipped, so running it again adds only new calls."""
         return harvest_calls(project, exit_status, transcripts)
 
-    @server.tool(
+    @tool(
+        server,
         title="Recent captured calls",
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
-    @tool_errors
     def capture_log(
         n: Annotated[int, Field(ge=1, le=500, description="how many recent calls")] = 20,
     ) -> CaptureLog:

@@ -12,10 +12,8 @@ call is checked by the storage write guard, so a link planted later cannot redir
 
 from __future__ import annotations
 
-import inspect
-import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -29,27 +27,13 @@ from mcp_harness.experience.store import Experience, Row, StoredRow
 from mcp_harness.limits import limits
 from mcp_harness.paths import experience_home, resolve_experience
 from mcp_harness.server.confine import allowed_path, check_name, confined_tree
-from mcp_harness.server.errors import tool_errors
+from mcp_harness.server.declare import tool
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.storage import layout
 
+TOOLSET = "experience"
+
 MIN_CELL_CHARS = 2_000
-
-
-# ---- registering -------------------------------------------------------------------------
-
-
-def harness_tool(server: MCPServer, annotations: ToolAnnotations) -> Callable[[Any], Any]:
-    """Register a function as a tool: wrapped in `tool_errors`, its docstring (cleaned, lines
-    of a paragraph joined) as the description the model reads."""
-
-    def decorate(fn: Any) -> Any:
-        doc = inspect.cleandoc(fn.__doc__ or "")
-        description = re.sub(r"(?<!\n)\n(?!\n)", " ", doc)
-        server.add_tool(tool_errors(fn), description=description, annotations=annotations)
-        return fn
-
-    return decorate
 
 
 # ---- the cache -----------------------------------------------------------------------------
@@ -198,7 +182,7 @@ def _check_cells(**cells: str | None) -> None:
 def register(server: MCPServer) -> None:
     read = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
-    @harness_tool(server, read)
+    @tool(server, title="Search experience", annotations=read)
     def experience_search(
         experience: ExperienceArg,
         text: Annotated[str, Field(description="what to look for; keywords are extracted")],
@@ -226,7 +210,11 @@ def register(server: MCPServer) -> None:
             note=note,
         )
 
-    @harness_tool(server, ToolAnnotations(destructive_hint=False, open_world_hint=False))
+    @tool(
+        server,
+        title="Add an experience row",
+        annotations=ToolAnnotations(destructive_hint=False, open_world_hint=False),
+    )
     def experience_add(
         experience: ExperienceArg,
         key: Annotated[str, Field(description="the situation or task (source text)")],
@@ -254,9 +242,12 @@ def register(server: MCPServer) -> None:
                 experience=str(exp.path), rows=len(exp), created=created, entry=_row(stored)
             )
 
-    @harness_tool(
+    @tool(
         server,
-        ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False),
+        title="Edit an experience row",
+        annotations=ToolAnnotations(
+            destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
     )
     def experience_edit(
         experience: ExperienceArg,
@@ -275,9 +266,12 @@ def register(server: MCPServer) -> None:
             stored = exp.patch(row, query=query, key=key, value=value, weight=weight)
             return RowResult(experience=str(exp.path), rows=len(exp), entry=_row(stored))
 
-    @harness_tool(
+    @tool(
         server,
-        ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=False),
+        title="Delete experience rows",
+        annotations=ToolAnnotations(
+            destructive_hint=True, idempotent_hint=False, open_world_hint=False
+        ),
     )
     def experience_delete(
         experience: ExperienceArg,
@@ -288,7 +282,7 @@ def register(server: MCPServer) -> None:
             deleted = exp.delete(rows)
             return DeleteResult(experience=str(exp.path), deleted=deleted, rows=len(exp))
 
-    @harness_tool(server, read)
+    @tool(server, title="Experience statistics", annotations=read)
     def experience_stats(experience: ExperienceArg) -> StatsResult:
         """Row count, rows per source, mean weight and vocabulary size of an experience."""
         with opened(experience) as exp, exp.locked():  # reloads what others committed

@@ -16,7 +16,9 @@ from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_harness.server.errors import tool_errors
+from mcp_harness.server.declare import tool
+
+TOOLSET = "export"
 
 
 class SkillExport(BaseModel):
@@ -52,7 +54,7 @@ def _target(to: str | None) -> Path | None:
 
 def export(module: str, to: str | None = None, name: str | None = None) -> SkillExport:
     from mcp_harness.export.skill import check_name, export_skill
-    from mcp_harness.server.tools_modules import confined_module
+    from mcp_harness.server.runs import confined_module
 
     if name is not None:
         check_name(name)
@@ -69,13 +71,13 @@ def export(module: str, to: str | None = None, name: str | None = None) -> Skill
 
 
 def register(server: MCPServer) -> None:
-    @server.tool(
+    @tool(
+        server,
         title="Export a module as a Claude Code skill",
         annotations=ToolAnnotations(
             destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
-    @tool_errors
     def export_skill(
         module: Annotated[
             str,

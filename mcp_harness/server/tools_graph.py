@@ -21,9 +21,12 @@ from pydantic import BaseModel, Field
 from mcp_harness.errors import HarnessError
 from mcp_harness.paths import data_home
 from mcp_harness.server.confine import confined_tree
+from mcp_harness.server.declare import tool
 from mcp_harness.server.output import LIMIT_CHARS, fit
-from mcp_harness.server.tools_experience import experience_path, harness_tool
+from mcp_harness.server.tools_experience import experience_path
 from mcp_harness.storage import layout
+
+TOOLSET = "ops"
 
 MIN_ELEMENT_CHARS = 2_000
 MAX_RUN_S = 600
@@ -149,7 +152,7 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-async def _open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
+async def open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
     """Open every experience the graph declares: `given[name]` (a name or path) if passed,
     else the spec's own entry, read the same way."""
     from mcp_harness.experience.store import Experience
@@ -189,13 +192,13 @@ async def _open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[
 def register(server: MCPServer) -> None:
     read = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
-    @harness_tool(server, read)
+    @tool(server, title="List the ops", annotations=read)
     def ops_catalog() -> Catalog:
         """Every registered op: its name, how many inputs it takes, its args (types, required,
         defaults) and its documentation (what it does, its shape contract)."""
         return catalog()
 
-    @harness_tool(server, read)
+    @tool(server, title="Check a graph", annotations=read)
     def graph_validate(spec: SpecArg, dims: DimsArg = None) -> GraphInfo:
         """Check a graph spec without running anything: form, ops and args, references, cycles,
         declared experience and every op's shape contract. Returns each node's shape; an error
@@ -204,9 +207,12 @@ def register(server: MCPServer) -> None:
 
         return _graph_info(build(spec, dims))
 
-    @harness_tool(
+    @tool(
         server,
-        ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=True),
+        title="Run a graph",
+        annotations=ToolAnnotations(
+            destructive_hint=True, idempotent_hint=False, open_world_hint=True
+        ),
     )
     async def graph_run(
         spec: SpecArg,
@@ -239,7 +245,7 @@ def register(server: MCPServer) -> None:
         from mcp_harness.kernels.config import make_kernel
         from mcp_harness.runtime import module
 
-        opened = await _open_experience(spec, experience or {})
+        opened = await open_experience(spec, experience or {})
         runner = make_kernel(kernel)
         name = str(spec.get("name") or "graph")
         stamp = time.strftime("%Y%m%d-%H%M%S")
