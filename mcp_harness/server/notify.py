@@ -75,12 +75,15 @@ async def ticking(ctx: Any, what: str) -> AsyncIterator[None]:
 
 
 def track_sessions(state: ServerState) -> Any:
-    """Middleware that remembers each handshake-era session, so notifications reach it."""
+    """Middleware that remembers each handshake-era client connection, so notifications
+    reach it. The SDK hands middleware a new `ServerSession` per request; the connection it
+    wraps (kept private, with public `send_tool_list_changed` and `log`) lives as long as
+    the client does."""
 
     async def middleware(ctx: Any, call_next: Any) -> Any:
-        session = getattr(ctx, "session", None)
-        if session is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
-            state.sessions.add(session)
+        connection = getattr(getattr(ctx, "session", None), "_connection", None)
+        if connection is not None and ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            state.sessions.add(connection)
         return await call_next(ctx)
 
     return middleware
@@ -134,7 +137,7 @@ class ClientLog(logging.Handler):
 async def _send(session: Any, level: Any, text: str, logger: str) -> None:
     with contextlib.suppress(Exception), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # protocol logging is deprecated in the 2026 era only
-        await session.send_log_message(level, text, logger=logger)
+        await session.log(level, text, logger)
 
 
 @contextlib.contextmanager

@@ -102,10 +102,13 @@ def batches(
     if "workdir" in inputs:
         checked = []
         for value in inputs["workdir"]:
-            where = allowed_path(value)
+            try:
+                where = allowed_path(value)
+            except HarnessError as exc:
+                raise HarnessError(f"input 'workdir': {exc.message}", exc.fix) from None
             if not where.is_dir():
                 raise HarnessError(
-                    f"workdir {value!r} is not a directory",
+                    f"input 'workdir': {value!r} is not a directory",
                     "create it first, or leave out workdir to get a fresh empty directory",
                 )
             checked.append(str(where))

@@ -72,7 +72,7 @@ class ServerState:
     starting: set[Path] = field(default_factory=set)
     # The per-module tools (`module_tools.ModuleTools`), when the modules toolset is served.
     module_tools: Any = None
-    # Handshake-era client sessions seen on a request: where notifications go.
+    # Handshake-era client connections seen on a request: where notifications go.
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
 
     def training_job(self, module: Path) -> str | None:
