@@ -290,7 +290,7 @@ async def test_capture_status_log_and_harvest(harness_home: Path, tmp_path: Path
         )
         assert first["task"] == "run the unit tests" and first["output"] == "3 passed\n"
         assert "characters cut" in big["output"] and len(big["output"]) < 40_000
-        saved = Path(big["output"].split("is saved at ")[1].split(" ...]")[0])
+        saved = Path(big["output"].split("is saved at ")[1].split(", resource ")[0])
         assert saved.read_text() == "line of log\n" * 10_000
         assert [c["command"] for c in (await ok(client, "capture_log", {"n": 1}))["calls"]] == [
             "cat big.log"

@@ -6,11 +6,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.server import notify
 from mcp_harness.server.declare import tool
 from mcp_harness.server.output import LIMIT_CHARS, fit
 
@@ -172,7 +175,8 @@ def register(server: MCPServer) -> None:
             destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
-    def capture_harvest(
+    async def capture_harvest(
+        ctx: Context,
         project: Annotated[
             str | None,
             Field(description="only this project: a slug such as 'dev-web-app' or a directory"),
@@ -193,7 +197,8 @@ def register(server: MCPServer) -> None:
         Bash call into experience rows: per project a <project>.decision tensor (task + screen
         -> what to do) and a <project>.command tensor (what to do -> command). Rows already
         harvested are skipped, so running it again adds only new calls."""
-        return harvest_calls(project, exit_status, transcripts)
+        async with notify.ticking(ctx, "harvesting"):
+            return await anyio.to_thread.run_sync(harvest_calls, project, exit_status, transcripts)
 
     @tool(
         server,

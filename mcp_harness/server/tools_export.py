@@ -12,10 +12,13 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
+from mcp_harness.server import notify
 from mcp_harness.server.declare import tool
 
 TOOLSET = "export"
@@ -78,7 +81,8 @@ def register(server: MCPServer) -> None:
             destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
-    def export_skill(
+    async def export_skill(
+        ctx: Context,
         module: Annotated[
             str,
             Field(
@@ -105,4 +109,5 @@ def register(server: MCPServer) -> None:
         when to use it, how to run it), a copy of the module (graph and experience) and a
         launcher scripts/run.sh that runs it with `mcp-harness module run`. Exporting again
         replaces the skill in one step; a directory that is not a skill is never overwritten."""
-        return export(module, to, name)
+        async with notify.ticking(ctx, "exporting"):
+            return await anyio.to_thread.run_sync(export, module, to, name)

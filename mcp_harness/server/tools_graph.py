@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.paths import data_home
+from mcp_harness.server import notify
 from mcp_harness.server.confine import confined_tree
 from mcp_harness.server.declare import tool
 from mcp_harness.server.output import LIMIT_CHARS, fit
@@ -215,6 +217,7 @@ def register(server: MCPServer) -> None:
         ),
     )
     async def graph_run(
+        ctx: Context,
         spec: SpecArg,
         inputs: Annotated[
             dict[str, Any],
@@ -253,7 +256,7 @@ def register(server: MCPServer) -> None:
         loaded = module.Module(Path(name), spec, opened)
         deadline = asyncio.timeout(timeout)
         try:
-            async with deadline:
+            async with deadline, notify.ticking(ctx, f"running {name}"):
                 report = await module.run(loaded, inputs, kernel=runner, dims=dims, run_dir=run_dir)
         except TimeoutError:
             if not deadline.expired():

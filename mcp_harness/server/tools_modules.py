@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import limits
-from mcp_harness.server import module_catalog, runs
+from mcp_harness.server import module_catalog, notify, runs
 from mcp_harness.server.confine import allowed_path
 from mcp_harness.server.declare import READ, tool
 from mcp_harness.server.runs import JobStarted
@@ -281,4 +281,5 @@ def register(server: MCPServer) -> None:
         if kernel is not None:
             given["kernel"] = kernel
         state = ctx.request_context.lifespan_context
-        return await start_training(state, module, data, val, given)
+        async with notify.ticking(ctx, "checking the module and the tasks"):
+            return await start_training(state, module, data, val, given)

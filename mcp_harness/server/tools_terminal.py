@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import limits
 from mcp_harness.paths import runtime_dir
+from mcp_harness.server import notify
 from mcp_harness.server.confine import allowed_path
 from mcp_harness.server.declare import tool
 from mcp_harness.server.output import fit
@@ -164,7 +165,8 @@ def register(server: MCPServer) -> None:
                         "see it with terminal_capture; interrupt it with "
                         'terminal_send_keys(["C-c"]) or answer it with terminal_send_text',
                     )
-                outcome = await session.run(command, timeout)
+                async with notify.ticking(ctx, f"running {command[:40]!r}"):
+                    outcome = await session.run(command, timeout)
                 screen = await _screen(session)
         return RunResult(
             name=name, exit_code=outcome.exit_code, timed_out=outcome.timed_out, screen=screen
