@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parents[1]))  # a checkout without an install
 
 SERVER = "harness"
 BUDGET = 24_000
@@ -54,7 +54,8 @@ async def measure(tools: str | None) -> dict[str, Any]:
 
     from mcp_harness.server.app import build_server
 
-    async with Client(build_server(tools), mode="legacy") as client:
+    server = build_server() if tools is None else build_server(tools)
+    async with Client(server, mode="legacy") as client:
         listed = (await client.list_tools()).tools
         reply = (await client.session.list_tools()).model_dump_json(by_alias=True)
     by_family: dict[str, dict[str, int]] = {}

@@ -51,21 +51,22 @@ def add(
     description: str,
     annotations: ToolAnnotations,
 ) -> None:
-    """Register `fn` (wrapped in `tool_errors`) with an input schema without the `title`
-    keywords pydantic adds to every property (the model reads the names; Claude Code sends
-    the schema with every request)."""
+    """Register `fn` (wrapped in `tool_errors`) with a compact input schema (`compact`):
+    Claude Code sends it with every request."""
     server.add_tool(
         tool_errors(fn), name=name, title=title, description=description, annotations=annotations
     )
     registered = server._tool_manager.get_tool(name)
     if registered is not None:
-        registered.parameters = untitled(registered.parameters)
+        registered.parameters = compact(registered.parameters)
 
 
-def untitled(schema: Any) -> Any:
-    """A JSON schema without its `title` keywords (property names stay)."""
+def compact(schema: Any) -> Any:
+    """A JSON schema without the `title` keywords pydantic adds (the property names say it)
+    and with `null` dropped from optional properties whose default is null (leaving one out
+    means the same; arguments are still validated by the tool's own model)."""
     if isinstance(schema, list):
-        return [untitled(item) for item in schema]
+        return [compact(item) for item in schema]
     if not isinstance(schema, dict):
         return schema
     clean = {}
@@ -73,9 +74,14 @@ def untitled(schema: Any) -> Any:
         if key == "title" and isinstance(value, str):
             continue
         if key in ("properties", "$defs") and isinstance(value, dict):
-            clean[key] = {name: untitled(sub) for name, sub in value.items()}
+            clean[key] = {name: compact(sub) for name, sub in value.items()}
         else:
-            clean[key] = untitled(value)
+            clean[key] = compact(value)
+    branches = clean.get("anyOf")
+    if "default" in clean and clean["default"] is None and isinstance(branches, list):
+        kept = [b for b in branches if b != {"type": "null"}]
+        del clean["default"], clean["anyOf"]
+        clean = {**(kept[0] if len(kept) == 1 else {"anyOf": kept}), **clean}
     return clean
 
 

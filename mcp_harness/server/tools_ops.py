@@ -34,8 +34,7 @@ OP_TIMEOUT_S = 120.0
 MIN_TEXT = 500
 READS = ("ft_read_file", "ft_tmux_capture_pane", "ft_first_line", "ft_tmux_wait")
 TensorArg = Annotated[
-    list[Any],
-    Field(description='input tensors in order, each nested lists of text, e.g. [["a", "b"]]'),
+    list[Any], Field(description='the input tensors: nested lists of text, e.g. [["a", "b"]]')
 ]
 
 
