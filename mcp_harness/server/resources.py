@@ -119,13 +119,11 @@ def training_step(run_id: str, step: str) -> str:
     return _json(load_records(_inside(path, f"step-{int(step)}.jsonl")))
 
 
-def experience_row(name: str, index: str) -> str:
-    from mcp_harness.server.tools_experience import opened
-
+def experience_row(cache: Any, name: str, index: str) -> str:
     if not index.isdigit():
         raise ResourceError(f"row {index!r} is not a row index (0, 1, ...)")
     try:
-        with opened(_part(name, "experience")) as experience:
+        with cache.opened(_part(name, "experience")) as experience:
             row = experience.row(int(index))
     except HarnessError as exc:
         raise ResourceError(str(exc)) from None
@@ -181,9 +179,9 @@ def register(server: MCPServer) -> None:
     @server.resource(
         "harness://experience/{name}/rows/{index}", mime_type=JSON, title="Experience row"
     )
-    def row(name: str, index: str) -> str:
+    def row(name: str, index: str, ctx: Context) -> str:
         """One row of a named experience (under <data home>/experience)."""
-        return experience_row(name, index)
+        return experience_row(ctx.request_context.lifespan_context.experience, name, index)
 
     @server.resource("harness://results/{name}", mime_type="text/plain", title="Saved result")
     def result(name: str) -> str:

@@ -17,6 +17,7 @@ from typing import Any
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import limits
 from mcp_harness.redaction import redact
+from mcp_harness.server.experience_cache import ExperienceCache
 
 log = logging.getLogger("mcp_harness.server")
 
@@ -70,6 +71,8 @@ class ServerState:
     # modules whose training is being set up right now.
     training: dict[str, Path] = field(default_factory=dict)
     starting: set[Path] = field(default_factory=set)
+    # The experiences opened by tools, each opened once.
+    experience: ExperienceCache = field(default_factory=ExperienceCache)
     # The per-module tools (`module_tools.ModuleTools`), when the modules toolset is served.
     module_tools: Any = None
     # Handshake-era client connections seen on a request: where notifications go.

@@ -24,8 +24,8 @@ from mcp_harness.paths import data_home
 from mcp_harness.server import notify
 from mcp_harness.server.confine import confined_tree
 from mcp_harness.server.declare import tool
+from mcp_harness.server.experience_cache import experience_path
 from mcp_harness.server.output import LIMIT_CHARS, fit
-from mcp_harness.server.tools_experience import experience_path
 from mcp_harness.storage import layout
 
 TOOLSET = "ops"
