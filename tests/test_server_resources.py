@@ -161,6 +161,7 @@ async def test_over_http(harness_home: Path, tmp_path: Path) -> None:
             )
             assert not ran.is_error, ran.content[0].text
             assert ran.structured_content["state"] == "done"
+            assert seen and seen == sorted(seen)  # progress rides the call's SSE stream
             job = await client.read_resource(ran.structured_content["resource"])
             assert json.loads(job.contents[0].text)["state"] == "done"
             prompt = await client.get_prompt("run_module", {"task": "x"})

@@ -11,8 +11,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
-from mcp import Client, StdioServerParameters
+from mcp import Client, StdioServerParameters, types
 
 from mcp_harness.experience.store import Experience, Row
 from tests.http_fixtures import Served, serve_http
@@ -77,6 +78,48 @@ async def test_stdio_lists_and_calls_tools(
         assert bad.is_error and "unknown experience 'nope'" in bad.content[0].text
         again = await client.call_tool("experience_stats", {"experience": "shell"})
         assert again.structured_content["rows"] == 1
+
+
+async def test_stdio_module_tool_progress_and_list_changed(
+    runtime: Path, harness_home: Path, tmp_path: Path
+) -> None:
+    """Over stdio, with the default toolsets: the coder tool answers with progress, and a
+    module the CLI creates meanwhile shows up with notifications/tools/list_changed."""
+    env = _env(harness_home, runtime)
+    del env["MCP_HARNESS_TOOLS"]  # the default set
+    params = StdioServerParameters(command=str(CLI), args=["serve"], env=env, cwd=str(tmp_path))
+    changed = anyio.Event()
+    progress: list[float] = []
+
+    async def on_message(message: object) -> None:
+        if isinstance(getattr(message, "root", message), types.ToolListChangedNotification):
+            changed.set()
+
+    async def on_progress(value: float, total: float | None, message: str | None) -> None:
+        progress.append(value)
+
+    async with Client(params, mode="legacy", message_handler=on_message) as client:
+        names = {t.name for t in (await client.list_tools()).tools}
+        assert "coder" in names and "ft_format" in names and "terminal_run" not in names
+        ran = await client.call_tool(
+            "coder",
+            {"task": "List all files including hidden ones with sizes", "check": "true"},
+            progress_callback=on_progress,
+        )
+        assert not ran.is_error, ran.content[0].text
+        assert ran.structured_content["result"]["tasks"][0]["commands"] == ["ls -la"]
+        made = subprocess.run(
+            [str(CLI), "module", "new", "second", "--from", "coder"],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert made.returncode == 0, made.stderr
+        with anyio.fail_after(START_DEADLINE_S):
+            await changed.wait()
+        assert "second" in {t.name for t in (await client.list_tools()).tools}
+    assert progress and progress == sorted(progress)
 
 
 def test_stdio_server_exits_on_stdin_eof(harness_home: Path, tmp_path: Path) -> None:
