@@ -124,6 +124,14 @@ async def test_tool_list_follows_modules_made_by_the_cli(harness_home: Path) -> 
         after = {t.name for t in (await client.list_tools()).tools}
         assert after - before == {"mine"}
 
+        # a module named like another tool has none either
+        clash = subprocess.run(
+            [str(CLI), "module", "new", "job_list", "--from", "coder"],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert clash.returncode == 0, clash.stderr
         # a module whose spec is broken has no tool; module_list says why
         broken = harness_home / "modules" / "broken"
         broken.mkdir()
@@ -134,6 +142,9 @@ async def test_tool_list_follows_modules_made_by_the_cli(harness_home: Path) -> 
         info = {m["name"]: m for m in listed.structured_content["modules"]}
         assert info["broken"]["tool"] is None and "nowhere" in info["broken"]["error"]
         assert info["mine"]["tool"] == "mine" and info["mine"]["error"] is None
+        assert info["job_list"]["tool"] is None and "another tool" in info["job_list"]["error"]
+        job_list = next(t for t in (await client.list_tools()).tools if t.name == "job_list")
+        assert job_list.title == "List jobs"  # the job tool, not the module
         still = await client.call_tool("coder", {"task": "x", "check": "true", "workdir": "/"})
         assert still.is_error  # the server keeps serving
 

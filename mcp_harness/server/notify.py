@@ -145,10 +145,12 @@ def client_logging(state: ServerState) -> Any:
     """While the server runs, the `mcp_harness` logger's records also go to the clients."""
     handler = ClientLog(state, asyncio.get_running_loop())
     root = logging.getLogger("mcp_harness")
-    if root.level == logging.NOTSET or root.level > logging.INFO:
+    level = root.level
+    if level == logging.NOTSET or level > logging.INFO:
         root.setLevel(logging.INFO)
     root.addHandler(handler)
     try:
         yield
     finally:
         root.removeHandler(handler)
+        root.setLevel(level)
