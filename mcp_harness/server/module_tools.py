@@ -75,7 +75,7 @@ def _why_not(entry: module_catalog.Entry, taken: set[str]) -> str | None:
     return None
 
 
-def _function(server: MCPServer, entry: module_catalog.Entry) -> Any:
+def _function(entry: module_catalog.Entry) -> Any:
     """The tool function: a signature made of the module's inputs."""
     name = entry.name
 
@@ -175,7 +175,7 @@ class ModuleTools:
                 self.server.remove_tool(name)
             add(
                 self.server,
-                _function(self.server, entries[name]),
+                _function(entries[name]),
                 name,
                 f"Run module {name}",
                 _description(entries[name]),

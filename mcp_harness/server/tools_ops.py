@@ -98,7 +98,7 @@ async def apply(
             f"{op_name} takes {want} input tensor(s); tensors has {len(tensors)}",
             f"give {want} tensors",
         )
-    spec_args = {key: value for key, value in args.items() if value is not None or key in args}
+    spec_args = dict(args)
     experience: dict[str, str] = {}
     if "experience" in cls.ARGS:
         experience = {"experience": spec_args["experience"]}
