@@ -183,3 +183,18 @@ def test_serve_refuses_an_unknown_toolset(harness_home: Path) -> None:
     )
     assert done.returncode == 2 and "unknown toolset 'bogus'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+async def test_a_2026_era_client_calls_the_module_tool(harness_home: Path, runtime: Path) -> None:
+    seen: list[float] = []
+
+    async def progress(value: float, total: float | None, message: str | None) -> None:
+        seen.append(value)
+
+    async with Client(build_server()) as client:  # auto: the 2026-07-28 protocol, no handshake
+        assert client.protocol_version == "2026-07-28"
+        result = await client.call_tool(
+            "coder", {"task": "List files", "check": "true"}, progress_callback=progress
+        )
+        assert not result.is_error, result.content[0].text
+        assert result.structured_content["state"] == "done" and seen
