@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from mcp import Client, MCPError
 
@@ -117,9 +118,12 @@ async def test_progress_and_log_messages(
     monkeypatch.chdir(tmp_path)  # the server's working directory is an allowed root
     logged: list[Any] = []
     progress: list[str | None] = []
+    job_done = anyio.Event()
 
     async def on_log(params: Any) -> None:
         logged.append(params)
+        if " done" in str(params.data):
+            job_done.set()
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:
         progress.append(message)
@@ -139,6 +143,8 @@ async def test_progress_and_log_messages(
         )
         job_id = started.structured_content["job_id"]
         await client.call_tool("job_status", {"job_id": job_id, "wait_seconds": 30})
+        with anyio.fail_after(30):  # log messages are sent apart from the calls
+            await job_done.wait()
     assert progress and progress[0].startswith("running 'sleep 1.5; echo slept': 1 s")
     texts = [str(p.data) for p in logged]
     assert any(f"job {job_id} started" in t for t in texts), texts
