@@ -155,13 +155,13 @@ async def test_default_toolsets_and_the_budget(
     """Descriptions + input schemas of the default set stay under 24,000 characters with the
     built-in module and every op as tools (what Claude Code sends with each request)."""
     monkeypatch.delenv("MCP_HARNESS_TOOLS")
-    from mcp_harness.runtime.ops import OPS
+    from mcp_harness.server.tools_ops import op_names
 
     async with Client(build_server(), mode="legacy") as client:
         tools = (await client.list_tools()).tools
     names = {t.name for t in tools}
     assert not any(name.startswith("terminal_") for name in names)  # Claude Code has Bash
-    assert set(OPS) - {"ft_input"} <= names and "coder" in names
+    assert set(op_names()) <= names and "coder" in names
     size = sum(len(t.description or "") + len(json.dumps(t.input_schema)) for t in tools)
     assert size < 24_000, size
     assert all("\n" not in t.description.split("\n\n")[0] for t in tools)

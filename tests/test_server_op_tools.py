@@ -13,6 +13,7 @@ from mcp_harness.experience.store import Experience, Row
 from mcp_harness.runtime.ops import OPS
 from mcp_harness.server.app import build_server
 from mcp_harness.server.declare import concise
+from mcp_harness.server.tools_ops import op_names
 
 
 @pytest.fixture(autouse=True)
@@ -23,8 +24,10 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 async def test_every_op_is_a_tool_with_its_docstring_and_args() -> None:
     async with Client(build_server("ops"), mode="legacy") as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(OPS) - {"ft_input"} <= set(tools) and "ft_input" not in tools
-    for name in set(OPS) - {"ft_input"}:
+    assert set(op_names()) <= set(tools) and "ft_input" not in tools
+    assert {"ft_expert", "ft_switch", "ft_tmux_run", "ft_validate_regex"} <= set(op_names())
+    assert op_names() == sorted(n for n in OPS if n.startswith("ft_") and n != "ft_input")
+    for name in op_names():
         cls, tool = OPS[name], tools[name]
         assert tool.description == concise(cls.__doc__), name
         assert tool.title == f"Op {name}"

@@ -184,10 +184,17 @@ def _function(op_name: str, cls: Any) -> Any:
     return op_tool
 
 
+def op_names() -> list[str]:
+    """The ops that are tools: every registered ft_* op but `NOT_TOOLS`."""
+    from mcp_harness.runtime.ops import OPS
+
+    return sorted(name for name in OPS if name.startswith("ft_") and name not in NOT_TOOLS)
+
+
 def register(server: MCPServer) -> None:
     from mcp_harness.runtime.ops import OPS
 
-    for op_name in sorted(set(OPS) - NOT_TOOLS):
+    for op_name in op_names():
         cls = OPS[op_name]
         reads = op_name in READS or op_name.startswith("ft_validate") or cls.arity == 0
         add(

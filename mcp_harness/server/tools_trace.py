@@ -5,6 +5,7 @@ targets each node should have said and the experience rows proposed)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
@@ -88,9 +89,12 @@ def _record(raw: dict[str, Any]) -> TraceRecord:
     )
 
 
-def show_trace(run_dir: str, step: int | None) -> TraceShow:
-    from mcp_harness.training.reflection import load_records
+def step_records(path: Path) -> list[Any]:
+    """The reflection records of one `trace/step-<n>.jsonl` file, one JSON object a line."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
+
+def show_trace(run_dir: str, step: int | None) -> TraceShow:
     where = allowed_path(run_dir)
     if not where.exists():
         raise HarnessError(
@@ -121,7 +125,7 @@ def show_trace(run_dir: str, step: int | None) -> TraceShow:
         path = folder / f"step-{chosen}.jsonl"
     path = confined_file(path, "trace step file")
     try:
-        records = load_records(path)
+        records = step_records(path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HarnessError(
             f"{path}: not a reflection record file ({exc})",
