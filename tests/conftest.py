@@ -11,6 +11,7 @@ import pytest
 def harness_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "harness-home"
     monkeypatch.setenv("MCP_HARNESS_HOME", str(home))
+    monkeypatch.setenv("MCP_HARNESS_TOOLS", "all")  # servers offer every toolset, terminal too
     return home
 
 

@@ -130,13 +130,14 @@ async def test_run_coder_tasks_as_jobs(harness_home: Path, runtime: Path) -> Non
         assert first["state"] == "done" and first["error"] is None, first
         result = first["result"]
         assert result["passed"] == result["total"] == 1
-        (element,) = result["elements"]
-        assert element["ok"] is True and element["status"] and isinstance(element["text"], str)
+        (task,) = result["tasks"]  # the per-task outcome
+        assert task["passed"] is True and task["commands"] and task["reason"] is None
+        assert isinstance(task["screen"], str)
         assert Path(result["run_dir"], "command", "shape").is_file()
         assert "offline" in result["kernel"] and first["progress"] == "finished"
         second = await finished(client, two["job_id"])
         assert second["state"] == "done" and second["result"]["total"] == 2
-        assert all(e["ok"] for e in second["result"]["elements"])
+        assert all(t["passed"] for t in second["result"]["tasks"])
         assert len(list((harness_home / "server" / "work").glob("coder-*/*"))) == 2
         jobs = (await ok(client, "job_list"))["jobs"]
         assert [(j["job_id"], j["state"]) for j in jobs] == [
@@ -289,7 +290,7 @@ async def test_capture_status_log_and_harvest(harness_home: Path, tmp_path: Path
         )
         assert first["task"] == "run the unit tests" and first["output"] == "3 passed\n"
         assert "characters cut" in big["output"] and len(big["output"]) < 40_000
-        saved = Path(big["output"].split("is saved at ")[1].split(" ...]")[0])
+        saved = Path(big["output"].split("is saved at ")[1].split(", resource ")[0])
         assert saved.read_text() == "line of log\n" * 10_000
         assert [c["command"] for c in (await ok(client, "capture_log", {"n": 1}))["calls"]] == [
             "cat big.log"

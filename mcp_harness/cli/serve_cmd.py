@@ -29,6 +29,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--http", action="store_true", help="serve streamable HTTP, not stdio")
     parser.add_argument(
+        "--tools",
+        default=None,
+        metavar="LIST",
+        help="toolsets to offer, comma-separated: experience, modules, ops, jobs, capture, "
+        "export, terminal (or all, default); default: $MCP_HARNESS_TOOLS, else all but terminal",
+    )
+    parser.add_argument(
         "--host", default=DEFAULT_HOST, help=f"HTTP address to bind (default {DEFAULT_HOST})"
     )
     parser.add_argument(
@@ -60,7 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
     from mcp_harness.server.app import build_server
 
     if not args.http:
-        server = build_server()
+        server = build_server(args.tools)
         try:
             server.run()  # stdio; returns when the client closes stdin
         finally:
@@ -94,6 +101,7 @@ def _serve_http(args: argparse.Namespace) -> int:
                 f"--allowed-host {name!r} is not a host name", "give a name such as my-box.lan"
             )
     _check_port(args.host, args.port)
+    server = build_server(args.tools)
     token, token_path = http.load_or_create_token(args.token_file)
     shown = args.host if args.host not in http.WILDCARDS else "HOST"
     url = f"http://{http.as_host(shown)}:{args.port}{HTTP_PATH}"
@@ -112,7 +120,7 @@ def _serve_http(args: argparse.Namespace) -> int:
         flush=True,
     )
     app = http.build_app(
-        build_server(),
+        server,
         host=args.host,
         port=args.port,
         path=HTTP_PATH,

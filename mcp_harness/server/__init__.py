@@ -1,9 +1,13 @@
 """The MCP server: everything mcp-harness does, as tools for Claude Code or any MCP client.
 
-`app.build_server()` makes the `MCPServer`; each `tools_*.py` module registers one family of
-tools; `state` holds what lives as long as the server (terminals, background jobs); `errors`
-turns HarnessError into a tool error the model can read and redacts every result; `confine`
-holds the path rules; `http` the token and Host/Origin checks of `serve --http`; `output`
-keeps results under Claude Code's tool-output limit by saving the full text to a file the
-result points at.
+`app.build_server()` makes the `MCPServer` with the chosen `toolsets`: each `tools_*.py` module
+registers one family of tools with `declare.tool`, `tools_ops` a tool per ft_* op and
+`module_tools` a tool per module (kept in line with the modules dir, `module_catalog`);
+`runs` starts module runs as jobs; `resources` and `prompts` are the URIs and slash commands.
+`state` holds what lives as long as the server (jobs, training, terminal locks, the
+`experience_cache`, client connections); `notify` sends progress, log messages and
+list_changed; `errors` turns HarnessError into a tool error the model can read and redacts
+every result; `confine` holds the path rules; `http` the token and Host/Origin checks of
+`serve --http`; `output` keeps results under Claude Code's tool-output limit by saving the
+full text to a file (and resource) the result points at.
 """

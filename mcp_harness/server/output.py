@@ -1,8 +1,8 @@
 """What a tool returns: secrets redacted, and text kept under Claude Code's output limit
 (MAX_MCP_OUTPUT_TOKENS, 25,000 tokens by default). Longer text is cut, and the full text is
-saved under `<data home>/server/results/` with the path in the result, so nothing is lost and
-the model can read it in chunks; the oldest saved files go once there are more than the
-`results_files` / `results_bytes` limits."""
+saved under `<data home>/server/results/` with the path and its resource URI in the result, so
+nothing is lost and the model can read it in chunks; the oldest saved files go once there are
+more than the `results_files` / `results_bytes` limits."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def fit(text: str, what: str = "result", limit: int = LIMIT_CHARS) -> str:
     half = limit // 2
     return (
         f"{text[:half]}\n\n[... {len(text) - limit} characters cut; the full {what} "
-        f"({len(text)} characters) is saved at {path} ...]\n\n{text[-half:]}"
+        f"({len(text)} characters) is saved at {path}, resource harness://results/{path.name} "
+        f"...]\n\n{text[-half:]}"
     )
 
 

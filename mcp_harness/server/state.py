@@ -1,18 +1,25 @@
 """What lives as long as the server process: background jobs (module runs, training), at
-most `limits.jobs` running at once, and the lock of each terminal."""
+most `limits.jobs` running at once, the module each training job trains, the lock of each
+terminal, and the client sessions that get notifications (list_changed, log messages)."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import limits
 from mcp_harness.redaction import redact
+from mcp_harness.server.experience_cache import ExperienceCache
+
+log = logging.getLogger("mcp_harness.server")
 
 
 @dataclass
@@ -27,6 +34,12 @@ class Job:
     started: float = field(default_factory=time.time)
     result: Any = None
     error: str | None = None
+    count: int = 0  # units of work done (elements computed, training steps): progress rises with it
+
+    def advance(self, progress: str, count: int | None = None) -> None:
+        """Record progress: a line, and the work done so far (one more unit if not given)."""
+        self.progress = progress
+        self.count = max(self.count, count) if count is not None else self.count + 1
 
     @property
     def state(self) -> str:
@@ -54,6 +67,23 @@ class ServerState:
     jobs: dict[str, Job] = field(default_factory=dict)
     # One command at a time per terminal: terminal_run holds its terminal's lock.
     terminal_locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    # Training job id -> the module directory it trains (one training job per module), and
+    # modules whose training is being set up right now.
+    training: dict[str, Path] = field(default_factory=dict)
+    starting: set[Path] = field(default_factory=set)
+    # The experiences opened by tools, each opened once.
+    experience: ExperienceCache = field(default_factory=ExperienceCache)
+    # The per-module tools (`module_tools.ModuleTools`), when the modules toolset is served.
+    module_tools: Any = None
+    # Handshake-era client connections seen on a request: where notifications go.
+    sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
+
+    def training_job(self, module: Path) -> str | None:
+        """The running job training `module`, or "starting" while one is set up, else None."""
+        for job_id, trained in self.training.items():
+            if trained == module and job_id in self.jobs and self.jobs[job_id].state == "running":
+                return job_id
+        return "starting" if module in self.starting else None
 
     def terminal_lock(self, name: str) -> asyncio.Lock:
         return self.terminal_locks.setdefault(name, asyncio.Lock())
@@ -68,16 +98,21 @@ class ServerState:
             try:
                 job.result = await work(job)
                 job.progress = "finished"
+                log.info("job %s (%s) done", job.id, job.description)
             except HarnessError as exc:
                 job.error = str(exc)
+                log.warning("job %s (%s) failed: %s", job.id, job.description, redact(job.error))
             except asyncio.CancelledError:
                 job.progress = "stopped"
+                log.info("job %s (%s) stopped", job.id, job.description)
                 raise
             except Exception as exc:  # a job must never take the server down
                 job.error = f"{type(exc).__name__}: {exc}"
+                log.exception("job %s (%s) failed", job.id, job.description)
 
         job.task = asyncio.get_running_loop().create_task(runner())
         self.jobs[job.id] = job
+        log.info("job %s started: %s", job.id, job.description)
         return job
 
     def check_room(self) -> None:

@@ -6,13 +6,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import anyio
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
-from mcp_harness.server.errors import tool_errors
+from mcp_harness.server import notify
+from mcp_harness.server.declare import tool
 from mcp_harness.server.output import LIMIT_CHARS, fit
+
+TOOLSET = "capture"
 
 FIELD_FLOOR = 300  # the least each long field of a logged call keeps
 LONG_FIELDS = ("output", "screen_before", "screen_after")
@@ -152,25 +157,26 @@ def recent_calls(n: int) -> CaptureLog:
 
 
 def register(server: MCPServer) -> None:
-    @server.tool(
+    @tool(
+        server,
         title="Capture status",
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
-    @tool_errors
     def capture_status() -> dict[str, Any]:
         """Where capture is installed in Claude Code's settings (user and project scope: shell
         prefix and hooks), whether tmux is there, and how much has been recorded (the same as
         `mcp-harness capture status --json`). Install with `mcp-harness capture install`."""
         return capture_status_report()
 
-    @server.tool(
+    @tool(
+        server,
         title="Harvest captured work",
         annotations=ToolAnnotations(
             destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
-    @tool_errors
-    def capture_harvest(
+    async def capture_harvest(
+        ctx: Context,
         project: Annotated[
             str | None,
             Field(description="only this project: a slug such as 'dev-web-app' or a directory"),
@@ -191,13 +197,14 @@ def register(server: MCPServer) -> None:
         Bash call into experience rows: per project a <project>.decision tensor (task + screen
         -> what to do) and a <project>.command tensor (what to do -> command). Rows already
         harvested are skipped, so running it again adds only new calls."""
-        return harvest_calls(project, exit_status, transcripts)
+        async with notify.ticking(ctx, "harvesting"):
+            return await anyio.to_thread.run_sync(harvest_calls, project, exit_status, transcripts)
 
-    @server.tool(
+    @tool(
+        server,
         title="Recent captured calls",
         annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
     )
-    @tool_errors
     def capture_log(
         n: Annotated[int, Field(ge=1, le=500, description="how many recent calls")] = 20,
     ) -> CaptureLog:

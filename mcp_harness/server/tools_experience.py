@@ -1,120 +1,28 @@
 """Experience tools: search, add, edit, delete and inspect experience tensors.
 
-`experience` is a name (`<data home>/experience/<name>`) or a path, as in the CLI. Opened
-experiences are cached per path for the life of the server, so the retrieval index is built
-once; each one reloads itself when another process commits to it. Tools run in worker threads,
-so every use of a cached experience holds its own lock.
-
-Paths follow `confine`: inside the allowed roots, and no symlink in an experience leads out
-of them (the whole tree is checked when an experience is first opened; every write of every
-call is checked by the storage write guard, so a link planted later cannot redirect one).
+`experience` is a name (`<data home>/experience/<name>`) or a path, as in the CLI; the server's
+`experience_cache` opens each one once and confines its paths.
 """
 
 from __future__ import annotations
 
-import inspect
-import re
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
-from mcp_harness.experience.store import Experience, Row, StoredRow
+from mcp_harness.experience.store import Row, StoredRow
 from mcp_harness.limits import limits
-from mcp_harness.paths import experience_home, resolve_experience
-from mcp_harness.server.confine import allowed_path, check_name, confined_tree
-from mcp_harness.server.errors import tool_errors
+from mcp_harness.server.declare import tool
+from mcp_harness.server.experience_cache import ExperienceCache
 from mcp_harness.server.output import LIMIT_CHARS, fit
-from mcp_harness.storage import layout
+
+TOOLSET = "experience"
 
 MIN_CELL_CHARS = 2_000
-
-
-# ---- registering -------------------------------------------------------------------------
-
-
-def harness_tool(server: MCPServer, annotations: ToolAnnotations) -> Callable[[Any], Any]:
-    """Register a function as a tool: wrapped in `tool_errors`, its docstring (cleaned, lines
-    of a paragraph joined) as the description the model reads."""
-
-    def decorate(fn: Any) -> Any:
-        doc = inspect.cleandoc(fn.__doc__ or "")
-        description = re.sub(r"(?<!\n)\n(?!\n)", " ", doc)
-        server.add_tool(tool_errors(fn), description=description, annotations=annotations)
-        return fn
-
-    return decorate
-
-
-# ---- the cache -----------------------------------------------------------------------------
-
-
-class _Entry:
-    def __init__(self, experience: Experience) -> None:
-        self.experience = experience
-        self.lock = threading.RLock()
-
-
-_cache: dict[Path, _Entry] = {}
-_cache_lock = threading.Lock()
-
-
-def experience_path(name_or_path: str) -> Path:
-    """Where experience `name_or_path` lives (checked against the allowed directories)."""
-    check_name(name_or_path, "experience")
-    return allowed_path(resolve_experience(name_or_path), "experience")
-
-
-def known_experiences() -> list[str]:
-    home = experience_home()
-    if not home.is_dir():
-        return []
-    return sorted(p.name for p in home.iterdir() if (p / layout.SHAPE_FILE).is_file())
-
-
-def _unknown(name_or_path: str, path: Path) -> HarnessError:
-    known = known_experiences()
-    where = f"use one of: {', '.join(known)}; or " if known else "no named experience exists yet; "
-    return HarnessError(
-        f"unknown experience {name_or_path!r}: no experience at {path}",
-        where + "start it with experience_add(..., create=true) "
-        "(or `mcp-harness experience new NAME`)",
-    )
-
-
-def _entry(name_or_path: str, *, create: bool = False) -> tuple[_Entry, bool]:
-    """The cached entry for an experience (opened or created on first use), and whether it
-    was created now."""
-    path = experience_path(name_or_path)
-    with _cache_lock:
-        exists = (path / layout.SHAPE_FILE).is_file()
-        if not exists:
-            _cache.pop(path, None)  # deleted from disk since it was cached
-            if not create:
-                raise _unknown(name_or_path, path)
-            entry = _Entry(Experience.create(path))
-            _cache[path] = entry
-            return entry, True
-        entry = _cache.get(path)
-        if entry is None:
-            confined_tree(path, "experience")
-            entry = _Entry(Experience.open(path))
-            _cache[path] = entry
-        return entry, False
-
-
-@contextmanager
-def opened(name_or_path: str, *, create: bool = False) -> Iterator[Experience]:
-    """Use a cached experience under its lock (other tool families may use this too)."""
-    entry, _ = _entry(name_or_path, create=create)
-    with entry.lock:
-        yield entry.experience
 
 
 # ---- results -------------------------------------------------------------------------------
@@ -195,11 +103,16 @@ def _check_cells(**cells: str | None) -> None:
 # ---- tools ---------------------------------------------------------------------------------
 
 
+def _cache(ctx: Context) -> ExperienceCache:
+    return ctx.request_context.lifespan_context.experience
+
+
 def register(server: MCPServer) -> None:
     read = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
-    @harness_tool(server, read)
+    @tool(server, title="Search experience", annotations=read)
     def experience_search(
+        ctx: Context,
         experience: ExperienceArg,
         text: Annotated[str, Field(description="what to look for; keywords are extracted")],
         k: Annotated[int, Field(ge=1, le=50, description="rows to return")] = 5,
@@ -209,7 +122,7 @@ def register(server: MCPServer) -> None:
     ) -> SearchResult:
         """Top-k experience rows for a text (key = situation, value = what to do), scored by
         keyword similarity x row weight, best first; ties go to the lower row index."""
-        with opened(experience) as exp:
+        with _cache(ctx).opened(experience) as exp:
             hits = exp.search(text, k, method)
             count = len(exp)
             path = str(exp.path)
@@ -226,8 +139,13 @@ def register(server: MCPServer) -> None:
             note=note,
         )
 
-    @harness_tool(server, ToolAnnotations(destructive_hint=False, open_world_hint=False))
+    @tool(
+        server,
+        title="Add an experience row",
+        annotations=ToolAnnotations(destructive_hint=False, open_world_hint=False),
+    )
     def experience_add(
+        ctx: Context,
         experience: ExperienceArg,
         key: Annotated[str, Field(description="the situation or task (source text)")],
         value: Annotated[str, Field(description="what to do (target text)")],
@@ -245,7 +163,7 @@ def register(server: MCPServer) -> None:
 
         _check_cells(query=query, key=key, value=value)
         keywords = query if query is not None else keywords_text(key)
-        entry, created = _entry(experience, create=create)
+        entry, created = _cache(ctx).entry(experience, create=create)
         with entry.lock:
             exp = entry.experience
             indices = exp.append([Row(keywords, key, value, weight, "mcp")])
@@ -254,11 +172,15 @@ def register(server: MCPServer) -> None:
                 experience=str(exp.path), rows=len(exp), created=created, entry=_row(stored)
             )
 
-    @harness_tool(
+    @tool(
         server,
-        ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False),
+        title="Edit an experience row",
+        annotations=ToolAnnotations(
+            destructive_hint=True, idempotent_hint=True, open_world_hint=False
+        ),
     )
     def experience_edit(
+        ctx: Context,
         experience: ExperienceArg,
         row: RowIndex,
         query: Annotated[str | None, Field(description="new retrieval keywords")] = None,
@@ -271,25 +193,29 @@ def register(server: MCPServer) -> None:
         if all(v is None for v in (query, key, value, weight)):
             raise HarnessError("nothing to change", "give query, key, value or weight")
         _check_cells(query=query, key=key, value=value)
-        with opened(experience) as exp:
+        with _cache(ctx).opened(experience) as exp:
             stored = exp.patch(row, query=query, key=key, value=value, weight=weight)
             return RowResult(experience=str(exp.path), rows=len(exp), entry=_row(stored))
 
-    @harness_tool(
+    @tool(
         server,
-        ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=False),
+        title="Delete experience rows",
+        annotations=ToolAnnotations(
+            destructive_hint=True, idempotent_hint=False, open_world_hint=False
+        ),
     )
     def experience_delete(
+        ctx: Context,
         experience: ExperienceArg,
         rows: Annotated[list[RowIndex], Field(min_length=1, description="row indices")],
     ) -> DeleteResult:
         """Delete rows in one commit; later rows move up (their indices change)."""
-        with opened(experience) as exp:
+        with _cache(ctx).opened(experience) as exp:
             deleted = exp.delete(rows)
             return DeleteResult(experience=str(exp.path), deleted=deleted, rows=len(exp))
 
-    @harness_tool(server, read)
-    def experience_stats(experience: ExperienceArg) -> StatsResult:
+    @tool(server, title="Experience statistics", annotations=read)
+    def experience_stats(ctx: Context, experience: ExperienceArg) -> StatsResult:
         """Row count, rows per source, mean weight and vocabulary size of an experience."""
-        with opened(experience) as exp, exp.locked():  # reloads what others committed
+        with _cache(ctx).opened(experience) as exp, exp.locked():  # reloads what others committed
             return StatsResult(**exp.stats())

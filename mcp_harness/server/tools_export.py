@@ -12,11 +12,16 @@ import os
 from pathlib import Path
 from typing import Annotated
 
+import anyio
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_harness.server.errors import tool_errors
+from mcp_harness.server import notify
+from mcp_harness.server.declare import tool
+
+TOOLSET = "export"
 
 
 class SkillExport(BaseModel):
@@ -52,7 +57,7 @@ def _target(to: str | None) -> Path | None:
 
 def export(module: str, to: str | None = None, name: str | None = None) -> SkillExport:
     from mcp_harness.export.skill import check_name, export_skill
-    from mcp_harness.server.tools_modules import confined_module
+    from mcp_harness.server.runs import confined_module
 
     if name is not None:
         check_name(name)
@@ -69,14 +74,15 @@ def export(module: str, to: str | None = None, name: str | None = None) -> Skill
 
 
 def register(server: MCPServer) -> None:
-    @server.tool(
+    @tool(
+        server,
         title="Export a module as a Claude Code skill",
         annotations=ToolAnnotations(
             destructive_hint=False, idempotent_hint=True, open_world_hint=False
         ),
     )
-    @tool_errors
-    def export_skill(
+    async def export_skill(
+        ctx: Context,
         module: Annotated[
             str,
             Field(
@@ -103,4 +109,5 @@ def register(server: MCPServer) -> None:
         when to use it, how to run it), a copy of the module (graph and experience) and a
         launcher scripts/run.sh that runs it with `mcp-harness module run`. Exporting again
         replaces the skill in one step; a directory that is not a skill is never overwritten."""
-        return export(module, to, name)
+        async with notify.ticking(ctx, "exporting"):
+            return await anyio.to_thread.run_sync(export, module, to, name)

@@ -15,15 +15,20 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.paths import data_home
+from mcp_harness.server import notify
 from mcp_harness.server.confine import confined_tree
+from mcp_harness.server.declare import tool
+from mcp_harness.server.experience_cache import experience_path
 from mcp_harness.server.output import LIMIT_CHARS, fit
-from mcp_harness.server.tools_experience import experience_path, harness_tool
 from mcp_harness.storage import layout
+
+TOOLSET = "ops"
 
 MIN_ELEMENT_CHARS = 2_000
 MAX_RUN_S = 600
@@ -149,7 +154,7 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-async def _open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
+async def open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
     """Open every experience the graph declares: `given[name]` (a name or path) if passed,
     else the spec's own entry, read the same way."""
     from mcp_harness.experience.store import Experience
@@ -189,13 +194,13 @@ async def _open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[
 def register(server: MCPServer) -> None:
     read = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
-    @harness_tool(server, read)
+    @tool(server, title="List the ops", annotations=read)
     def ops_catalog() -> Catalog:
         """Every registered op: its name, how many inputs it takes, its args (types, required,
         defaults) and its documentation (what it does, its shape contract)."""
         return catalog()
 
-    @harness_tool(server, read)
+    @tool(server, title="Check a graph", annotations=read)
     def graph_validate(spec: SpecArg, dims: DimsArg = None) -> GraphInfo:
         """Check a graph spec without running anything: form, ops and args, references, cycles,
         declared experience and every op's shape contract. Returns each node's shape; an error
@@ -204,11 +209,15 @@ def register(server: MCPServer) -> None:
 
         return _graph_info(build(spec, dims))
 
-    @harness_tool(
+    @tool(
         server,
-        ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=True),
+        title="Run a graph",
+        annotations=ToolAnnotations(
+            destructive_hint=True, idempotent_hint=False, open_world_hint=True
+        ),
     )
     async def graph_run(
+        ctx: Context,
         spec: SpecArg,
         inputs: Annotated[
             dict[str, Any],
@@ -239,7 +248,7 @@ def register(server: MCPServer) -> None:
         from mcp_harness.kernels.config import make_kernel
         from mcp_harness.runtime import module
 
-        opened = await _open_experience(spec, experience or {})
+        opened = await open_experience(spec, experience or {})
         runner = make_kernel(kernel)
         name = str(spec.get("name") or "graph")
         stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -247,7 +256,7 @@ def register(server: MCPServer) -> None:
         loaded = module.Module(Path(name), spec, opened)
         deadline = asyncio.timeout(timeout)
         try:
-            async with deadline:
+            async with deadline, notify.ticking(ctx, f"running {name}"):
                 report = await module.run(loaded, inputs, kernel=runner, dims=dims, run_dir=run_dir)
         except TimeoutError:
             if not deadline.expired():

@@ -23,8 +23,10 @@ from pydantic import BaseModel, Field
 
 from mcp_harness.paths import data_home
 from mcp_harness.server import confine
-from mcp_harness.server.tools_experience import harness_tool
+from mcp_harness.server.declare import tool
 from mcp_harness.storage.atomic import read_guard, write_guard
+
+TOOLSET = None  # always offered
 
 ROOTS_WAIT_S = 5.0
 log = logging.getLogger(__name__)
@@ -101,7 +103,11 @@ def allowed_directories() -> AllowedDirectories:
 def register(server: MCPServer) -> None:
     server.middleware.append(roots_middleware)
 
-    @harness_tool(server, ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    @tool(
+        server,
+        title="List allowed directories",
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
     def list_allowed_directories() -> AllowedDirectories:
         """The directories this server may read and write in for you (the data home, your MCP
         roots or else the server's working directory, and MCP_HARNESS_ALLOWED_DIRS): every

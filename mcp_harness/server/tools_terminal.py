@@ -20,11 +20,14 @@ from pydantic import BaseModel, Field
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import limits
 from mcp_harness.paths import runtime_dir
+from mcp_harness.server import notify
 from mcp_harness.server.confine import allowed_path
+from mcp_harness.server.declare import tool
 from mcp_harness.server.output import fit
-from mcp_harness.server.tools_experience import harness_tool
 from mcp_harness.terminal.pool import socket_path
 from mcp_harness.terminal.session import TerminalError, TerminalSession
+
+TOOLSET = "terminal"
 
 IDLE_WAIT_S = 5.0
 GONE = ("does not exist", "no longer exists")
@@ -103,9 +106,12 @@ async def _screen(session: TerminalSession) -> str:
 def register(server: MCPServer) -> None:
     acts = ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=True)
 
-    @harness_tool(
+    @tool(
         server,
-        ToolAnnotations(destructive_hint=False, idempotent_hint=True, open_world_hint=False),
+        title="Create a terminal",
+        annotations=ToolAnnotations(
+            destructive_hint=False, idempotent_hint=True, open_world_hint=False
+        ),
     )
     async def terminal_create(
         name: NameArg,
@@ -135,7 +141,7 @@ def register(server: MCPServer) -> None:
                 name=name, attach=_attach_command(name), screen=await _screen(session)
             )
 
-    @harness_tool(server, acts)
+    @tool(server, title="Run a command in a terminal", annotations=acts)
     async def terminal_run(
         ctx: Context,
         name: NameArg,
@@ -159,13 +165,14 @@ def register(server: MCPServer) -> None:
                         "see it with terminal_capture; interrupt it with "
                         'terminal_send_keys(["C-c"]) or answer it with terminal_send_text',
                     )
-                outcome = await session.run(command, timeout)
+                async with notify.ticking(ctx, f"running {command[:40]!r}"):
+                    outcome = await session.run(command, timeout)
                 screen = await _screen(session)
         return RunResult(
             name=name, exit_code=outcome.exit_code, timed_out=outcome.timed_out, screen=screen
         )
 
-    @harness_tool(server, acts)
+    @tool(server, title="Type text into a terminal", annotations=acts)
     async def terminal_send_text(
         name: NameArg,
         text: Annotated[
@@ -179,7 +186,7 @@ def register(server: MCPServer) -> None:
             await session.send_text(text)
         return SentResult(name=name, sent=len(text))
 
-    @harness_tool(server, acts)
+    @tool(server, title="Press keys in a terminal", annotations=acts)
     async def terminal_send_keys(
         name: NameArg,
         keys: Annotated[
@@ -197,7 +204,11 @@ def register(server: MCPServer) -> None:
             await session.send_keys(*keys)
         return SentResult(name=name, sent=len(keys))
 
-    @harness_tool(server, ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    @tool(
+        server,
+        title="Capture a terminal's screen",
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
     async def terminal_capture(name: NameArg) -> ScreenResult:
         """The terminal's visible screen, and whether the shell is idle at its prompt."""
         session = await _session(name)
@@ -206,14 +217,21 @@ def register(server: MCPServer) -> None:
             screen = await _screen(session)
         return ScreenResult(name=name, idle=idle, screen=screen)
 
-    @harness_tool(server, ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    @tool(
+        server,
+        title="List terminals",
+        annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False),
+    )
     async def terminal_list() -> TerminalList:
         """Names of the live terminals (including those harness graph runs created)."""
         return TerminalList(terminals=await TerminalSession.list(), attach=_attach_command("NAME"))
 
-    @harness_tool(
+    @tool(
         server,
-        ToolAnnotations(destructive_hint=True, idempotent_hint=False, open_world_hint=False),
+        title="Kill a terminal",
+        annotations=ToolAnnotations(
+            destructive_hint=True, idempotent_hint=False, open_world_hint=False
+        ),
     )
     async def terminal_kill(name: NameArg) -> KillResult:
         """End a terminal and everything running in it."""

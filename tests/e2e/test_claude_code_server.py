@@ -44,6 +44,8 @@ SEARCH = "mcp__harness__experience_search"
 EXPORT = "mcp__harness__export_skill"
 RUN = "mcp__harness__module_run_start"
 JOB = "mcp__harness__job_status"
+CODER = "mcp__harness__coder"  # the built-in module, as a tool of its own
+FORMAT = "mcp__harness__ft_format"  # an op, as a tool of its own
 PAUSE_S = 6.0
 CLI_TIMEOUT_S = 90
 CLAUDE_TIMEOUT_S = 180
@@ -245,13 +247,18 @@ def session(world: World, registered: Any, claude_bin: Path) -> Iterator[Ran]:
         },
         {"tool": EXPORT, "input": {"module": "coder"}},
         {"tool": "Skill", "input": {"skill": "coder", "args": TASK}},
+        {
+            "tool": CODER,
+            "input": {"task": "List all files including hidden ones with sizes", "check": "true"},
+        },
+        {"tool": FORMAT, "input": {"tensors": [["a", "b"], ["1", "2"]], "template": "{0}={1}"}},
         {"text": "done"},
     ]
     fake = PausingFake(script, pauses={4: PAUSE_S}).start()
     try:
         env = {**world.env, "ANTHROPIC_BASE_URL": fake.url, "ANTHROPIC_API_KEY": "sk-ant-dummy"}
         args = ["-p", "Search, export the coder skill and use it", "--output-format", "json"]
-        args += ["--allowedTools", SEARCH, RUN, JOB, EXPORT, "Skill"]
+        args += ["--allowedTools", SEARCH, RUN, JOB, EXPORT, "Skill", CODER, FORMAT]
         before = set(_server_pids(world.harness_home))
         claude = _claude(claude_bin, world, args, env)
         yield Ran(claude, fake, sorted(set(_server_pids(world.harness_home)) - before))
@@ -304,13 +311,14 @@ def test_session_finishes_with_done(session: Ran) -> None:
     result = session.result
     assert (result["type"], result["subtype"], result["is_error"]) == ("result", "success", False)
     assert result["result"] == "done"
-    assert [r.step for r in session.main()] == [0, 1, 2, 3, 4, 5]
+    assert [r.step for r in session.main()] == [0, 1, 2, 3, 4, 5, 6, 7]
     assert not result.get("permission_denials")
 
 
 def test_server_tools_are_offered(session: Ran) -> None:
     names = session.main()[0].tool_names
-    assert {SEARCH, EXPORT, "Skill"} <= set(names)
+    assert {SEARCH, EXPORT, "Skill", CODER, FORMAT} <= set(names)
+    assert not any(n.startswith("mcp__harness__terminal_") for n in names)  # off by default
     assert sum(n.startswith("mcp__harness__") for n in names) > 10, "the whole tool catalogue"
     assert len(session.server_pids) <= 1
 
@@ -333,7 +341,7 @@ def test_the_coder_module_runs_on_a_task_as_a_job(session: Ran) -> None:
     text = content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
     job = json.loads(text)
     assert job["state"] == "done", job
-    assert "PASS" in json.dumps(job["result"]) or '"ok": true' in json.dumps(job["result"])
+    assert [task["passed"] for task in job["result"]["tasks"]] == [True]
 
 
 def test_export_skill_writes_into_the_project(session: Ran, world: World) -> None:
@@ -356,10 +364,26 @@ def test_skill_tool_launches_the_exported_skill(session: Ran, world: World) -> N
     sent = json.dumps([r.body for r in session.main()], ensure_ascii=False)
     assert "- coder: Works a terminal task in a real tmux session" in sent
     skill_dir = world.skills / "coder"
-    last = json.dumps(session.main()[-1].messages[-1], ensure_ascii=False)
+    last = json.dumps(session.main()[5].messages[-1], ensure_ascii=False)  # after the Skill call
     assert f"Base directory for this skill: {skill_dir}" in last
     assert f'{skill_dir}/scripts/run.sh \\"Make run.sh executable\\"' in last  # expanded
     assert "${CLAUDE_SKILL_DIR}" not in last
+
+
+def test_the_coder_module_is_a_tool_called_by_name(session: Ran) -> None:
+    block = session.results()["toolu_050"]
+    assert not block.get("is_error"), text_of(block)
+    answer = json.loads(text_of(block))
+    assert answer["state"] == "done", answer
+    (task,) = answer["result"]["tasks"]
+    assert task["passed"] is True and task["commands"] == ["ls -la"]
+
+
+def test_an_op_is_a_tool_called_by_name(session: Ran) -> None:
+    block = session.results()["toolu_060"]
+    assert not block.get("is_error"), text_of(block)
+    out = json.loads(text_of(block))
+    assert out["texts"] == ["a=1", "b=2"] and out["passed"] == 2
 
 
 # ---- 3. the skill's allowed-tools and launcher, from a user-invoked /coder -------------------
