@@ -4,7 +4,9 @@ to it. Tools run in worker threads, so every use of a cached experience holds it
 
 Paths follow `confine`: inside the allowed roots, and no symlink in an experience leads out of
 them (the whole tree is checked when an experience is first opened; every write of every call
-is checked by the storage write guard, so a link planted later cannot redirect one).
+is checked by the storage write guard, so a link planted later cannot redirect one). A pool
+address (`postgresql://…#NAME`, or a `[stores]` name) opens the PostgreSQL store, whose
+connection the cache holds until `close`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience.backend import ENSURE, OPEN, PoolAddress, open_store, resolve_store
 from mcp_harness.experience.store import Experience
 from mcp_harness.paths import experience_home, resolve_experience
 from mcp_harness.server.confine import allowed_path, check_name, confined_tree
@@ -45,19 +48,22 @@ def _unknown(name_or_path: str, path: Path) -> HarnessError:
 
 
 class Entry:
-    def __init__(self, experience: Experience) -> None:
+    def __init__(self, experience) -> None:
         self.experience = experience
         self.lock = threading.RLock()
 
 
 class ExperienceCache:
     def __init__(self) -> None:
-        self.entries: dict[Path, Entry] = {}
+        self.entries: dict[Path | str, Entry] = {}
         self.lock = threading.Lock()
 
     def entry(self, name_or_path: str, *, create: bool = False) -> tuple[Entry, bool]:
         """The cached entry for an experience (opened or created on first use), and whether
         it was created now."""
+        check_name(name_or_path, "experience")
+        if isinstance(resolve_store(name_or_path), PoolAddress):
+            return self._pool_entry(name_or_path, create)
         path = experience_path(name_or_path)
         with self.lock:
             if not (path / layout.SHAPE_FILE).is_file():
@@ -73,6 +79,24 @@ class ExperienceCache:
                 entry = Entry(Experience.open(path))
                 self.entries[path] = entry
             return entry, False
+
+    def _pool_entry(self, name_or_path: str, create: bool) -> tuple[Entry, bool]:
+        address = resolve_store(name_or_path)
+        assert isinstance(address, PoolAddress)
+        with self.lock:
+            entry = self.entries.get(address.display)
+            if entry is None:
+                entry = Entry(open_store(name_or_path, ENSURE if create else OPEN))
+                self.entries[address.display] = entry
+            return entry, False
+
+    def close(self) -> None:
+        """Close the pool stores' connections (file experiences hold nothing open)."""
+        with self.lock:
+            for entry in self.entries.values():
+                if not isinstance(entry.experience, Experience):
+                    entry.experience.close()
+            self.entries.clear()
 
     @contextmanager
     def opened(self, name_or_path: str, *, create: bool = False) -> Iterator[Experience]:

@@ -141,3 +141,4 @@ class ServerState:
             task.cancel()
         if running:
             await asyncio.wait(running, timeout=grace)
+        self.experience.close()
