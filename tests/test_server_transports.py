@@ -238,9 +238,10 @@ def test_inspector_cli(harness_home: Path, tmp_path: Path) -> None:
     listed = inspect("--method", "tools/list")
     assert listed.returncode == 0, listed.stderr
     tools = {t["name"]: t for t in json.loads(listed.stdout)["tools"]}
-    assert {"experience_stats", "terminal_kill", "graph_run"} <= set(tools)
+    assert {"experience_stats", "experience_delete", "graph_run", "coder"} <= set(tools)
+    assert "terminal_kill" not in tools  # the terminal toolset is off by default
     assert tools["experience_stats"]["annotations"]["readOnlyHint"] is True
-    assert tools["terminal_kill"]["annotations"]["destructiveHint"] is True
+    assert tools["experience_delete"]["annotations"]["destructiveHint"] is True
     assert "outputSchema" in tools["experience_stats"]
 
     called = inspect(
