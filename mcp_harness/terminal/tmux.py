@@ -34,6 +34,7 @@ GONE_MARKERS = (
     "error connecting",
     "server exited",
     "lost server",
+    "no current target",  # the target went while tmux resolved it
 )
 
 
