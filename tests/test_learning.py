@@ -40,6 +40,8 @@ from mcp_harness.training.trainer import Example, Trainer
          "Replace red with blue in colors.txt", "sed -i 's/red/blue/g' colors.txt"),
         ("Extract column 2 of scores.csv into second.txt", "cut -d, -f2 scores.csv > second.txt",
          "Extract column 4 of grades.csv into fourth.txt", "cut -d, -f4 grades.csv > fourth.txt"),
+        ("Print lines 2-5 of a.txt", "sed -n '2,5p' a.txt", "Print lines 7-19 of b.txt",
+         "sed -n '7,19p' b.txt"),
         ("Pad the numbers in a.txt to 3 digits into b.txt",
          "awk '{printf \"%03d\\n\", $1}' a.txt > b.txt",
          "Pad the numbers in c.txt to 6 digits into d.txt",
