@@ -40,6 +40,8 @@ from mcp_harness.training.trainer import Example, Trainer
          "Replace red with blue in colors.txt", "sed -i 's/red/blue/g' colors.txt"),
         ("Extract column 2 of scores.csv into second.txt", "cut -d, -f2 scores.csv > second.txt",
          "Extract column 4 of grades.csv into fourth.txt", "cut -d, -f4 grades.csv > fourth.txt"),
+        ("Print lines 2-5 of a.txt", "sed -n '2,5p' a.txt", "Print lines 7-19 of b.txt",
+         "sed -n '7,19p' b.txt"),
         ("Pad the numbers in a.txt to 3 digits into b.txt",
          "awk '{printf \"%03d\\n\", $1}' a.txt > b.txt",
          "Pad the numbers in c.txt to 6 digits into d.txt",
@@ -91,6 +93,16 @@ def test_a_parameter_without_counterpart_is_reported() -> None:
         ("Write the basename of each path in p.txt to n.txt", "xargs basename -a < p.txt > n.txt",
          "Write the dirname of each path in q.txt to m.txt",
          "Write the basename of each path in q.txt to m.txt"),
+        ("Convert the comma-separated file a.csv to tab-separated and save it as a.tsv",
+         "tr ',' '\\t' < a.csv > a.tsv",
+         "Convert the tab-separated file b.tsv to comma-separated and save it as b.csv",
+         "Convert the comma-separated file c.csv to tab-separated and save it as c.tsv"),
+        ("Write each line that appears more than once in a.txt to b.txt", "uniq -d a.txt > b.txt",
+         "Write each line that appears exactly once in c.txt to d.txt",
+         "Write each line that appears more than once in c.txt to d.txt"),
+        ("List the files changed before the tag v1 into a.txt", "git diff --name-only v1 > a.txt",
+         "List the files changed after the tag v2 into b.txt",
+         "List the files changed before the tag v2 into b.txt"),
     ],
 )  # fmt: skip
 def test_another_operation_in_the_same_words_does_not_fit(key, value, other, same) -> None:
@@ -104,8 +116,8 @@ def test_another_operation_in_the_same_words_does_not_fit(key, value, other, sam
 @pytest.mark.parametrize(
     ("key", "value", "reworded"),
     [
-        ("Compute a sha256 hash for a.bin and save it to a.sum", "sha256sum a.bin > a.sum",
-         "Generate the SHA-256 digest of b.jar; put it in b.jar.sha256"),
+        ("Write the SHA-256 checksum of a.bin into a.sum", "sha256sum a.bin > a.sum",
+         "Save the sha256 digest of b.jar; put it in b.jar.sha256"),
         ("Reverse the order of the lines in h.log and save it as r.log", "tac h.log > r.log",
          "Create back.lst containing the lines of fwd.lst in the opposite order"),
         ("Base64-encode s.txt into s.b64", "base64 s.txt > s.b64",

@@ -18,11 +18,14 @@ _TOKEN = re.compile(
 )
 _EDGE_PUNCT = ".,:;=!?"
 
+# English function words, and words that carry no operation in a request ("I need", "could
+# you quickly"). Quantities stay words ("more than once" is not "exactly once", "only by its
+# owner" is not "by everyone").
 _STOP_WORDS_TEXT = """
 a about above after again against all am an and any are as at be because been before being
-below between both but by can could did do does doing down during each few for from
+below between both but by can could did do does doing down during each for from
 further had has have having he her here hers herself him himself his how i if in into is
-it its itself just let me more most my myself no nor not now of off on once only or other
+it its itself just let me my myself no nor not now of off on or other
 our ours ourselves out over own same she should so some such than that the their theirs
 them themselves then there these they this those through to too under until up very was we
 were what when where which while who whom why will with would you your yours yourself

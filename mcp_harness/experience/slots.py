@@ -30,12 +30,14 @@ _TOKEN = re.compile(
 )
 _EDGE_PUNCT = ".,:;=!?"
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_RANGE = re.compile(r"\d+(?:-\d+)+")
 _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 _NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"  # `-f2`, `%05d`
 _COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
 MISSING, SUBSTITUTED, NEGATED, UNFILLED = 0.75, 0.5, 0.1, 0.25
+SUBSTITUTED_IN_FRAME = 0.3  # the one word that differs in an input sharing most of the key's
 NEGATIONS = frozenset({"not", "no", "nor", "never", "without", "cannot", "none", "neither"})
 _COMPATIBLE = {
     "word": {"word", "path", "file", "str"},
@@ -68,7 +70,8 @@ def kind_of(text: str) -> str:
 
 
 def tokenize(text: str) -> list[Token]:
-    """Tokens in order; sentence punctuation at a word's end is not part of it."""
+    """Tokens in order; sentence punctuation at a word's end is not part of it, and a range
+    or date of numbers (`2-5`, `2019-08-27`) is its numbers."""
     out = []
     for match in _TOKEN.finditer(text):
         inner = next((g for g in ("sq", "dq", "bq") if match.group(g) is not None), None)
@@ -77,7 +80,9 @@ def tokenize(text: str) -> list[Token]:
                 out.append(Token(match.group(inner), "str"))
             continue
         word = match.group(0).rstrip(_EDGE_PUNCT)
-        if word:
+        if _RANGE.fullmatch(word):  # "lines 2-5", a date: each number is a parameter
+            out.extend(Token(n, "num") for n in word.split("-"))
+        elif word:
             out.append(Token(word, kind_of(word)))
     return out
 
@@ -261,10 +266,12 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
     filled with another value); x 0.75 for every key token the input has no counterpart for
     (people drop filler words), x 0.25 for a file, path or number parameter it does not
     give, x 0.5 when the input says another word in its place ("count the words" is not
-    "count the lines") or names a tool or format the key does not (`base64` for a
+    "count the lines"; x 0.3 when the input shares most of the key's words: "exactly once" is
+    not "more than once") or names a tool or format the key does not (`base64` for a
     `tr` row), x 0.1 when one side is negated and the other is not ("files that do
     not contain", "non-executable") or says the opposite ("lowercase" for "uppercase", "from
-    LF to CRLF" for "from CRLF to LF")."""
+    LF to CRLF" for "from CRLF to LF") or, sharing most words, says two of them in the other
+    order ("tab-separated ... to comma-separated")."""
     slot_words = {s["text"].lower() for s in slots or ()}
     filled = {k.lower() for k in fills}
     key_forms, new_forms = _forms(key), _forms(new)
@@ -301,7 +308,12 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
         if _technical(token) and j not in fill_at and not set(_parts(new_forms[j])) <= known:
             vetoes *= SUBSTITUTED
     union = len(key) + len(new) - matched
-    return Fit(matched / union if union else 0.0, vetoes, wording, swaps)
+    overlap = matched / union if union else 0.0
+    if overlap >= REWORDED:  # the same sentence: the words that differ are the point
+        wording *= (SUBSTITUTED_IN_FRAME / SUBSTITUTED) ** swaps
+        if _swapped(key, new):
+            vetoes *= NEGATED
+    return Fit(overlap, vetoes, wording, swaps)
 
 
 def _technical(token: Token) -> bool:
@@ -329,13 +341,29 @@ def _with_parts(forms: list[str]) -> set[str]:
 def _opposed(
     key: list[Token], new: list[Token], key_all: list[Token], new_all: list[Token]
 ) -> bool:
-    """Whether the input says the opposite of one of the key's words (and not that word), or
-    turns a conversion around ("from LF to CRLF" for "from CRLF to LF")."""
-    key_forms, new_forms = _with_parts(_forms(key)), _with_parts(_forms(new))
+    """Whether the input says the opposite of one of the key's words (and not that word; stop
+    words count here: "after" for "before"), or turns a conversion around ("from LF to CRLF"
+    for "from CRLF to LF"; `_fit` also checks for two words that trade places, `_swapped`)."""
+    key_forms, new_forms = _with_parts(_forms(key_all)), _with_parts(_forms(new_all))
     if any(opposite(a, b) for a in key_forms - new_forms for b in new_forms - key_forms):
         return True
     there, back = _direction(key_all), _direction(new_all)
     return there is not None and back is not None and there != back and there == back[::-1]
+
+
+def _swapped(key: list[Token], new: list[Token]) -> bool:
+    """Whether two words that key and input each say once come in the other order ("the
+    tab-separated file ... to comma-separated" for "the comma-separated file ... to
+    tab-separated"): in an input that shares most of the key's words, the operation turned
+    around."""
+    key_forms, new_forms = _forms(key), _forms(new)
+    words = [
+        form
+        for form, token in zip(key_forms, key, strict=True)
+        if token.kind == "word" and key_forms.count(form) == 1 and new_forms.count(form) == 1
+    ]
+    order = [new_forms.index(form) for form in words]
+    return order != sorted(order)
 
 
 def _direction(tokens: list[Token]) -> tuple[str, str] | None:
