@@ -97,7 +97,7 @@ def run(
 def coder_trainer(root: Path, kernel: Any) -> tuple[Trainer, Any]:
     """Harvest the bundled session under the current data home, and a trainer for a copy of
     the coder module (in `root/module`) that uses that experience. Returns (trainer, report)."""
-    from mcp_harness.capture.harvest import harvest
+    from mcp_harness.experience.harvest import harvest
     from mcp_harness.runtime import module
 
     sample = resources.files("mcp_harness.data").joinpath("sample_projects")

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from mcp_harness.capture import join
-from mcp_harness.capture.harvest import harvest, project_slug
 from mcp_harness.capture.records import (
     COMMANDS,
     HOOKS,
@@ -21,6 +20,7 @@ from mcp_harness.capture.records import (
     capture_dir,
 )
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience.harvest import harvest, project_slug
 from mcp_harness.experience.keywords import keywords_text
 from mcp_harness.experience.store import Experience
 from mcp_harness.paths import experience_home

@@ -217,8 +217,8 @@ def _call_json(call: Any) -> dict[str, Any]:
 
 
 def _harvest(args: argparse.Namespace) -> int:
-    from mcp_harness.capture.harvest import harvest
     from mcp_harness.capture.transcripts import default_projects_root
+    from mcp_harness.experience.harvest import harvest
 
     root = args.transcripts
     use_transcripts = not args.no_transcripts and (

@@ -352,10 +352,12 @@ def _opposed(
 
 
 def _swapped(key: list[Token], new: list[Token]) -> bool:
-    """Whether two words that key and input each say once come in the other order ("the
-    tab-separated file ... to comma-separated" for "the comma-separated file ... to
-    tab-separated"): in an input that shares most of the key's words, the operation turned
-    around."""
+    """Whether words that key and input each say once come in another order, among at least
+    three such words ("the tab-separated file ... to comma-separated" for "the
+    comma-separated file ... to tab-separated"): in an input that shares most of the key's
+    words, the operation turned around. Two shared words are too few to tell ("Compress x
+    with xz" for "Use xz to compress x"). Wrongly refusing a reordered request costs a "no
+    matching experience"; wrongly accepting a reversed one runs the opposite command."""
     key_forms, new_forms = _forms(key), _forms(new)
     words = [
         form
@@ -363,7 +365,7 @@ def _swapped(key: list[Token], new: list[Token]) -> bool:
         if token.kind == "word" and key_forms.count(form) == 1 and new_forms.count(form) == 1
     ]
     order = [new_forms.index(form) for form in words]
-    return order != sorted(order)
+    return len(order) >= 3 and order != sorted(order)
 
 
 def _direction(tokens: list[Token]) -> tuple[str, str] | None:

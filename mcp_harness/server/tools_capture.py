@@ -93,7 +93,7 @@ def _transcripts_root(transcripts: str | None) -> Path | None:
 
 
 def harvest_calls(project: str | None, exit_status: str, transcripts: str | None) -> HarvestResult:
-    from mcp_harness.capture.harvest import harvest
+    from mcp_harness.experience.harvest import harvest
 
     root = _transcripts_root(transcripts)
     report = harvest(

@@ -187,7 +187,7 @@ def harvested_dataset(
     """Import transcripts (optional), join every captured call, keep `project`'s (a slug or a
     directory, as `mcp-harness harvest --project`); returns (lines, calls considered)."""
     from mcp_harness.capture import join
-    from mcp_harness.capture.harvest import project_matches
+    from mcp_harness.experience.harvest import project_matches
 
     if import_transcripts:
         from mcp_harness.capture.transcripts import import_transcripts as run_import
