@@ -122,6 +122,8 @@ def test_another_operation_in_the_same_words_does_not_fit(key, value, other, sam
          "Create back.lst containing the lines of fwd.lst in the opposite order"),
         ("Base64-encode s.txt into s.b64", "base64 s.txt > s.b64",
          "Encode k.pem as base64 and write it to k.pem.b64"),
+        ("Count the lines in a.txt and write the number to b.txt", "wc -l < a.txt > b.txt",
+         "Put the number of lines of c.txt in d.txt"),  # built another way, not turned around
     ],
 )  # fmt: skip
 def test_inflections_synonyms_and_compounds_meet(key, value, reworded) -> None:

@@ -84,25 +84,12 @@ def _validate(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace) -> int:
     from mcp_harness.runtime import module
 
-    loaded = module.load(args.module)
-    graph = loaded.graph()
-    summary = {
-        "name": loaded.name,
-        "path": str(loaded.path),
-        "description": loaded.spec.get("description", ""),
-        "dims": graph.dims,
-        "inputs": loaded.spec.get("inputs", {}),
-        "output": graph.output.name,
-        "nodes": graph.describe(),
-        "experience": {
-            k: {"path": str(v.path), "rows": len(v)} for k, v in loaded.experience.items()
-        },
-    }
+    summary = module.load(args.module).summary()
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
         return 0
     print(f"{summary['name']}: {summary['description']}\n  path {summary['path']}")
-    print(f"  dims {graph.dims}; inputs {summary['inputs']}; output {graph.output.name}")
+    print(f"  dims {summary['dims']}; inputs {summary['inputs']}; output {summary['output']}")
     for node in summary["nodes"]:
         print(
             f"  {node['id']:16} {node['op']:24} {node['shape']!s:10} <- "

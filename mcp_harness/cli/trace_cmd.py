@@ -6,8 +6,6 @@ import argparse
 import json
 from pathlib import Path
 
-from mcp_harness.errors import HarnessError
-
 
 def register(commands: argparse._SubParsersAction) -> None:
     trace = commands.add_parser("trace", help="reflection records of training steps")
@@ -22,30 +20,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     show.set_defaults(run=_show)
 
 
-def _step_file(where: Path, step: int | None) -> Path:
-    if where.is_file():
-        return where
-    folder = where / "trace" if (where / "trace").is_dir() else where
-    steps = sorted(folder.glob("step-*.jsonl"), key=lambda p: int(p.stem.split("-")[1]))
-    if not steps:
-        raise HarnessError(
-            f"{where}: no reflection records (trace/step-<n>.jsonl)",
-            "point at a training run directory (mcp-harness train --out …)",
-        )
-    if step is None:
-        return steps[-1]
-    chosen = folder / f"step-{step}.jsonl"
-    if not chosen.is_file():
-        raise HarnessError(
-            f"{folder}: no step {step}", f"steps recorded: {', '.join(p.stem[5:] for p in steps)}"
-        )
-    return chosen
-
-
 def _show(args: argparse.Namespace) -> int:
-    from mcp_harness.runtime.reflection import load_records
+    from mcp_harness.runtime.reflection import load_records, step_file
 
-    path = _step_file(args.where, args.step)
+    path = step_file(args.where, args.step)
     records = load_records(path)
     if args.json:
         print(json.dumps(records, indent=2, ensure_ascii=False))

@@ -352,12 +352,13 @@ def _opposed(
 
 
 def _swapped(key: list[Token], new: list[Token]) -> bool:
-    """Whether words that key and input each say once come in another order, among at least
-    three such words ("the tab-separated file ... to comma-separated" for "the
-    comma-separated file ... to tab-separated"): in an input that shares most of the key's
-    words, the operation turned around. Two shared words are too few to tell ("Compress x
-    with xz" for "Use xz to compress x"). Wrongly refusing a reordered request costs a "no
-    matching experience"; wrongly accepting a reversed one runs the opposite command."""
+    """Whether two words that key and input each say once trade places while the other words
+    they both say once stay in order, at least three such words in all ("the tab-separated
+    file ... to comma-separated" for "the comma-separated file ... to tab-separated"): in an
+    input that shares most of the key's words, the operation turned around. A sentence built
+    another way ("Put the number of lines of a in b" for "Count the lines in a and write the
+    number to b", "Compress x with xz" for "Use xz to compress x") moves more than one pair,
+    or shares too few words to tell."""
     key_forms, new_forms = _forms(key), _forms(new)
     words = [
         form
@@ -365,7 +366,10 @@ def _swapped(key: list[Token], new: list[Token]) -> bool:
         if token.kind == "word" and key_forms.count(form) == 1 and new_forms.count(form) == 1
     ]
     order = [new_forms.index(form) for form in words]
-    return len(order) >= 3 and order != sorted(order)
+    if len(order) < 3 or order == sorted(order):
+        return False
+    wrong = [i for i, (at, want) in enumerate(zip(order, sorted(order), strict=True)) if at != want]
+    return len(wrong) == 2
 
 
 def _direction(tokens: list[Token]) -> tuple[str, str] | None:

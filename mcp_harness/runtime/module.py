@@ -107,6 +107,21 @@ class Module:
     def graph(self, dims: dict[str, int] | None = None) -> Graph:
         return build(self.spec, dims, set(self.experience))
 
+    def summary(self) -> dict[str, Any]:
+        """What the module is, for `module show` and the server's `module_show`: name, path,
+        description, dims, inputs, output, nodes and each experience's statistics."""
+        graph = self.graph()
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            "description": str(self.spec.get("description", "")),
+            "dims": graph.dims,
+            "inputs": self.spec.get("inputs", {}),
+            "output": graph.output.name,
+            "nodes": graph.describe(),
+            "experience": {name: tensor.stats() for name, tensor in self.experience.items()},
+        }
+
 
 def load(name_or_path: str, experience_overrides: dict[str, Path] | None = None) -> Module:
     """Load a module and open its experience tensors; the graph is checked before returning."""

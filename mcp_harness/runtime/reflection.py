@@ -201,7 +201,44 @@ def need_reflection(coefficients: Any, anchor: Any) -> Any:
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
+    """The reflection records of one `trace/step-<n>.jsonl` file, one JSON object a line."""
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def recorded_steps(where: Path) -> tuple[Path, list[int]]:
+    """The folder holding a training run's step files (`where` itself, its `trace/`, or a
+    step file's folder) and the step numbers recorded there, in order."""
+    folder = where.parent if where.is_file() else where
+    if (folder / "trace").is_dir():
+        folder = folder / "trace"
+    steps = sorted(
+        int(p.stem.split("-")[1])
+        for p in folder.glob("step-*.jsonl")
+        if p.stem.split("-")[1].isdigit()
+    )
+    return folder, steps
+
+
+def step_file(where: Path, step: int | None) -> Path:
+    """The step file `where` names: itself if it is one, else step `step` (None: the last)
+    of the run directory or trace folder `where`; a HarnessError names what is missing."""
+    from mcp_harness.errors import HarnessError
+
+    if where.is_file():
+        return where
+    folder, steps = recorded_steps(where)
+    if not steps:
+        raise HarnessError(
+            f"{where}: no reflection records (trace/step-<n>.jsonl)",
+            "point at a training run directory (the --out of `mcp-harness train`, or the "
+            "'out' of a module_train_start result)",
+        )
+    chosen = steps[-1] if step is None else step
+    if chosen not in steps:
+        raise HarnessError(
+            f"{where}: no step {chosen}", f"steps recorded: {', '.join(map(str, steps))}"
+        )
+    return folder / f"step-{chosen}.jsonl"
 
 
 def _plain(value: Any) -> Any:

@@ -111,12 +111,12 @@ def training_history(run_id: str) -> str:
 
 
 def training_step(run_id: str, step: str) -> str:
-    from mcp_harness.server.tools_trace import step_records
+    from mcp_harness.runtime.reflection import load_records
 
     if not step.isdigit():
         raise ResourceError(f"step {step!r} is not a number")
     path = _inside(data_home() / "runs", _part(run_id, "training run id"), "trace")
-    return _json(step_records(_inside(path, f"step-{int(step)}.jsonl")))
+    return _json(load_records(_inside(path, f"step-{int(step)}.jsonl")))
 
 
 def experience_row(cache: Any, name: str, index: str) -> str:

@@ -103,12 +103,16 @@ def list_modules(skipped: dict[str, str] | None) -> ModuleList:
 def show_module(module: str) -> ModuleShow:
     from mcp_harness.runtime import module as modules
 
-    loaded = modules.load(runs.confined_module(module))
-    graph = loaded.graph()
-    experience = []
-    for name, tensor in loaded.experience.items():
-        stats = tensor.stats()
-        experience.append(
+    summary = modules.load(runs.confined_module(module)).summary()
+    return ModuleShow(
+        name=summary["name"],
+        path=summary["path"],
+        description=summary["description"],
+        dims=summary["dims"],
+        inputs=_plain(summary["inputs"]),
+        output=summary["output"],
+        nodes=[NodeInfo(**_plain(node)) for node in summary["nodes"]],
+        experience=[
             ExperienceInfo(
                 name=name,
                 path=stats["path"],
@@ -116,16 +120,8 @@ def show_module(module: str) -> ModuleShow:
                 sources=stats["sources"],
                 weight_mean=stats["weight_mean"],
             )
-        )
-    return ModuleShow(
-        name=loaded.name,
-        path=str(loaded.path),
-        description=str(loaded.spec.get("description", "")),
-        dims=graph.dims,
-        inputs=_plain(loaded.spec.get("inputs", {})),
-        output=graph.output.name,
-        nodes=[NodeInfo(**_plain(node)) for node in graph.describe()],
-        experience=experience,
+            for name, stats in summary["experience"].items()
+        ],
     )
 
 

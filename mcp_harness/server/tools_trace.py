@@ -5,7 +5,6 @@ targets each node should have said and the experience rows proposed)."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
@@ -89,43 +88,19 @@ def _record(raw: dict[str, Any]) -> TraceRecord:
     )
 
 
-def step_records(path: Path) -> list[Any]:
-    """The reflection records of one `trace/step-<n>.jsonl` file, one JSON object a line."""
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
 def show_trace(run_dir: str, step: int | None) -> TraceShow:
+    from mcp_harness.runtime.reflection import load_records, recorded_steps, step_file
+
     where = allowed_path(run_dir)
     if not where.exists():
         raise HarnessError(
             f"{run_dir}: no such directory", "give a training run's out dir (job_status shows it)"
         )
-    folder = where.parent if where.is_file() else where
-    if (folder / "trace").is_dir():
-        folder = folder / "trace"
-    steps = sorted(
-        int(p.stem.split("-")[1])
-        for p in folder.glob("step-*.jsonl")
-        if p.stem.split("-")[1].isdigit()
-    )
-    if where.is_file():
-        path = where
-    else:
-        if not steps:
-            raise HarnessError(
-                f"{run_dir}: no reflection records (trace/step-<n>.jsonl)",
-                "point at a training run directory (the 'out' of a module_train_start result)",
-            )
-        chosen = steps[-1] if step is None else step
-        if chosen not in steps:
-            raise HarnessError(
-                f"{run_dir}: no step {chosen}",
-                f"steps recorded: {', '.join(map(str, steps))}",
-            )
-        path = folder / f"step-{chosen}.jsonl"
+    _, steps = recorded_steps(where)
+    path = step_file(where, step)
     path = confined_file(path, "trace step file")
     try:
-        records = step_records(path)
+        records = load_records(path)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise HarnessError(
             f"{path}: not a reflection record file ({exc})",
