@@ -28,22 +28,32 @@ class ReadFile(Op):
     ARGS = {"max_bytes": (int, MAX_BYTES)}
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
-        source = await run.get(node.inputs[0], coords, trajectory)
-        if not source.status.ok:
-            return Element(source.text, source.status)
-        base = run.workdir
-        if len(node.inputs) == 2:
-            folder = await run.get(node.inputs[1], coords, trajectory)
-            base = Path(folder.text.strip()) if folder.text.strip() else base
-        name = source.text.strip()
-        if base is None:
-            reason = "no directory to read from: give a second input or run with a workdir"
-            return Element(reason, Status.failed(0.0), {"path": name})
+        name, base = await _where(run, node, coords, trajectory, "")
+        if isinstance(base, Element):
+            return base
         try:
             text = _read(Path(base), name, self.args["max_bytes"])
         except (OSError, ValueError, HarnessError) as exc:
             return Element(f"cannot read {name!r}: {exc}", Status.failed(0.0), {"path": name})
         return Element(text, Status.confidence(1.0), {"path": name})
+
+
+async def _where(run: Run, node: FutureTensor, coords: Coords, trajectory: str, default: str):
+    """The element's path (its first input, else `default`) and the directory it is under (the
+    second input, else the run's workdir); a failed Element instead of the directory when the
+    path's input failed or there is no directory."""
+    source = await run.get(node.inputs[0], coords, trajectory)
+    if not source.status.ok:
+        return source.text, Element(source.text, source.status)
+    base = run.workdir
+    if len(node.inputs) == 2:
+        folder = await run.get(node.inputs[1], coords, trajectory)
+        base = Path(folder.text.strip()) if folder.text.strip() else base
+    name = source.text.strip() or default
+    if base is None:
+        reason = "no directory to read from: give a second input or run with a workdir"
+        return name, Element(reason, Status.failed(0.0), {"path": name})
+    return name, Path(base)
 
 
 def _read(base: Path, name: str, limit: int) -> str:
@@ -73,17 +83,9 @@ class PackDir(Op):
     ARGS = {"max_bytes": (int, MAX_BYTES)}
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
-        source = await run.get(node.inputs[0], coords, trajectory)
-        if not source.status.ok:
-            return Element(source.text, source.status)
-        base = run.workdir
-        if len(node.inputs) == 2:
-            folder = await run.get(node.inputs[1], coords, trajectory)
-            base = Path(folder.text.strip()) if folder.text.strip() else base
-        name = source.text.strip() or "."
-        if base is None:
-            reason = "no directory to pack from: give a second input or run with a workdir"
-            return Element(reason, Status.failed(0.0), {"path": name})
+        name, base = await _where(run, node, coords, trajectory, ".")
+        if isinstance(base, Element):
+            return base
         try:
             text, files = pack_dir(Path(base), name, self.args["max_bytes"])
         except (OSError, ValueError, HarnessError) as exc:
