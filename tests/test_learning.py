@@ -42,6 +42,8 @@ from mcp_harness.training.trainer import Example, Trainer
          "Extract column 4 of grades.csv into fourth.txt", "cut -d, -f4 grades.csv > fourth.txt"),
         ("Print lines 2-5 of a.txt", "sed -n '2,5p' a.txt", "Print lines 7-19 of b.txt",
          "sed -n '7,19p' b.txt"),
+        ("Set the time of a.md to 2019-03-14 09:30", "touch -d '2019-03-14 09:30' a.md",
+         "Set the time of b.md to 2018-07-26 13:55", "touch -d '2018-07-26 13:55' b.md"),
         ("Pad the numbers in a.txt to 3 digits into b.txt",
          "awk '{printf \"%03d\\n\", $1}' a.txt > b.txt",
          "Pad the numbers in c.txt to 6 digits into d.txt",

@@ -30,7 +30,7 @@ _TOKEN = re.compile(
 )
 _EDGE_PUNCT = ".,:;=!?"
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
-_RANGE = re.compile(r"\d+(?:-\d+)+")
+_RANGE = re.compile(r"\d+(?:[-:]\d+)+")
 _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 _NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"  # `-f2`, `%05d`
@@ -71,7 +71,7 @@ def kind_of(text: str) -> str:
 
 def tokenize(text: str) -> list[Token]:
     """Tokens in order; sentence punctuation at a word's end is not part of it, and a range
-    or date of numbers (`2-5`, `2019-08-27`) is its numbers."""
+    date or time of numbers (`2-5`, `2019-08-27`, `09:30`) is its numbers."""
     out = []
     for match in _TOKEN.finditer(text):
         inner = next((g for g in ("sq", "dq", "bq") if match.group(g) is not None), None)
@@ -80,8 +80,8 @@ def tokenize(text: str) -> list[Token]:
                 out.append(Token(match.group(inner), "str"))
             continue
         word = match.group(0).rstrip(_EDGE_PUNCT)
-        if _RANGE.fullmatch(word):  # "lines 2-5", a date: each number is a parameter
-            out.extend(Token(n, "num") for n in word.split("-"))
+        if _RANGE.fullmatch(word):  # "lines 2-5", a date, a time: each number is a parameter
+            out.extend(Token(n, "num") for n in re.split("[-:]", word))
         elif word:
             out.append(Token(word, kind_of(word)))
     return out
