@@ -337,11 +337,13 @@ static int begin(int sock, const char *cmd, const struct stream *out, const stru
 }
 
 /* vfork in a frame of its own, so the child (which only execs) cannot clobber main's. */
-static __attribute__((noinline)) pid_t spawn_shell(char **args, const struct sigaction *chld, int leader) {
+static __attribute__((noinline)) pid_t spawn_shell(char **args, const struct sigaction *chld, int leader,
+                                                   const sigset_t *mask) {
     pid_t pid = vfork();
     if (pid == 0) {
         if (chld) sigaction(SIGCHLD, chld, NULL);
         if (leader) setsid();
+        sigprocmask(SIG_SETMASK, mask, NULL); /* the mask Claude Code gave; exec resets handlers */
         execv(args[0], args);
         _exit(127);
     }
@@ -390,22 +392,29 @@ int main(int argc, char **argv) {
      * unlike glibc's posix_spawn, which leaves its internal signals ignored in the child. */
     int leader = getsid(0) == getpid();
     char *args[] = {(char *)shell, "-c", cmd, NULL};
-    child = spawn_shell(args, reset ? &chld : NULL, leader);
-    if (child < 0) {
-        failed("the shell could not be started as a child");
-        if (reset) sigaction(SIGCHLD, &chld, NULL);
-        execv(shell, args);
-        _exit(127);
-    }
-
-    /* Signals meant for the shell reach it; ones Claude Code ignores stay ignored. */
+    /* Signals meant for the shell reach it; ones Claude Code ignores stay ignored. They are
+     * held from before the shell starts until its pid is known, so one sent at any moment is
+     * forwarded, never lost and never fatal to us while the shell runs on. */
     int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM};
+    sigset_t held, given;
+    sigemptyset(&held);
+    for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) sigaddset(&held, forwarded[i]);
+    sigprocmask(SIG_BLOCK, &held, &given);
     for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++) {
         struct sigaction old, sa = {.sa_handler = forward};
         sigemptyset(&sa.sa_mask);
         if (sigaction(forwarded[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
             sigaction(forwarded[i], &sa, NULL);
     }
+    child = spawn_shell(args, reset ? &chld : NULL, leader, &given);
+    if (child < 0) {
+        failed("the shell could not be started as a child");
+        if (reset) sigaction(SIGCHLD, &chld, NULL);
+        sigprocmask(SIG_SETMASK, &given, NULL);
+        execv(shell, args);
+        _exit(127);
+    }
+    sigprocmask(SIG_SETMASK, &given, NULL);
 
     char key[80];
     session_key(key, sizeof key);
