@@ -327,7 +327,8 @@ def _technical(token: Token) -> bool:
 
 
 def _parts(form: str) -> list[str]:
-    """The canonical parts of a hyphenated word (`base64-encode` -> base64, encod), else none."""
+    """The canonical parts of a hyphenated word (`base64-encode` -> base64, encod), else the
+    form itself."""
     if "-" not in form.strip("-") or "." in form or "/" in form:
         return [form]
     return [canonical(part) for part in form.split("-") if part]

@@ -108,19 +108,19 @@ def _read_safetensors(path: Path) -> dict:
     tensor's dtype, shape and byte range, then the data."""
     import torch
 
-    raw = path.read_bytes()
+    raw = bytearray(path.read_bytes())  # one writable buffer the tensors are views of
     (size,) = struct.unpack_from("<Q", raw)
     header = json.loads(raw[8 : 8 + size])
-    body = memoryview(raw)[8 + size :]
     tensors = {}
     for name, spec in header.items():
         if name == "__metadata__":
             continue
         start, end = spec["data_offsets"]
         dtype = getattr(torch, _DTYPES[spec["dtype"]])
-        tensors[name] = torch.frombuffer(bytearray(body[start:end]), dtype=dtype).reshape(
-            spec["shape"]
-        )
+        count = (end - start) // dtype.itemsize
+        tensors[name] = torch.frombuffer(
+            raw, dtype=dtype, count=count, offset=8 + size + start
+        ).reshape(spec["shape"])
     return tensors
 
 
