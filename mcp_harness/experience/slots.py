@@ -36,11 +36,13 @@ _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 _NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"  # `-f2`, `%05d`
 _COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
+NAME = "name"  # a word slot that sibling rows fill with other words: a parameter (`siblings`)
 MISSING, SUBSTITUTED, NEGATED, UNFILLED = 0.75, 0.5, 0.1, 0.25
 SUBSTITUTED_IN_FRAME = 0.3  # the one word that differs in an input sharing most of the key's
 NEGATIONS = frozenset({"not", "no", "nor", "never", "without", "cannot", "none", "neither"})
 _COMPATIBLE = {
     "word": {"word", "path", "file", "str"},
+    NAME: {"word", "path", "file", "str"},
     "path": {"path", "file", "word"},
     "file": {"file", "path"},
     "num": {"num"},
@@ -83,7 +85,10 @@ def tokenize(text: str) -> list[Token]:
         if _RANGE.fullmatch(word):  # "lines 2-5", a date, a time: each number is a parameter
             out.extend(Token(n, "num") for n in re.split("[-:]", word))
         elif word:
-            out.append(Token(word, kind_of(word)))
+            kind = kind_of(word)
+            if kind == "word" and word.endswith("/") and len(word) > 1:  # "in images/": a name
+                word = word.rstrip("/")
+            out.append(Token(word, kind))
     return out
 
 
@@ -116,6 +121,58 @@ def find_slots(key: str, value: str) -> list[dict[str, str]]:
             if not any(s["text"].lower() == lowered for s in slots):
                 slots.append({"text": token.text, "kind": token.kind})
     return slots
+
+
+def siblings(rows: list[tuple[str, list[dict[str, Any]]]]) -> list[list[dict[str, Any]]]:
+    """Each row's slots, as rows that do the same thing tell them apart: two rows are siblings
+    when their values have the same words but at one or more slots ("Create directory build",
+    "Create directory logs"). A word slot that a sibling says another word in place of is a
+    parameter (kind `name`, which an input must give, like a file); one that a sibling says
+    too is part of the operation ("trailing" in "Strip trailing whitespace from x" and from
+    y), so it is not filled from the input. `rows` are (value, slots) pairs."""
+    tokens = [[t.lower for t in tokenize(value)] for value, _ in rows]
+    out = []
+    for i, (_, slots) in enumerate(rows):
+        mine = {s["text"].lower() for s in slots}
+        fixed, varying = set(), set()
+        for j, theirs in enumerate(tokens):
+            if j == i or len(theirs) != len(tokens[i]) or theirs == tokens[i]:
+                continue
+            other = {s["text"].lower() for s in rows[j][1]}
+            differ = [p for p, (a, b) in enumerate(zip(tokens[i], theirs, strict=True)) if a != b]
+            if not all(tokens[i][p] in mine or theirs[p] in other for p in differ):
+                continue
+            for p, word in enumerate(tokens[i]):
+                if word in mine:
+                    (varying if p in differ else fixed).add(word)
+        refined = []
+        for slot in slots:
+            word = slot["text"].lower()
+            if slot["kind"] == "word" and word in varying:
+                refined.append({**slot, "kind": NAME})
+            elif slot["kind"] != "word" or word not in fixed:
+                refined.append(slot)
+        out.append(refined)
+    return out
+
+
+_KIND_WORD = {"file": "file", "path": "folder", "num": "number", "str": "text"}
+
+
+def operation(text: str) -> str:
+    """The sentence with each parameter (a file, path, number or quoted string) said as its
+    kind ("Make run.sh executable" -> "Make file executable"): what a judge of meaning should
+    compare, since two instances of one operation differ in their parameters."""
+    out, end = [], 0
+    for match in _TOKEN.finditer(text):
+        word = match.group(0).rstrip(_EDGE_PUNCT)
+        tokens = tokenize(word)
+        if not tokens or any(t.kind not in _KIND_WORD for t in tokens):
+            continue
+        said = _KIND_WORD[tokens[0].kind] if len(tokens) == 1 else re.sub(r"\d+", "number", word)
+        out.append(text[end : match.start()] + said)
+        end = match.start() + len(word)
+    return "".join(out) + text[end:]
 
 
 def placeholder(keyword: str) -> str | None:
@@ -188,13 +245,13 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     # A word the alignment could not place but the input has (clauses in another order).
     forms = _forms(input_tokens)
     for slot in list(unfilled):
-        if slot["kind"] == "word" and canonical(slot["text"].lower()) in forms:
+        if slot["kind"] in ("word", NAME) and canonical(slot["text"].lower()) in forms:
             j = forms.index(canonical(slot["text"].lower()))
             fills[slot["text"]] = input_tokens[j].text
             used.add(j)
             unfilled.remove(slot)
-    _place_by_context(key_tokens, input_tokens, unfilled, fills, used)
-    still = [s["text"] for s in unfilled if s["kind"] in DISTINCTIVE and s["text"] not in fills]
+    _place_by_context(key_tokens, input_tokens, unfilled, fills, used, (key_all, input_all))
+    still = [s["text"] for s in unfilled if _distinctive(s) and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
     negated = _negated(key_all) != _negated(input_all) or _opposed(
         key_tokens, input_tokens, key_all, input_all
@@ -203,32 +260,79 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     return Adaptation(text, fills, still, fit.value, fit.rescue)
 
 
-def _place_by_context(key, new, unfilled, fills, used) -> None:
+def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
     """Distinctive slots the alignment could not place take the input's unused spans of their
     kind that the key does not have, best context first: a span whose neighbours are the
-    slot's neighbours (`lines in notes.txt` ~ `lines of words.txt`) wins, then input order."""
+    slot's neighbours (`lines in notes.txt` ~ `lines of words.txt`; among all words too,
+    `under scripts` ~ `under tools`) wins, then input order. `streams` are the key's and the
+    input's tokens with their stop words."""
     key_forms, new_forms = ["^", *_forms(key), "$"], ["^", *_forms(new), "$"]
+    key_near, new_near = (_neighbours(tokens) for tokens in streams)
+    key_roles, new_roles = _roles(key), _roles(new)
     key_words = {t.lower for t in key}
     pairs = []
     for order, slot in enumerate(unfilled):
-        if slot["kind"] not in DISTINCTIVE:
+        if not _distinctive(slot):
             continue
+        kind = "word" if slot["kind"] == NAME else slot["kind"]
         where = [i for i, t in enumerate(key) if t.lower == slot["text"].lower()]
         for j, token in enumerate(new):
-            if j in used or token.kind != slot["kind"] or token.lower in key_words:
+            if j in used or token.kind != kind or token.lower in key_words:
                 continue
-            score = max(
-                (
-                    (key_forms[i] == new_forms[j]) + (key_forms[i + 2] == new_forms[j + 2])
-                    for i in where
-                ),
-                default=0,
+            near = new_near.get(token.lower, set())
+            shared = max((len(key_near.get(key[i].lower, set()) & near) for i in where), default=0)
+            if slot["kind"] == NAME and not shared:
+                continue  # a name is any word: only the words around it can say which
+            score = (
+                max(
+                    (
+                        (key_forms[i] == new_forms[j])
+                        + (key_forms[i + 2] == new_forms[j + 2])
+                        + _same_role(key[i], token, key_roles, new_roles)
+                        for i in where
+                    ),
+                    default=0,
+                )
+                + shared
             )
             pairs.append((-score, order, j, slot["text"], token.text))
     for _, _, j, text, fill in sorted(pairs):
         if text not in fills and j not in used:
             fills[text] = fill
             used.add(j)
+
+
+def _roles(tokens: list[Token]) -> dict[str, str]:
+    """How the file names of a text relate: one whose stem starts another's is its `source`
+    (response.json for response_pretty.json), that other the `derived` one."""
+    stems = {t.lower: t.lower.rsplit(".", 1)[0] for t in tokens if t.kind == "file"}
+    roles: dict[str, str] = {}
+    for a, stem in stems.items():
+        for b, other in stems.items():
+            if a != b and stem and other != stem and other.startswith(stem):
+                roles.setdefault(a, "source")
+                roles[b] = "derived"
+    return roles
+
+
+def _same_role(slot: Token, token: Token, key_roles: dict, new_roles: dict) -> int:
+    """Evidence that an input file takes a file slot's place: the same extension where the
+    key's files differ in theirs, the same role (`_roles`) where the input's names relate."""
+    if slot.kind != "file" or token.kind != "file":
+        return 0
+    score = 2 * (key_roles.get(slot.lower) == new_roles.get(token.lower) is not None)
+    if slot.lower.rsplit(".", 1)[-1] == token.lower.rsplit(".", 1)[-1]:
+        score += 1
+    return score
+
+
+def _neighbours(tokens: list[Token]) -> dict[str, set[tuple[int, str]]]:
+    """Each token's neighbours among all words (stop words too): (-1, before), (1, after)."""
+    forms = ["^", *_forms(tokens), "$"]
+    near: dict[str, set[tuple[int, str]]] = {}
+    for i, token in enumerate(tokens):
+        near.setdefault(token.lower, set()).update({(-1, forms[i]), (1, forms[i + 2])})
+    return near
 
 
 @dataclass(frozen=True)
@@ -273,6 +377,7 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
     LF to CRLF" for "from CRLF to LF") or, sharing most words, says two of them in the other
     order ("tab-separated ... to comma-separated")."""
     slot_words = {s["text"].lower() for s in slots or ()}
+    distinctive = {s["text"].lower() for s in slots or () if _distinctive(s)}
     filled = {k.lower() for k in fills}
     key_forms, new_forms = _forms(key), _forms(new)
     matched = 0.0
@@ -291,7 +396,7 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
         # A parameter filled with another value is weaker evidence than a word both share:
         # any two file names "match".
         matched += 0.5 if ok and token.lower in changed else ok
-        if not ok and token.lower in slot_words and token.kind in DISTINCTIVE:
+        if not ok and token.lower in distinctive:
             vetoes *= UNFILLED  # the command would act on the wrong file, path or number
         elif not ok:
             substituted = (
@@ -314,6 +419,11 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
         if _swapped(key, new):
             vetoes *= NEGATED
     return Fit(overlap, vetoes, wording, swaps)
+
+
+def _distinctive(slot: dict[str, Any]) -> bool:
+    """Whether the input must give this slot (a file, path, number, string or name)."""
+    return slot["kind"] in DISTINCTIVE or slot["kind"] == NAME
 
 
 def _technical(token: Token) -> bool:

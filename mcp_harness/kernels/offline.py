@@ -15,6 +15,7 @@ experience" beats a confident wrong command. Same request, same reply, always; i
 
 from __future__ import annotations
 
+from mcp_harness.experience.slots import operation
 from mcp_harness.kernels import sentences
 from mcp_harness.kernels.base import Example, KernelReply, KernelRequest
 
@@ -31,7 +32,9 @@ def meaning(request: KernelRequest) -> list[float]:
     encoder = sentences.encoder()
     if encoder is None or not any(e.rescue > 0 for e in request.examples):
         return [0.0] * len(request.examples)
-    alike = [encoder.similarity(request.input, e.key) for e in request.examples]
+    alike = [
+        encoder.similarity(operation(request.input), operation(e.key)) for e in request.examples
+    ]
     out = []
     for i, example in enumerate(request.examples):
         if example.rescue <= 0 or alike[i] < MEANING_FLOOR:
@@ -67,11 +70,14 @@ def rank(example: Example) -> float:
 
 
 class OfflineKernel:
-    """The most confident untried adapted row value if it reaches `threshold`, else a failure."""
+    """The most confident untried adapted row value if it reaches `threshold`, else a failure.
+    It reads `reads` rows per question whatever an expert's `topk` (it judges each row itself,
+    and the rows a reworded input needs, and their rivals, often rank below the first few)."""
 
     name = "offline"
     model: str | None = None
     billable = False
+    reads = 16
 
     def __init__(self, threshold: float = DEFAULT_THRESHOLD) -> None:
         if not threshold >= 0:  # also rejects NaN

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mcp_harness.errors import HarnessError
-from mcp_harness.experience.slots import adapt
+from mcp_harness.experience.slots import adapt, siblings
 from mcp_harness.kernels.base import Example, KernelRequest
 from mcp_harness.kernels.registry import reflects
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run, Trajectory
@@ -45,8 +45,9 @@ class Expert(Op):
                 f"node {node.name!r}: no kernel for this run",
                 "run with a kernel (the default is offline)",
             )
-        hits = experience.search(source.text, k=self.args["topk"], method=self.args["method"])
-        examples = tuple(_example(hit, source.text) for hit in hits)
+        k = max(self.args["topk"], getattr(run.kernel, "reads", 0))
+        hits = experience.search(source.text, k=k, method=self.args["method"])
+        examples = _examples(hits, source.text)
         tried = _tried(run, node, coords, trajectory, source.text)
         reply = await run.kernel.complete(
             KernelRequest(self.args["task"], source.text, examples, trajectory, tried=tried)
@@ -145,10 +146,19 @@ class Expert(Op):
                     )
 
 
-def _example(hit, text: str) -> Example:
+def _examples(hits, text: str) -> tuple[Example, ...]:
+    """The retrieved rows as the kernel sees them, each value adapted to `text` with its slots
+    as its siblings among the hits tell them (`slots.siblings`)."""
+    found = [h.row.provenance.get("slots") for h in hits]
+    slots = siblings(
+        [(h.row.value, s if isinstance(s, list) else []) for h, s in zip(hits, found, strict=True)]
+    )
+    return tuple(_example(hit, text, s) for hit, s in zip(hits, slots, strict=True))
+
+
+def _example(hit, text: str, slots: list) -> Example:
     """A retrieved row as the kernel sees it, its value adapted to `text`."""
-    slots = hit.row.provenance.get("slots")
-    adaptation = adapt(hit.row.key, hit.row.value, slots if isinstance(slots, list) else [], text)
+    adaptation = adapt(hit.row.key, hit.row.value, slots, text)
     return Example(
         hit.row.key,
         hit.row.value,
