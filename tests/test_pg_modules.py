@@ -152,10 +152,18 @@ def test_training_writes_to_the_pool_as_to_files(capsys, twins, tmp_path: Path) 
     assert ("command", "Create the dist directory", "mkdir -p dist") in {
         (name, key, value) for name, _, key, value, _, _ in trained
     }
-    checkpoint = Experience.open(tmp_path / "train-pooled" / "epoch-2" / "experience" / "command")
-    with opened(json.loads((tmp_path / "train-pooled" / "train.json").read_text())[
-            "experience"]["command"]) as pool:  # fmt: skip
+    out = tmp_path / "train-pooled"
+    checkpoint = Experience.open(out / "epoch-2" / "experience" / "command")
+    address = json.loads((out / "train.json").read_text())["experience"]["command"]
+    with opened(address) as pool:
         assert [r.value for r in checkpoint.rows()] == [r.value for r in pool.rows()]
+        pool.append([as_row(checkpoint.row(0), note="written by someone else meanwhile")])
+        count = len(pool)
+    code, stdout, err = run_cli(capsys, "train", "--resume", str(out), "--epochs", "3")
+    assert code == 0, err
+    assert "from checkpoint epoch-2: epoch 3" in stdout
+    with opened(address) as pool:  # the pool went on as it was, never rewound
+        assert len(pool) >= count and pool.row(count - 1).provenance["note"]
 
 
 # ---- bad input ------------------------------------------------------------------------------

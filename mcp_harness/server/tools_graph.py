@@ -165,8 +165,8 @@ def _jsonable(value: Any) -> Any:
 async def open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[str, Store]:
     """Open every experience the graph declares: `given[name]` if passed, else the spec's own
     entry, either read as every experience argument is (`backend.resolve_store`: a pool address,
-    a `[stores]` name, a name or a path; a path must be confined). Close them with
-    `close_all`."""
+    a `[stores]` name, a name or a path; a path must be confined). The caller closes them
+    (`Module.close`)."""
     declared = spec.get("experience", {})
     if not isinstance(declared, dict):
         raise HarnessError(
@@ -191,7 +191,8 @@ async def open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[s
                 )
             opened[name] = await asyncio.to_thread(_open_one, name, source)
     except BaseException:
-        close_all(opened)
+        for store in opened.values():
+            close_store(store)
         raise
     return opened
 
@@ -213,11 +214,6 @@ def _open_one(name: str, source: str) -> Store:
             "experience_add(..., create=true))",
         )
     return Experience.open(path)
-
-
-def close_all(stores: dict[str, Store]) -> None:
-    for store in stores.values():
-        close_store(store)
 
 
 def register(server: MCPServer) -> None:
