@@ -237,14 +237,16 @@ def to_spec(output: FutureTensor, name: str = "module") -> dict[str, Any]:
 
 
 def from_spec(spec: dict[str, Any], base: Path | str = ".") -> FutureTensor:
-    """The output node of a graph spec, its experience opened (relative to `base`) and bound."""
-    from mcp_harness.experience.store import Experience
+    """The output node of a graph spec, its experience opened (as a `module.json` names it:
+    paths relative to `base`, or pool addresses and `[stores]` names) and bound."""
+    from mcp_harness.experience.backend import open_at
     from mcp_harness.runtime.graph import build
+    from mcp_harness.runtime.module import stores
 
     graph = build(spec)
     params = {
-        exp_name: experience_parameter(Experience.open(Path(base) / str(where)), exp_name)
-        for exp_name, where in spec.get("experience", {}).items()
+        exp_name: experience_parameter(open_at(where), exp_name)
+        for exp_name, where in stores(Path(base).absolute(), spec).items()
     }
     for node in graph.nodes.values():
         node.bound = {n: params[n] for n in node.op.parameters() if n in params}

@@ -304,3 +304,20 @@ def test_bad_pool_settings_are_named(capsys, pg_uri: str, harness_home: Path) ->
     (harness_home / "config.toml").write_text("[pool]\nothers_weight = 3\n")
     code, _, err = run(capsys, "experience", "stats", pg_uri)
     assert code == 2 and "others_weight must be a number from 0 to 1" in err
+
+
+def test_training_refuses_a_role_that_may_not_edit(capsys, roles: PgServer, tmp_path) -> None:
+    from tests.test_pg_modules import TRAIN, write_module
+
+    with opened(roles.uri("trained", user="maxine", database="roles"), NEW) as maintainer:
+        maintainer.append([row("Create the dist directory", "mkdir -p dist")])
+    alice = roles.uri("trained", user="alice", database="roles")
+    module = write_module(tmp_path / "mod", "mod", {"decision": alice, "command": alice})
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps(TRAIN) + "\n")
+    out = tmp_path / "run"
+    code, _, err = run(capsys, "train", str(module), "--data", str(data), "--out", str(out))
+    assert code == 2 and "Traceback" not in err
+    assert f"{alice}: your database role may not edit rows, which every training step" in err
+    assert "fix: ask a maintainer" in err and "mcp-harness experience pull" in err
+    assert not out.exists()  # refused before anything was written

@@ -58,18 +58,24 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def scratch_module(name: str, scratch: Path) -> Any:
-    """Module `name` on a copy (in `scratch`) of its experience, which is copied, not opened,
-    so nothing runs on or writes to the module's own tensors."""
+    """Module `name` on a copy (in `scratch`) of its experience, which is copied, not opened
+    (a pool experience: its rows are read into a file copy), so nothing runs on or writes to
+    the module's own tensors."""
+    from mcp_harness.experience.backend import PoolAddress, opened
+    from mcp_harness.experience.transfer import snapshot
     from mcp_harness.runtime import module as modules
     from mcp_harness.runtime.graph import load_spec
 
     path = modules.resolve(name)
     copies = {}
-    for exp_name, relative in load_spec(path / modules.SPEC).get("experience", {}).items():
-        source = path / str(relative)
-        if (source / "shape").is_file():  # a missing one is named by load
-            copies[exp_name] = scratch / "experience" / exp_name
-            shutil.copytree(source, copies[exp_name], ignore=_SKIP)
+    for exp_name, where in modules.stores(path, load_spec(path / modules.SPEC)).items():
+        copy = scratch / "experience" / exp_name
+        if isinstance(where, PoolAddress):  # a file copy of the pool's rows
+            with opened(where.display) as store:
+                copies[exp_name] = snapshot(store, copy)
+        elif (where / "shape").is_file():  # a missing one is named by load
+            copies[exp_name] = copy
+            shutil.copytree(where, copy, ignore=_SKIP)
     return modules.load(str(path), experience_overrides=copies)
 
 

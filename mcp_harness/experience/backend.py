@@ -4,7 +4,9 @@ An experience argument is one of
 - a pool address, `postgresql://USER@HOST:PORT/DBNAME#EXPERIENCE` (a libpq URI, `postgres://`
   too; the fragment names the experience inside the database),
 - a name listed in the `[stores]` table of `<data home>/config.toml` (`team = "postgresql://…"`),
-- else a name under `<home>/experience/` or a path (`paths.resolve_experience`).
+- else a name under `<home>/experience/` or a path (`paths.resolve_experience`); inside a
+  module (`base`: its directory) a path relative to the module, as `module.json` names its
+  experience.
 
 Passwords never appear in an address: libpq takes them from `PGPASSWORD`, `~/.pgpass` or a
 service file (`PGSERVICE`), and TLS from `PGSSLMODE` and friends. An address holding one is
@@ -20,7 +22,7 @@ import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import parse_qsl, urlsplit
 
 from mcp_harness.errors import HarnessError
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
     from mcp_harness.experience.pg_store import PoolExperience
     from mcp_harness.experience.store import Experience
 
+Store: TypeAlias = "Experience | PoolExperience"  # an open experience of either backend
 SCHEMES = ("postgresql", "postgres")
 STORES = "stores"
 POOL = "pool"
@@ -130,11 +133,17 @@ def pool_settings() -> tuple[str | None, float]:
     return (parse_database(uri) if uri else None), float(weight)
 
 
-def resolve_store(name_or_path: str) -> Path | PoolAddress:
-    """The store an experience argument names (see the module docstring for the rules)."""
+def is_store_name(name_or_path: str) -> bool:
+    """Whether an argument has the form of a `[stores]` name (no path separator, no dot)."""
+    return "/" not in name_or_path and not name_or_path.startswith(".")
+
+
+def resolve_store(name_or_path: str, base: Path | None = None) -> Path | PoolAddress:
+    """The store an experience argument names (see the module docstring for the rules);
+    `base`: the module directory relative paths start from."""
     if is_pool_address(name_or_path):
         return parse_pool_address(name_or_path)
-    if "/" not in name_or_path and not name_or_path.startswith("."):
+    if is_store_name(name_or_path):
         named = _table(STORES).get(name_or_path)
         if isinstance(named, str):
             return parse_pool_address(named)
@@ -143,6 +152,8 @@ def resolve_store(name_or_path: str) -> Path | PoolAddress:
                 f"[{STORES}] {name_or_path} in {data_home() / 'config.toml'} is not a string",
                 f'write {name_or_path} = "postgresql://USER@HOST:PORT/DBNAME#EXPERIENCE"',
             )
+    if base is not None:
+        return (base / Path(name_or_path).expanduser()).absolute()
     return resolve_experience(name_or_path)
 
 
@@ -153,8 +164,14 @@ def open_store(
     name_or_path: str, mode: str = OPEN, *, others_weight: float | None = None
 ) -> Experience | PoolExperience:
     """Open the experience an argument names (`NEW`: create it, `ENSURE`: create it when
-    missing); a pool store holds a connection: close it (or use `opened`)."""
-    where = resolve_store(name_or_path)
+    missing); a pool store holds a connection: close it (`close_store`, or use `opened`)."""
+    return open_at(resolve_store(name_or_path), mode, others_weight=others_weight)
+
+
+def open_at(
+    where: Path | PoolAddress, mode: str = OPEN, *, others_weight: float | None = None
+) -> Experience | PoolExperience:
+    """`open_store` for a store `resolve_store` has found."""
     if isinstance(where, PoolAddress):
         from mcp_harness.experience.pg_store import PoolExperience
 
@@ -168,16 +185,20 @@ def open_store(
     return Experience.open(where)
 
 
+def close_store(store: Experience | PoolExperience) -> None:
+    """Close a pool store's connection (a file store holds nothing open)."""
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+
+
 @contextlib.contextmanager
 def opened(
     name_or_path: str, mode: str = OPEN, *, others_weight: float | None = None
 ) -> Iterator[Experience | PoolExperience]:
     """`open_store` for the length of a `with` block (a pool store's connection is closed)."""
-    from mcp_harness.experience.store import Experience
-
     store = open_store(name_or_path, mode, others_weight=others_weight)
     try:
         yield store
     finally:
-        if not isinstance(store, Experience):
-            store.close()
+        close_store(store)

@@ -111,6 +111,23 @@ class PoolExperience:
     def close(self) -> None:
         self._conn.close()
 
+    def check_trainable(self) -> None:
+        """Refuse, naming the store, when this role may not add or edit rows (what a
+        training step does), before anything is changed."""
+        with database_errors(self.path, "read the pool"):
+            allowed = self._conn.execute(
+                "SELECT has_table_privilege(%s, 'INSERT') AND has_table_privilege(%s, 'UPDATE')",
+                (f"{SCHEMA}.rows", f"{SCHEMA}.rows"),
+            ).fetchone()[0]
+        if not allowed:
+            raise HarnessError(
+                f"{self.path}: your database role may not edit rows, which every training step "
+                "does (row weights, patches, new rows); nothing was trained",
+                "ask a maintainer to train it, or to grant you the maintainer role (README: the "
+                "pool's setup SQL); or train a local copy (mcp-harness experience pull) and push "
+                "the rows it learns (mcp-harness experience push)",
+            )
+
     # ---- following the table ----------------------------------------------------------------
     @contextlib.contextmanager
     def _reading(self) -> Iterator[psycopg.Connection]:
@@ -302,6 +319,11 @@ class PoolExperience:
 
     def weights(self) -> list[float]:
         return [r.weight for r in self.rows()]
+
+    def search_weight(self, stored: StoredRow) -> float:
+        """The weight search gives a row: its own, times `others_weight` if another role
+        added it."""
+        return stored.weight * self._factor(str(stored.provenance.get("author", self._me)))
 
     def stats(self) -> dict[str, Any]:
         sources: dict[str, int] = {}

@@ -14,7 +14,8 @@ description (cut at 1,536 characters together with `when_to_use`) and expands
 
 Re-exporting replaces the skill at once: everything is written to a temp dir beside the target,
 then swapped in (`storage.swap`). Experience is copied under its writer lock, without lock files
-or commit journals. The launcher, the SKILL.md body and the module README are `templates/`.
+or commit journals; a pool experience becomes a file copy of its rows inside the skill. The
+launcher, the SKILL.md body and the module README are `templates/`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Any
 from filelock import FileLock
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience.transfer import snapshot
 from mcp_harness.export.template import fill_template
 from mcp_harness.redaction import redact
 from mcp_harness.storage.swap import swap_in
@@ -133,6 +135,13 @@ def export_skill(
     if not isinstance(module, str) or not module.strip():
         raise HarnessError("no module given", "name a module (e.g. coder) or a module directory")
     loaded = modules.load(module)
+    try:
+        return _export(loaded, to, name)
+    finally:
+        loaded.close()
+
+
+def _export(loaded: Any, to: str | Path | None, name: str | None) -> ExportedSkill:
     skill_name = name if name is not None else check_name(loaded.name, given=False)
     target = Path(to).expanduser().absolute() if to is not None else default_target()
     source = loaded.path.resolve()
@@ -204,7 +213,8 @@ def _copy_module(loaded: Any, destination: Path) -> dict[str, int]:
     from mcp_harness.storage.transaction import recover
 
     root = loaded.path.resolve()
-    experience_dirs = {exp.path.resolve(): name for name, exp in loaded.experience.items()}
+    files = {n: e for n, e in loaded.experience.items() if isinstance(e.path, Path)}
+    experience_dirs = {exp.path.resolve(): name for name, exp in files.items()}
 
     def skip(directory: str, names: list[str]) -> set[str]:
         here = Path(directory).resolve()
@@ -228,6 +238,14 @@ def _copy_module(loaded: Any, destination: Path) -> dict[str, int]:
                 path, copy_to, ignore=lambda d, names: _skip(d, names) | _EXPERIENCE_CACHES
             )
         rows[name] = len(loaded.experience[name])
+    for name, store in loaded.experience.items():
+        if name not in files:  # a pool experience: the skill carries a file copy of its rows
+            copy_to = snapshot(store, destination / "experience" / name)
+            for cache in _EXPERIENCE_CACHES:
+                (copy_to / cache).unlink(missing_ok=True)
+            spec.setdefault("experience", {})[name] = f"experience/{name}"
+            moved = True
+            rows[name] = len(store)
     if moved:
         spec_path.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
     readme = destination / "README.md"

@@ -6,6 +6,9 @@
   README.md              what it does and how to run it
   experience/<name>/     its experience tensors (the trainable weights)
 ```
+`module.json` names each experience by a path relative to the module, or by any address an
+experience argument takes elsewhere (`experience.backend`): a pool address
+`postgresql://USER@HOST:PORT/DBNAME#NAME` or a `[stores]` name from `config.toml`.
 Built-in modules (`mcp_harness/modules/<name>/`) are templates: the first use copies one into
 `<data home>/modules/<name>` and fills its experience from the template's `seed/<name>.jsonl`,
 so training and edits never touch the installed package.
@@ -13,18 +16,31 @@ so training and edits never touch the installed package.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import HarnessError, broken_install
+from mcp_harness.experience.backend import (
+    STORES,
+    PoolAddress,
+    close_store,
+    is_store_name,
+    open_at,
+    resolve_store,
+)
 from mcp_harness.experience.store import Experience
 from mcp_harness.paths import data_home
 from mcp_harness.runtime.future import Element, Run
 from mcp_harness.runtime.graph import Graph, build, load_spec
+
+if TYPE_CHECKING:
+    from mcp_harness.experience.pg_store import PoolExperience
 
 SPEC = "module.json"
 
@@ -98,11 +114,16 @@ def new(name: str, template: str = "coder", target: Path | None = None) -> Path:
 class Module:
     path: Path
     spec: dict[str, Any]
-    experience: dict[str, Experience] = field(default_factory=dict)
+    experience: dict[str, Experience | PoolExperience] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return str(self.spec.get("name", self.path.name))
+
+    def close(self) -> None:
+        """Close the connections of its pool experiences (file ones hold nothing open)."""
+        for store in self.experience.values():
+            close_store(store)
 
     def graph(self, dims: dict[str, int] | None = None) -> Graph:
         return build(self.spec, dims, set(self.experience))
@@ -123,27 +144,71 @@ class Module:
         }
 
 
+def stores(path: Path, spec: Any) -> dict[str, Path | PoolAddress]:
+    """Where each experience a module's spec declares lives (`resolve_store`, relative paths
+    from the module directory `path`)."""
+    declared = spec.get("experience", {}) if isinstance(spec, dict) else {}
+    if not isinstance(declared, dict) or not all(
+        isinstance(v, str) and v for v in declared.values()
+    ):
+        raise HarnessError(
+            f"{path / SPEC}: 'experience' must map names to directories or pool addresses",
+            "see the module README",
+        )
+    found = {}
+    for name, where in declared.items():
+        with _naming(path, name):
+            found[name] = resolve_store(where, path)
+    return found
+
+
 def load(name_or_path: str, experience_overrides: dict[str, Path] | None = None) -> Module:
-    """Load a module and open its experience tensors; the graph is checked before returning."""
+    """Load a module and open its experience (files or pool stores); the graph is checked
+    before returning. An error names the module, the experience and its store."""
     path = resolve(name_or_path)
     spec = load_spec(path / SPEC)
-    declared = spec.get("experience", {}) if isinstance(spec, dict) else {}
-    if not isinstance(declared, dict):
-        raise HarnessError(
-            f"{path / SPEC}: 'experience' must map names to directories", "see the module README"
-        )
-    experience = {}
-    for exp_name, relative in declared.items():
-        where = (experience_overrides or {}).get(exp_name) or path / str(relative)
-        if not (where / "shape").is_file():
-            raise HarnessError(
-                f"module {path.name!r}: experience {exp_name!r} is missing at {where}",
-                f"create it: mcp-harness experience new {where}",
-            )
-        experience[exp_name] = Experience.open(where)
-    module = Module(path, spec, experience)
-    module.graph()
+    overrides = experience_overrides or {}
+    where = {name: overrides.get(name, store) for name, store in stores(path, spec).items()}
+    experience: dict[str, Experience | PoolExperience] = {}
+    try:
+        for exp_name, store in where.items():
+            if isinstance(store, Path) and not (store / "shape").is_file():
+                raise _missing(path, exp_name, spec["experience"][exp_name], store)
+            with _naming(path, exp_name):
+                experience[exp_name] = open_at(store)
+        module = Module(path, spec, experience)
+        module.graph()
+    except BaseException:
+        for store in experience.values():
+            close_store(store)
+        raise
     return module
+
+
+@contextlib.contextmanager
+def _naming(path: Path, exp_name: str) -> Iterator[None]:
+    """Errors of one declared experience, prefixed with the module and experience names."""
+    try:
+        yield
+    except HarnessError as exc:
+        raise HarnessError(
+            f"module {path.name!r}: experience {exp_name!r}: {exc.message}", exc.fix
+        ) from None
+
+
+def _missing(path: Path, exp_name: str, declared: str, where: Path) -> HarnessError:
+    """A declared file experience that is not there (a bare word may be a mistyped store)."""
+    fix = f"create it: mcp-harness experience new {where}"
+    if not is_store_name(declared):
+        return HarnessError(
+            f"module {path.name!r}: experience {exp_name!r} is missing at {where}", fix
+        )
+    return HarnessError(
+        f"module {path.name!r}: experience {exp_name!r}: {declared!r} is neither a store in "
+        f"[{STORES}] of {data_home() / 'config.toml'} nor an experience at {where}",
+        f'name a pool store: add {declared} = "postgresql://USER@HOST:PORT/DBNAME#NAME" under '
+        f"[{STORES}]; or {fix}",
+    )
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 `experience_parameter(experience, name)` is a `torch.nn.Parameter` of the experience's row
 weights (shape `[N]`, float32), carrying the experience itself and the seed's
-attributes (`st_relative_to`, `st_tensor_uid`). A run given such tensors ties its experts'
+attributes (`st_relative_to`, `st_tensor_uid`: for a pool store its database and experience
+name). A run given such tensors ties its experts'
 coefficients to them, so `loss.backward()` fills `.grad` (the numeric channel); a symbolic
 backward appends the rows and patches it proposes to `.symbolic_grad` (the text channel).
 `training.optimizer.StSGD` is a `torch.optim.Optimizer` over these tensors and applies both.
@@ -17,10 +18,10 @@ from mcp_harness.errors import HarnessError
 if TYPE_CHECKING:
     import torch
 
-    from mcp_harness.experience.store import Experience
+    from mcp_harness.experience.backend import Store
 
 
-def experience_parameter(experience: Experience, name: str) -> torch.Tensor:
+def experience_parameter(experience: Store, name: str) -> torch.Tensor:
     import torch
 
     if not name.isidentifier():
@@ -31,8 +32,14 @@ def experience_parameter(experience: Experience, name: str) -> torch.Tensor:
     weights = torch.nn.Parameter(torch.tensor(experience.weights(), dtype=torch.float32))
     weights.experience = experience  # type: ignore[attr-defined]
     weights.st_name = name  # type: ignore[attr-defined]
-    weights.st_relative_to = experience.path.parent  # type: ignore[attr-defined]
-    weights.st_tensor_uid = experience.path.name  # type: ignore[attr-defined]
+    address = getattr(experience, "address", None)  # a pool store: database and name
+    relative_to, uid = (
+        (address.conninfo, address.experience)
+        if address is not None
+        else (experience.path.parent, experience.path.name)
+    )
+    weights.st_relative_to = relative_to  # type: ignore[attr-defined]
+    weights.st_tensor_uid = uid  # type: ignore[attr-defined]
     weights.symbolic_grad = []  # type: ignore[attr-defined]
     return weights
 

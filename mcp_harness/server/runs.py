@@ -57,9 +57,9 @@ class JobStarted(BaseModel):
 
 
 def confined_module(module: str) -> str:
-    """A module name or path, once its directory and every experience its module.json names
-    are confined: inside the allowed roots, with no symlink leading out of them (training
-    writes that experience, module_show reads it, export_skill copies it)."""
+    """A module name or path, once its directory and every experience directory its
+    module.json names are confined: inside the allowed roots, with no symlink leading out of
+    them (training writes that experience, module_show reads it, export_skill copies it)."""
     from mcp_harness.runtime import module as modules
     from mcp_harness.runtime.graph import load_spec
 
@@ -67,10 +67,9 @@ def confined_module(module: str) -> str:
     if "/" in module or module.startswith((".", "~")):
         given = str(allowed_path(module))
     path = confined_tree(modules.resolve(given), "module")
-    spec = load_spec(path / modules.SPEC)
-    declared = spec.get("experience", {}) if isinstance(spec, dict) else {}
-    for name, relative in declared.items() if isinstance(declared, dict) else ():
-        confined_tree(path / str(relative), f"module {path.name!r} experience {name!r}")
+    for name, where in modules.stores(path, load_spec(path / modules.SPEC)).items():
+        if isinstance(where, Path):  # a pool address is not a path
+            confined_tree(where, f"module {path.name!r} experience {name!r}")
     return given
 
 
@@ -205,14 +204,18 @@ async def start(
 
     def prepare() -> tuple[Any, Any, Any, Any]:
         loaded = modules.load(confined_module(module))
-        runner = make_kernel(kernel)
-        batch, bound = batches(loaded, inputs, dims)
-        size = len(next(iter(batch.values()), []))
-        caps = limits()
-        if size > caps.batch:
-            raise caps.exceeded("tasks in this run", size, "batch", "run fewer at once")
-        _fresh_workdirs(loaded, batch)
-        graph, forward = modules.prepare(loaded, batch, kernel=runner, dims=bound)
+        try:
+            runner = make_kernel(kernel)
+            batch, bound = batches(loaded, inputs, dims)
+            size = len(next(iter(batch.values()), []))
+            caps = limits()
+            if size > caps.batch:
+                raise caps.exceeded("tasks in this run", size, "batch", "run fewer at once")
+            _fresh_workdirs(loaded, batch)
+            graph, forward = modules.prepare(loaded, batch, kernel=runner, dims=bound)
+        except BaseException:
+            loaded.close()
+            raise
         return loaded, graph, forward, runner
 
     loaded, graph, forward, runner = await anyio.to_thread.run_sync(prepare)
@@ -220,20 +223,23 @@ async def start(
 
     async def work(job: Job) -> dict[str, Any]:
         started = time.time()
-        async with forward:  # the run's terminals end with it, however it ends
-            task = asyncio.ensure_future(forward.forward(graph.output))
-            try:
-                while True:
-                    finished, _ = await asyncio.wait({task}, timeout=POLL_S)
-                    job.advance(*_progress(forward, graph, runner, started))
-                    if finished:
-                        break
-                elements = task.result()
-            except BaseException:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-                raise
+        try:
+            async with forward:  # the run's terminals end with it, however it ends
+                task = asyncio.ensure_future(forward.forward(graph.output))
+                try:
+                    while True:
+                        finished, _ = await asyncio.wait({task}, timeout=POLL_S)
+                        job.advance(*_progress(forward, graph, runner, started))
+                        if finished:
+                            break
+                    elements = task.result()
+                except BaseException:
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+                    raise
+        finally:
+            loaded.close()  # its pool connections
         report = modules.RunReport(forward.run_dir, elements, graph, forward, time.time() - started)
         return json.loads(result(report, runner).model_dump_json())
 

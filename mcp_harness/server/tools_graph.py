@@ -20,11 +20,19 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience.backend import (
+    STORES,
+    PoolAddress,
+    Store,
+    close_store,
+    open_at,
+    resolve_store,
+)
+from mcp_harness.experience.store import Experience
 from mcp_harness.paths import data_home
 from mcp_harness.server import notify
-from mcp_harness.server.confine import confined_tree
+from mcp_harness.server.confine import allowed_path, check_name, confined_tree
 from mcp_harness.server.declare import tool
-from mcp_harness.server.experience_cache import experience_path
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.storage import layout
 
@@ -154,11 +162,11 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-async def open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[str, Any]:
-    """Open every experience the graph declares: `given[name]` (a name or path) if passed,
-    else the spec's own entry, read the same way."""
-    from mcp_harness.experience.store import Experience
-
+async def open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[str, Store]:
+    """Open every experience the graph declares: `given[name]` if passed, else the spec's own
+    entry, either read as every experience argument is (`backend.resolve_store`: a pool address,
+    a `[stores]` name, a name or a path; a path must be confined). The caller closes them
+    (`Module.close`)."""
     declared = spec.get("experience", {})
     if not isinstance(declared, dict):
         raise HarnessError(
@@ -172,23 +180,40 @@ async def open_experience(spec: dict[str, Any], given: dict[str, str]) -> dict[s
             f"(declared: {', '.join(declared) or 'none'})",
             "pass only names the graph declares under 'experience'",
         )
-    opened = {}
-    for name, where in declared.items():
-        source = given.get(name, where)
-        if not isinstance(source, str) or not source:
-            raise HarnessError(
-                f"graph experience {name!r}: {source!r} is not an experience name or path",
-                f"pass experience={{{name!r}: '<name or path>'}}",
-            )
-        path = confined_tree(experience_path(source), "experience")
-        if not (path / layout.SHAPE_FILE).is_file():
-            raise HarnessError(
-                f"graph experience {name!r}: no experience at {path} (from {source!r})",
-                f"pass experience={{{name!r}: '<name or path>'}} naming an existing one "
-                "(create one with experience_add(..., create=true))",
-            )
-        opened[name] = await asyncio.to_thread(Experience.open, path)
+    opened: dict[str, Store] = {}
+    try:
+        for name, where in declared.items():
+            source = given.get(name, where)
+            if not isinstance(source, str) or not source:
+                raise HarnessError(
+                    f"graph experience {name!r}: {source!r} is not an experience name or path",
+                    f"pass experience={{{name!r}: '<name, path or pool address>'}}",
+                )
+            opened[name] = await asyncio.to_thread(_open_one, name, source)
+    except BaseException:
+        for store in opened.values():
+            close_store(store)
+        raise
     return opened
+
+
+def _open_one(name: str, source: str) -> Store:
+    check_name(source, "experience")
+    try:
+        store = resolve_store(source)
+        if isinstance(store, PoolAddress):
+            return open_at(store)
+    except HarnessError as exc:
+        raise HarnessError(f"graph experience {name!r}: {exc.message}", exc.fix) from None
+    path = confined_tree(allowed_path(store, "experience"), "experience")
+    if not (path / layout.SHAPE_FILE).is_file():
+        raise HarnessError(
+            f"graph experience {name!r}: no experience at {path} (from {source!r})",
+            f"pass experience={{{name!r}: '<name, path or pool address>'}} naming an existing "
+            f"one, or a store listed under [{STORES}] in config.toml (create one with "
+            "experience_add(..., create=true))",
+        )
+    return Experience.open(path)
 
 
 def register(server: MCPServer) -> None:
@@ -249,13 +274,13 @@ def register(server: MCPServer) -> None:
         from mcp_harness.runtime import module
 
         opened = await open_experience(spec, experience or {})
-        runner = make_kernel(kernel)
         name = str(spec.get("name") or "graph")
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_dir = data_home() / "runs" / f"{name}-{stamp}-{time.time_ns() % 10**6}"
         loaded = module.Module(Path(name), spec, opened)
         deadline = asyncio.timeout(timeout)
         try:
+            runner = make_kernel(kernel)
             async with deadline, notify.ticking(ctx, f"running {name}"):
                 report = await module.run(loaded, inputs, kernel=runner, dims=dims, run_dir=run_dir)
         except TimeoutError:
@@ -267,6 +292,8 @@ def register(server: MCPServer) -> None:
                 f"pass a larger timeout (up to {MAX_RUN_S} s), fewer steps, or run it as a "
                 "module job with the module tools",
             ) from None
+        finally:
+            loaded.close()  # its pool connections
         elements = report.elements
         share = max(MIN_ELEMENT_CHARS, LIMIT_CHARS // max(len(elements), 1))
         return RunOut(

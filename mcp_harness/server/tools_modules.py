@@ -103,7 +103,11 @@ def list_modules(skipped: dict[str, str] | None) -> ModuleList:
 def show_module(module: str) -> ModuleShow:
     from mcp_harness.runtime import module as modules
 
-    summary = modules.load(runs.confined_module(module)).summary()
+    loaded = modules.load(runs.confined_module(module))
+    try:
+        summary = loaded.summary()
+    finally:
+        loaded.close()
     return ModuleShow(
         name=summary["name"],
         path=summary["path"],

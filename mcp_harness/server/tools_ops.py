@@ -121,16 +121,14 @@ async def apply(
         "output": op_name,
     }
     opened = await open_experience(spec, {})
-    runner = make_kernel(kernel)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     run_dir = data_home() / "runs" / f"{op_name}-{stamp}-{time.time_ns() % 10**6}"
-    report = await module.run(
-        module.Module(run_dir, spec, opened),
-        {},
-        kernel=runner,
-        run_dir=run_dir,
-        timeout=OP_TIMEOUT_S,
-    )
+    loaded = module.Module(run_dir, spec, opened)
+    try:
+        runner = make_kernel(kernel)
+        report = await module.run(loaded, {}, kernel=runner, run_dir=run_dir, timeout=OP_TIMEOUT_S)
+    finally:
+        loaded.close()  # its pool connections
     shape = list(report.graph.output.shape)
     elements = report.elements
     share = max(MIN_TEXT, LIMIT_CHARS // max(len(elements), 1) - 100)

@@ -9,7 +9,8 @@ half-written one and a run can be resumed from its last checkpoint.
   training.png             loss and val success per epoch
   epoch-<n>/
     checkpoint.json        that epoch's history entry (`complete`, `examples_done`, metrics)
-    experience/<name>/     a copy of every experience tensor after epoch <n>
+    experience/<name>/     a copy of every experience tensor after epoch <n> (of a pool
+                           experience too: a file copy of its rows)
 ```
 `epoch-0` is the experience before training. A checkpoint is copied into a hidden temp dir in
 `<out>` and renamed into place; `history.json` and `train.json` are written atomically. An
@@ -30,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience.transfer import snapshot
 from mcp_harness.storage.atomic import atomic_write, fsync_dir
 
 TRAIN_FILE = "train.json"
@@ -88,15 +90,15 @@ def read_history(out: Path) -> dict[str, Any] | None:
 
 # ---- checkpoints --------------------------------------------------------------------------------
 def save(out: Path, epoch: int, experiences: dict[str, Any], entry: dict[str, Any]) -> Path:
-    """Copy every experience tensor (each under its writer lock) into `<out>/epoch-<epoch>`,
+    """Copy every experience (`transfer.snapshot`: a file one under its writer lock, a pool
+    one as a file copy of its rows) into `<out>/epoch-<epoch>`,
     replacing an earlier checkpoint of that epoch (a partial one) only once the copy is whole."""
     out.mkdir(parents=True, exist_ok=True)
     target = epoch_dir(out, epoch)
     scratch = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=out))
     try:
         for name, experience in experiences.items():
-            with experience.locked():
-                shutil.copytree(experience.path, scratch / EXPERIENCE_DIR / name, ignore=_SKIP)
+            snapshot(experience, scratch / EXPERIENCE_DIR / name)
         _write_json(scratch / CHECKPOINT_FILE, {**entry, "epoch": epoch})
         fsync_dir(scratch)
         if target.exists():
@@ -141,7 +143,8 @@ def clean_scratch(out: Path) -> None:
 
 
 def restore(out: Path, epoch: int, targets: dict[str, Path]) -> None:
-    """Put checkpoint `epoch`'s copy of each experience back at its path in `targets`.
+    """Put checkpoint `epoch`'s copy of each file experience back at its path in `targets`
+    (a pool experience is shared and never rewound: a resumed run goes on with it as it is).
 
     Each tensor is copied next to its live directory first and then swapped in with two renames,
     so a crash leaves either the old or the restored tensor (plus a hidden `.…old-` dir at worst).

@@ -2,8 +2,9 @@
 the run directory (`training.checkpoints`), resume, and `train`, which drives the one training
 loop (`Trainer.fit`) and checkpoints every epoch and every stop.
 
-`start` and `resume` check everything (options, kernel, module, task sets) before anything
-changes; the caller then runs `await train(run, progress)` and reads `result(run)`.
+`start` and `resume` check everything (options, kernel, module, task sets, the right to edit
+a pool experience) before anything changes; the caller then runs `await train(run, progress)`
+and reads `result(run)`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience.backend import is_pool_address
 from mcp_harness.training import checkpoints
 
 if TYPE_CHECKING:
@@ -62,6 +64,15 @@ def check_options(options: dict[str, Any]) -> None:
         raise HarnessError(f"--lr is {options['lr']}", "give a learning rate > 0, e.g. --lr 0.2")
 
 
+def check_trainable(loaded: Any) -> None:
+    """Refuse a module whose pool experience this database role may not edit."""
+    from mcp_harness.experience.store import Experience
+
+    for store in loaded.experience.values():
+        if not isinstance(store, Experience):
+            store.check_trainable()
+
+
 def _kernel(options: dict[str, Any]) -> Any:
     from mcp_harness.kernels.config import make_kernel
     from mcp_harness.kernels.runner import Budget
@@ -100,12 +111,28 @@ def start(
     dir) on `data`, gated on `val`; `given` overrides DEFAULTS. Writes the run's config, history
     and the epoch-0 checkpoint into `out` (default `<home>/runs/train-…`) once all is checked."""
     from mcp_harness.runtime import module as modules
-    from mcp_harness.training.trainer import new_history
 
     options = {**DEFAULTS, **(given or {})}
     check_options(options)
     kernel = _kernel(options)
     loaded = modules.load(module)
+    try:
+        return _started(loaded, data, val, options, kernel, out)
+    except BaseException:
+        loaded.close()
+        raise
+
+
+def _started(
+    loaded: Any,
+    data: Path,
+    val: Path | None,
+    options: dict[str, Any],
+    kernel: Any,
+    out: Path | None,
+) -> TrainingRun:
+    from mcp_harness.training.trainer import new_history
+
     config = {
         "version": 1,
         "module": str(loaded.path),
@@ -117,6 +144,7 @@ def start(
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     train, val_set = _task_sets(config, loaded, options["dims"])
+    check_trainable(loaded)
     out = (out.expanduser() if out else _default_out(loaded.name)).absolute()
     if (out / checkpoints.TRAIN_FILE).exists():
         raise HarnessError(
@@ -175,17 +203,24 @@ def resume(
     if last > 0:
         history["epochs"].append(entry)  # `Trainer.fit` goes on after it, or inside it
     history["status"] = "running"
-    targets = {name: Path(path) for name, path in config["experience"].items()}
+    trained = config["experience"]
+    targets = {  # the file experiences: a pool one goes on as it is (`checkpoints.restore`)
+        name: Path(where) for name, where in trained.items() if not is_pool_address(where)
+    }
     if not all((path / "shape").is_file() for path in targets.values()):
         checkpoints.restore(out, last, targets)  # a tensor was deleted: bring it back first
     loaded = modules.load(config["module"])
-    if set(loaded.experience) != set(targets):
-        raise HarnessError(
-            f"module {config['module']} now has experience {sorted(loaded.experience)}, the run "
-            f"trained {sorted(targets)}",
-            "start a new run",
-        )
-    train, val_set = _task_sets(config, loaded, options["dims"])  # before anything changes
+    try:
+        if set(loaded.experience) != set(trained):
+            raise HarnessError(
+                f"module {config['module']} now has experience {sorted(loaded.experience)}, "
+                f"the run trained {sorted(trained)}",
+                "start a new run",
+            )
+        train, val_set = _task_sets(config, loaded, options["dims"])  # before anything changes
+        check_trainable(loaded)
+    finally:
+        loaded.close()
     checkpoints.restore(out, last, targets)
     loaded = modules.load(config["module"])  # the restored experience
     config["options"] = options
@@ -261,6 +296,7 @@ async def train(run: TrainingRun, progress: Progress, keep_work: bool = False) -
         run.stopped = "interrupted"
         raise
     finally:
+        run.module.close()  # its pool connections
         if keep_work:
             run.work = workroot
         else:

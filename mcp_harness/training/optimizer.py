@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -29,14 +28,16 @@ from typing import Any
 import torch
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience.backend import Store, close_store, open_store
 from mcp_harness.experience.keywords import keywords_text
 from mcp_harness.experience.store import Experience, Row
+from mcp_harness.experience.transfer import snapshot
 from mcp_harness.runtime.gradients import Gradients, RowProposal
 from mcp_harness.runtime.parameters import experience_parameter, is_experience_parameter, sync
 from mcp_harness.storage.atomic import append_lines, atomic_write
 from mcp_harness.storage.textdiff import PatchError, apply_patch
 
-Gate = Callable[[dict[str, Experience]], Awaitable[float]]
+Gate = Callable[[dict[str, Store]], Awaitable[float]]
 MIN_WEIGHT, MAX_WEIGHT = 0.05, 10.0
 
 
@@ -106,7 +107,7 @@ class StSGD(torch.optim.Optimizer):
                 )
         super().__init__(params, {"lr": lr})
         self.parameters_by_name = {p.st_name: p for p in params}
-        self.experiences: dict[str, Experience] = {p.st_name: p.experience for p in params}
+        self.experiences: dict[str, Store] = {p.st_name: p.experience for p in params}
         self.log = log
         self.step_source = step_source
         self.steps = 0
@@ -179,7 +180,7 @@ class StSGD(torch.optim.Optimizer):
             )
         return plan
 
-    def _trained(self, experience: Experience, row: int) -> bool:
+    def _trained(self, experience: Store, row: int) -> bool:
         return experience.row(row).provenance.get("source") == self.step_source
 
     async def apply(
@@ -236,14 +237,10 @@ class StSGD(torch.optim.Optimizer):
             before = await gate(self.experiences)
             self._gate_loss = (key, before) if key is not None else None
         with tempfile.TemporaryDirectory(prefix="stsgd-") as scratch:
-            copies = {}
-            for name, experience in self.experiences.items():
-                shutil.copytree(
-                    experience.path,
-                    Path(scratch) / name,
-                    ignore=shutil.ignore_patterns(".lock", ".txn"),
-                )
-                copies[name] = Experience.open(Path(scratch) / name)
+            copies = {
+                name: Experience.open(snapshot(experience, Path(scratch) / name, as_searched=True))
+                for name, experience in self.experiences.items()
+            }
             self._apply(plan, copies)
             after = await gate(copies)
         if after > before:
@@ -261,7 +258,7 @@ class StSGD(torch.optim.Optimizer):
         )
 
     @staticmethod
-    def _apply(plan: Plan, experiences: dict[str, Experience], journal: Path | None = None) -> None:
+    def _apply(plan: Plan, experiences: dict[str, Store], journal: Path | None = None) -> None:
         """Check every patch first (a stale one rejects the whole step), then commit each
         experience's weights, patched values and new rows at once. With a journal the step is
         all-or-nothing across experiences too: it is written first, replayed by `recover`
@@ -301,17 +298,21 @@ class StSGD(torch.optim.Optimizer):
         append_lines(self.log, [json.dumps(line, ensure_ascii=False)])
 
 
-def _commit(pending: dict[str, Any], experiences: dict[str, Experience]) -> None:
+def _commit(pending: dict[str, Any], experiences: dict[str, Store]) -> None:
     """Apply a step's changes; replaying it is harmless (sets, and rows already there are
     skipped)."""
     for name, step in pending.items():
-        experience = experiences.get(name) or Experience.open(Path(step["path"]))
-        stored = {(r.key, r.value) for r in experience.rows()}
-        rows = [Row(**r) for r in step["rows"] if (r["key"], r["value"]) not in stored]
-        experience.update({int(r): c for r, c in step["changes"].items()}, rows)
+        experience = experiences[name] if name in experiences else open_store(step["path"])
+        try:
+            stored = {(r.key, r.value) for r in experience.rows()}
+            rows = [Row(**r) for r in step["rows"] if (r["key"], r["value"]) not in stored]
+            experience.update({int(r): c for r, c in step["changes"].items()}, rows)
+        finally:
+            if name not in experiences:
+                close_store(experience)
 
 
-def pending_changes(plan: Plan, experiences: dict[str, Experience]) -> dict[str, Any]:
+def pending_changes(plan: Plan, experiences: dict[str, Store]) -> dict[str, Any]:
     """A step as plain data per experience (path, row changes with patched values, new rows),
     raising StalePatch if a patch no longer applies."""
     changes: dict[str, dict[int, dict[str, Any]]] = {}

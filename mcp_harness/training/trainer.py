@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mcp_harness.errors import HarnessError
-from mcp_harness.experience.store import Experience
+from mcp_harness.experience.backend import Store
 from mcp_harness.kernels.runner import BudgetExceeded
 from mcp_harness.runtime import module as modules
 from mcp_harness.runtime.gradients import backward
@@ -139,7 +139,7 @@ class Trainer:
         return batch
 
     async def forward(
-        self, examples: list[Example], experience: dict[str, Experience] | None = None
+        self, examples: list[Example], experience: dict[str, Store] | None = None
     ) -> modules.RunReport:
         module = (
             dataclasses.replace(self.module, experience=experience) if experience else self.module
@@ -153,7 +153,7 @@ class Trainer:
         )
 
     async def evaluate(
-        self, examples: list[Example], experience: dict[str, Experience] | None = None
+        self, examples: list[Example], experience: dict[str, Store] | None = None
     ) -> Evaluation:
         report = await self.forward(examples, experience)
         passed = [e.status.ok for e in report.elements]
@@ -203,7 +203,7 @@ class Trainer:
         gate = None
         if val:
 
-            async def gate(experience: dict[str, Experience]) -> float:
+            async def gate(experience: dict[str, Store]) -> float:
                 spent = self._calls()
                 loss = (await self.evaluate(val, experience)).loss
                 calls["gate"] = calls.get("gate", 0) + self._calls() - spent
