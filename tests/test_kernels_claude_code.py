@@ -8,6 +8,7 @@ not installed (scripts/setup.sh --test installs it under .cache/claude-code).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,18 @@ async def test_rate_limit_is_retried_by_the_runner_not_the_cli(
     reply = await runner.complete(REQUEST)
     assert reply.text == "bonsoir" and runner.retried == 1
     assert anthropic_stub.statuses == [429, 200]  # CLAUDE_CODE_MAX_RETRIES=0 in the CLI
+
+
+@needs_cli
+async def test_several_candidates_come_from_one_cli_call(cli_env, tmp_path: Path) -> None:
+    stub = ApiStub("anthropic", text="bonsoir\n---\nbonne soirée").start()
+    try:
+        runner = KernelRunner(kernel(cli_env, stub.base_url, tmp_path))
+        reply = await runner.complete(dataclasses.replace(REQUEST, candidates=4))
+    finally:
+        stub.stop()
+    assert (reply.text, [a.text for a in reply.alternatives]) == ("bonsoir", ["bonne soirée"])
+    assert runner.usage.calls == 1
 
 
 @needs_cli
