@@ -205,7 +205,12 @@ def _tried(run: Run, node: FutureTensor, coords: Coords, trajectory: str, text: 
 
 
 def _queued(
-    run: Run, node: FutureTensor, coords: Coords, trajectory: str, text: str, tried
+    run: Run,
+    node: FutureTensor,
+    coords: Coords,
+    trajectory: str,
+    text: str,
+    tried: tuple[str, ...],
 ) -> Element | None:
     """The next untried candidate an earlier call offered for the same input in this loop (the
     latest earlier element with that input holds what is left of the queue), or None."""
