@@ -6,7 +6,15 @@ check; the offline kernel offers the next distinct candidate each time); the spe
 asks once for every candidate and tries them in order in one element. Both run for real on a
 private tmux server; the script prints the kernel calls and seconds of each.
 
-    python benchmarks/speculative.py [--candidates 4]
+`--coder`: the built-in coder, whose command expert asks for 4 candidates per call and whose
+retry loop tries them in order before asking again. The learning benchmark's protocol
+(`benchmarks/learning.py`: bundled harvested experience, held-out tasks, training on the
+"train" split gated by "val", held-out tasks again) runs twice from scratch: with the offline
+kernel (one answer per call) and with the offline kernel offering its next answers in the same
+call (`kernels.base.successive`). It prints the kernel calls per phase and checks that every
+task ran the same commands with the same outcome.
+
+    python benchmarks/speculative.py [--candidates 4] [--coder]
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ from mcp_harness import (
     ft_validate_exit_status,
     make_tensor,
 )
+from mcp_harness.kernels.base import successive
 from mcp_harness.kernels.offline import OfflineKernel
 from mcp_harness.kernels.runner import KernelRunner
 
@@ -71,6 +80,65 @@ class Counted(OfflineKernel):
         return await super().complete(request)
 
 
+class Offering(Counted):
+    """Counted, offering up to the request's `candidates` answers per call."""
+
+    async def complete(self, request):
+        self.calls += 1
+        return successive(self.answer, request)
+
+
+async def _coder_session(root: Path, kernel: Counted, tasks) -> dict:
+    import learning
+
+    from mcp_harness import demo
+
+    trainer, _ = demo.coder_trainer(root, KernelRunner(kernel))
+    split = {s: [t.example for t in tasks if t.split == s] for s in ("train", "val", "heldout")}
+    calls, outcomes = {}, {}
+    for phase in ("held-out before", "training", "held-out after"):
+        start = kernel.calls
+        if phase == "training":
+            await trainer.fit(split["train"], learning.EPOCHS, learning.BATCH, val=split["val"])
+        else:
+            outcomes[phase] = await learning.outcomes(trainer, split["heldout"])
+        calls[phase] = kernel.calls - start
+    return {"calls": calls, "outcomes": outcomes}
+
+
+def coder() -> int:
+    """The built-in coder with and without candidates offered (see the module doc)."""
+    import asyncio
+
+    from mcp_harness import demo
+    from mcp_harness.terminal.pool import shutdown
+    from mcp_harness.training.tasksets import bundled, load_task_set
+
+    tasks = load_task_set(bundled())
+    results = {}
+    for name, kernel in (("one answer per call", Counted()), ("candidates offered", Offering())):
+        root = Path(tempfile.mkdtemp(prefix="mh-spec-coder-", dir="/tmp"))
+        os.environ["MCP_HARNESS_RUNTIME_DIR"] = str(root / "rt")
+        try:
+            with demo._home(root / "home"):
+                results[name] = asyncio.run(_coder_session(root, kernel, tasks))
+        finally:
+            shutdown(root / "rt")
+            shutil.rmtree(root, ignore_errors=True)
+    plain, offered = results.values()
+    print(f"coder, offline kernel, {bundled().name} | calls per phase")
+    for phase, before in plain["calls"].items():
+        after = offered["calls"][phase]
+        saved = before - after
+        print(f"{phase:16} {before:5} -> {after:5}  saved {saved} ({saved / before:.0%})")
+    total_b, total_a = sum(plain["calls"].values()), sum(offered["calls"].values())
+    print(f"{'total':16} {total_b:5} -> {total_a:5}  saved {total_b - total_a}")
+    same = plain["outcomes"] == offered["outcomes"]
+    print(f"{'PASS' if same else 'MISS'}  same commands and outcomes on every held-out task")
+    print(json.dumps({name: r["calls"] for name, r in results.items()}))
+    return 0 if same else 1
+
+
 def measure(build, root: Path, work: Path, count: int) -> dict:
     output = build(root, work, count)
     kernel = Counted()
@@ -85,7 +153,10 @@ def measure(build, root: Path, work: Path, count: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candidates", type=int, default=4)
+    parser.add_argument("--coder", action="store_true", help="the built-in coder (minutes)")
     args = parser.parse_args()
+    if args.coder:
+        return coder()
     runtime = Path(tempfile.mkdtemp(prefix="mh-spec-", dir="/tmp"))
     os.environ["MCP_HARNESS_RUNTIME_DIR"] = str(runtime)
     os.environ.setdefault("MCP_HARNESS_HOME", str(runtime / "home"))

@@ -184,6 +184,22 @@ def test_a_python_graph_runs_and_reflects_on_an_llm_kernel(tmp_path: Path) -> No
     assert exp.experience.row(0).value == "ls -la --color"
 
 
+def test_a_bare_llm_call_is_an_expert_over_an_empty_experience(tmp_path: Path) -> None:
+    """The seed's `ft_llm_call`: no rows retrieved, the task and the input go to the kernel."""
+    from mcp_harness.kernels.openai_api import OpenAIKernel
+    from mcp_harness.kernels.runner import KernelRunner
+    from tests.kernel_stubs import ApiStub, last_user_text
+
+    empty = make_tensor([], tmp_path / "exp", name="none")
+    out = ft_expert(ft_const(["good evening"]), empty, task="Translate English to French.")
+    with ApiStub("openai", text="bonsoir") as stub:
+        kernel = KernelRunner(OpenAIKernel(api_key="sk-test", base_url=stub.base_url))
+        with Session(kernel=kernel) as session:
+            assert session.forward(out) == ["bonsoir"]
+        prompt = last_user_text(stub.bodies[0])
+    assert "TASK:\nTranslate English to French." in prompt and "EXAMPLES" not in prompt
+
+
 def test_a_session_inside_an_event_loop_says_what_to_do() -> None:
     import asyncio
 

@@ -8,6 +8,7 @@ not installed (scripts/setup.sh --test installs it under .cache/claude-code).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from mcp_harness.errors import HarnessError
 from mcp_harness.kernels.base import Example, KernelRequest
 from mcp_harness.kernels.claude_code import ClaudeCodeKernel
+from mcp_harness.kernels.config import config_path, make_kernel
 from mcp_harness.kernels.failures import KernelCallError
 from mcp_harness.kernels.prompt import SYSTEM_PROMPT
 from mcp_harness.kernels.runner import KernelRunner
@@ -92,6 +94,18 @@ async def test_rate_limit_is_retried_by_the_runner_not_the_cli(
     reply = await runner.complete(REQUEST)
     assert reply.text == "bonsoir" and runner.retried == 1
     assert anthropic_stub.statuses == [429, 200]  # CLAUDE_CODE_MAX_RETRIES=0 in the CLI
+
+
+@needs_cli
+async def test_several_candidates_come_from_one_cli_call(cli_env, tmp_path: Path) -> None:
+    stub = ApiStub("anthropic", text="bonsoir\n---\nbonne soirée").start()
+    try:
+        runner = KernelRunner(kernel(cli_env, stub.base_url, tmp_path))
+        reply = await runner.complete(dataclasses.replace(REQUEST, candidates=4))
+    finally:
+        stub.stop()
+    assert (reply.text, [a.text for a in reply.alternatives]) == ("bonsoir", ["bonne soirée"])
+    assert runner.usage.calls == 1
 
 
 @needs_cli
@@ -208,6 +222,32 @@ async def test_agent_mode_edits_files_in_its_workspace(cli_env, tmp_path: Path) 
     assert sorted(main[0].tool_names) == ["Edit", "Read", "Write"]  # file tools only, no Bash
     assert len(results) == 3 and not any(r.get("is_error") for r in results.values())
     assert "Make greet.py greet the world." in last_user_text(main[0].body)
+
+
+@needs_cli
+async def test_agent_mode_set_in_config_toml_runs_the_cli_in_the_workspace(
+    cli_env, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    script = [
+        {"tool": "Write", "input": {"file_path": str(workspace / "NOTES"), "content": "ok\n"}},
+        {"text": "wrote NOTES"},
+    ]
+    env = {**cli_env, "MCP_HARNESS_HOME": str(tmp_path / "data")}
+    with FakeAnthropic(script=script) as fake:
+        config = config_path(env)
+        config.parent.mkdir(parents=True)
+        config.write_text(
+            f'[kernels.claude-code]\nbin = "{CLAUDE}"\napi_key = "sk-ant-dummy"\n'
+            f'base_url = "{fake.url}"\nworkspace = "{workspace}"\ntools = "Write"\n'
+        )
+        runner = make_kernel("claude-code", env=env)
+        reply = await runner.complete(KernelRequest("Write NOTES saying ok.", "NOTES"))
+        main = fake.main_requests()
+    assert (reply.ok, reply.text) == (True, "wrote NOTES")
+    assert (workspace / "NOTES").read_text() == "ok\n"
+    assert main[0].tool_names == ["Write"]  # only the configured tool is offered
 
 
 async def test_agent_mode_needs_a_workspace_directory(tmp_path: Path) -> None:

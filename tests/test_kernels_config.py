@@ -102,6 +102,39 @@ def test_claude_code_found_via_env_and_path(env, tmp_path: Path) -> None:
         make_kernel("claude-code", env=env)
 
 
+def test_claude_code_agent_mode_from_the_config_file(env, tmp_path: Path) -> None:
+    fake = Path(env["PATH"]) / "claude"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    (tmp_path / "ws").mkdir()
+    (tmp_path / "other").mkdir()
+    write_config(env, f'[kernels.claude-code]\nworkspace = "{tmp_path / "ws"}"\n')
+    kernel = make_kernel("claude-code", env=env).kernel
+    assert isinstance(kernel, ClaudeCodeKernel) and kernel.workspace == tmp_path / "ws"
+    assert kernel.tools == ("Read", "Edit", "Write")
+    assert "--permission-mode" in kernel.argv()
+    [status] = [s for s in kernel_status(env) if s["name"] == "claude-code"]
+    assert f"coding agent in {tmp_path / 'ws'} (Read, Edit, Write)" in status["detail"]
+    write_config(
+        env, f'[kernels.claude-code]\nworkspace = "{tmp_path / "ws"}"\ntools = "Read, Glob"\n'
+    )
+    env["MCP_HARNESS_CLAUDE_WORKSPACE"] = str(tmp_path / "other")  # the environment wins
+    kernel = make_kernel("claude-code", env=env).kernel
+    assert (kernel.workspace, kernel.tools) == (tmp_path / "other", ("Read", "Glob"))
+    del env["MCP_HARNESS_CLAUDE_WORKSPACE"]
+    write_config(env, "[kernels.claude-code]\n")
+    assert make_kernel("claude-code", env=env).kernel.workspace is None  # text in, text out
+    for text, message in [
+        (f'workspace = "{tmp_path / "missing"}"', "is not a directory"),
+        ('tools = "Read"', "tools is set but no workspace"),
+        (f'workspace = "{tmp_path / "ws"}"\ntools = " , "', "tools is empty"),
+        ("workspace = 1", "workspace must be a string"),
+    ]:
+        write_config(env, f"[kernels.claude-code]\n{text}\n")
+        with pytest.raises(HarnessError, match=message):
+            make_kernel("claude-code", env=env)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

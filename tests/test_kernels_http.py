@@ -5,6 +5,7 @@ and the concurrency limit."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -15,7 +16,7 @@ from mcp_harness.errors import HarnessError
 from mcp_harness.kernels.anthropic_api import AnthropicKernel
 from mcp_harness.kernels.base import Example, Kernel, KernelRequest
 from mcp_harness.kernels.openai_api import OpenAIKernel
-from mcp_harness.kernels.prompt import SYSTEM_PROMPT
+from mcp_harness.kernels.prompt import SYSTEM_PROMPT, split_candidates
 from mcp_harness.kernels.runner import Budget, BudgetExceeded, KernelRunner, estimate_usage
 from tests.kernel_stubs import ApiStub, Flavor, last_user_text
 
@@ -75,6 +76,30 @@ async def test_happy_path_sends_the_prompt_and_accounts_usage(flavor: Flavor, st
     assert body.get("temperature") == (0 if flavor == "openai" else None)
     system = body["system"] if flavor == "anthropic" else body["messages"][0]["content"]
     assert system == SYSTEM_PROMPT
+
+
+@pytest.mark.parametrize("flavor", FLAVORS)
+async def test_several_candidates_come_from_one_call(flavor: Flavor, stubs) -> None:
+    stub = stubs(flavor, text="bonsoir\n---\nbonne soirée\n---\nbonsoir\n---\nsalut")
+    request = dataclasses.replace(REQUEST, candidates=3)
+    reply = await runner_for(flavor, stub).complete(request)
+    assert [reply.text, *(a.text for a in reply.alternatives)] == [
+        "bonsoir", "bonne soirée", "salut"
+    ]  # fmt: skip
+    assert stub.count == 1 and all(a.ok for a in reply.alternatives)
+    assert "up to 2 of them after it, best first, each after a line holding only ---" in (
+        last_user_text(stub.bodies[0])
+    )
+    single = await runner_for(flavor, stub).complete(REQUEST)  # one asked for: text as is
+    assert single.alternatives == () and "---" in single.text
+
+
+def test_split_candidates_drops_a_cut_off_last_one() -> None:
+    request = KernelRequest("t", "i", candidates=4)
+    assert split_candidates("a\n--- \nb\n---\nc", request, truncated=True)[1][0].text == "b"
+    assert len(split_candidates("a\n---\nb\n---\nc", request, truncated=True)[1]) == 1
+    assert split_candidates("  ---  ", request) == ("  ---  ", ())
+    assert split_candidates("ls -la\nwc -l", request) == ("ls -la\nwc -l", ())
 
 
 async def test_unknown_model_costs_nothing_and_says_so(stubs) -> None:

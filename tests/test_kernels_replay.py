@@ -113,3 +113,22 @@ def test_cassette_tolerates_a_cut_last_line_but_not_a_corrupt_middle(tmp_path: P
 
 
 PINNED_HASH = "6e08a43cc5aacd83eaaa791ded3bc84cd7beaef6903d152451a1a7d97c012eb2"
+
+
+async def test_candidates_are_recorded_and_replayed(tmp_path: Path) -> None:
+    from mcp_harness.kernels.base import successive
+    from mcp_harness.kernels.offline import OfflineKernel
+
+    class Offering(OfflineKernel):
+        async def complete(self, request: KernelRequest) -> KernelReply:
+            return successive(self.answer, request)
+
+    examples = tuple(Example(f"show notes {i}", f"cat n{i}", 1.0 - i / 10) for i in range(3))
+    request = KernelRequest("t", "show notes", examples, candidates=3)
+    cassette = tmp_path / "c.jsonl"
+    recorded = await ReplayKernel(cassette, mode="record", inner=Offering()).complete(request)
+    replayed = await ReplayKernel(cassette).complete(request)
+    assert [a.text for a in replayed.alternatives] == [a.text for a in recorded.alternatives]
+    assert [a.text for a in replayed.alternatives] == ["cat n1", "cat n2"]
+    single = KernelRequest("t", "show notes", examples)
+    assert request_hash(single) != request_hash(request)  # asking for more is another request

@@ -153,6 +153,17 @@ def test_a_critique_policy_revises_a_reflection_and_trace_show_prints_both_order
     assert "- order 1: ft_expert.symbolic_backward on how" in done.stdout
     assert "- order 2: ft_expert.symbolic_backward.critique on how" in done.stdout
     assert "reviewed the reflection: revised" in done.stdout
+    # The MCP trace_show tool tells the orders apart too.
+    from mcp_harness.runtime.reflection import load_records
+    from mcp_harness.server.tools_trace import _record
+
+    shown = {(r.fn, r.node): r for r in map(_record, load_records(trace))}
+    how = shown[("ft_expert.symbolic_backward.critique", "how")]
+    assert (how.kind, how.order, how.revised) == ("critique", 2, True)
+    assert how.input_targets == {"what": {"(0,)": "List all files in detail"}}
+    what = shown[("ft_expert.symbolic_backward.critique", "what")]
+    assert (what.kind, what.revised, what.input_targets) == ("critique", False, {})
+    assert shown[("ft_expert.symbolic_backward", "how")].order == 1
 
 
 def test_kernel_critic_asks_the_kernel_about_each_proposed_input() -> None:

@@ -188,7 +188,14 @@ async def test_train_a_module_then_read_its_trace(harness_home: Path, runtime: P
         started = await ok(
             client,
             "module_train_start",
-            {"module": "coder", "data": data, "val": val, "epochs": 2, "batch": 1},
+            {
+                "module": "coder",
+                "data": data,
+                "val": val,
+                "epochs": 2,
+                "batch": 1,
+                "second_order": True,
+            },
         )
         assert started["kind"] == "train" and "--resume" in started["next"]
         busy = await error(client, "module_train_start", {"module": "coder", "data": data})
@@ -213,6 +220,9 @@ async def test_train_a_module_then_read_its_trace(harness_home: Path, runtime: P
         symbolic = [r for r in first["records"] if r["kind"] == "symbolic"]
         assert {r["node"] for r in symbolic} == {"decision", "command"}
         assert any("xz -k data.csv" in row for r in symbolic for row in r["rows"])
+        critiques = [r for r in first["records"] if r["kind"] == "critique"]
+        assert {r["node"] for r in critiques} == {"decision", "command"}
+        assert all(r["order"] == 2 and r["revised"] is False for r in critiques)  # offline keeps
         numeric = [r for r in first["records"] if r["kind"] == "numeric"]
         assert numeric and all(isinstance(r["nonzero_gradients"], int) for r in numeric)
         one_file = await ok(client, "trace_show", {"run_dir": first["path"]})

@@ -12,14 +12,24 @@ import torch
 from mcp_harness import (
     Session,
     ft_const,
+    ft_expand,
+    ft_expert,
+    ft_recurrent,
     ft_tmux_create_session,
+    ft_tmux_run,
     ft_tmux_speculative_run,
+    ft_unsqueeze,
+    ft_validate_exit_status,
+    make_tensor,
     st_attention,
     st_fork,
     st_merge,
     st_pack_dir,
     st_stack,
 )
+from mcp_harness.kernels.base import Example, KernelReply, KernelRequest, successive
+from mcp_harness.kernels.offline import OfflineKernel
+from mcp_harness.kernels.runner import KernelRunner
 from mcp_harness.runtime.gradients import Gradients
 from mcp_harness.runtime.ops import OPS, ShapeError
 
@@ -116,6 +126,60 @@ def test_speculative_run_tries_candidates_until_one_validates(tmp_path: Path, ru
     assert element.meta["chosen"] == 2
     with pytest.raises(ShapeError, match="bad pattern"):
         ft_tmux_speculative_run(candidates, session_node, pattern="(")
+
+
+class Offering(OfflineKernel):
+    """The offline kernel offering several candidates per call (`successive`), counting calls."""
+
+    def __init__(self, offer: bool) -> None:
+        super().__init__()
+        self.offer, self.calls = offer, 0
+
+    async def complete(self, request: KernelRequest) -> KernelReply:
+        self.calls += 1
+        return successive(self.answer, request) if self.offer else self.answer(request)
+
+
+def test_an_expert_loop_tries_offered_candidates_before_asking_again(
+    tmp_path: Path, runtime
+) -> None:
+    (tmp_path / "notes.txt").write_text("the notes\n")
+    task = "show the project notes"
+    commands = ["cat notes-0.txt", "cat notes-1.txt", "cat notes.txt", "cat notes-3.txt"]
+    runs = {}
+    for offer in (False, True):
+        exp = make_tensor(
+            [[f"notes\nshow\nv{i}", task, c] for i, c in enumerate(commands)],
+            tmp_path / f"exp-{offer}",
+        )
+        command = ft_expert(
+            ft_expand(ft_unsqueeze(ft_const([task]), -1), [1, 4]), exp, topk=4, candidates=3
+        )
+        session_node = ft_tmux_create_session(ft_const([str(tmp_path)]), name=f"offer{offer:d}")
+        steps = ft_expand(ft_unsqueeze(session_node, -1), [1, 4])
+        result = ft_recurrent(ft_validate_exit_status(ft_tmux_run(command, steps)))
+        kernel = Offering(offer)
+        with Session(kernel=KernelRunner(kernel)) as session:
+            session.forward(result)
+            [passed] = session.elements(result)
+            elements = session.elements(command)
+        runs[offer] = (passed.status.ok, [e.text for e in elements if e is not None], kernel.calls)
+        if offer:
+            assert [e.meta.get("speculative") for e in elements[:3]] == [None, 0, 0]
+            assert [e.meta["answered"] for e in elements[:3]] == [0, 1, 2]
+    assert runs[False][:2] == runs[True][:2] == (True, commands[:3])
+    assert (runs[False][2], runs[True][2]) == (3, 1)
+    with pytest.raises(ShapeError, match="candidates is 0"):
+        ft_expert(ft_const([task]), exp, candidates=0)
+
+
+def test_successive_offers_what_the_kernel_would_answer_next() -> None:
+    examples = tuple(Example(f"show notes {i}", f"cat n{i}", 1.0 - i / 10) for i in range(3))
+    request = KernelRequest("t", "show notes", examples, candidates=5)
+    reply = successive(OfflineKernel().answer, request)
+    assert [reply.text, *(a.text for a in reply.alternatives)] == ["cat n0", "cat n1", "cat n2"]
+    single = successive(OfflineKernel().answer, KernelRequest("t", "show notes", examples))
+    assert single.text == "cat n0" and single.alternatives == ()
 
 
 def test_dense_and_sparse_views_round_trip() -> None:

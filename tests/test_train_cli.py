@@ -110,6 +110,29 @@ def test_training_improves_val_and_resumes(
     assert again.returncode == 2 and "already trained 3 epochs" in again.stderr
 
 
+def test_second_order_training_records_both_orders_for_trace_show(
+    harness_home: Path, runtime: Path, tmp_path: Path
+) -> None:
+    data = jsonl(tmp_path / "train.jsonl", XZ)
+    out = tmp_path / "run"
+    done = cli(
+        "train", "coder", "--data", str(data), "--epochs", "1", "--batch", "1",
+        "--second-order", "--out", str(out), home=harness_home, runtime=runtime,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "second-order reflection" in done.stdout
+    assert json.loads((out / "train.json").read_text())["options"]["second_order"] is True
+    [step] = [json.loads(line) for line in (out / "steps.jsonl").read_text().splitlines()]
+    assert step["second_order_records"] >= 2  # one critique per expert's reflection
+    shown = cli("trace", "show", str(out), home=harness_home)
+    assert shown.returncode == 0, shown.stderr
+    assert f"({step['second_order_records']} of them second order)" in shown.stdout
+    for node in ("command", "decision"):
+        assert f"- order 1: ft_expert.symbolic_backward on {node}" in shown.stdout
+        assert f"- order 2: ft_expert.symbolic_backward.critique on {node}" in shown.stdout
+    assert "reviewed the reflection: kept" in shown.stdout  # the offline kernel keeps them
+
+
 def test_budget_stop_checkpoints_and_resume_finishes_the_epoch(
     harness_home: Path, runtime: Path, tmp_path: Path
 ) -> None:

@@ -18,7 +18,7 @@ from mcp_harness.runtime.gradients import backward
 from mcp_harness.runtime.graph import build
 from mcp_harness.training.losses import edit_distance, exact_match, status_loss
 from mcp_harness.training.optimizer import StSGD
-from mcp_harness.training.trainer import load_dataset
+from mcp_harness.training.trainer import Example, load_dataset
 
 
 def rows(*pairs: tuple[str, str]) -> list[Row]:
@@ -302,3 +302,58 @@ def test_a_step_interrupted_between_experiences_is_finished_on_restart(chain, tm
     assert not (tmp_path / "pending-step.json").exists()
     assert len(decision) == rows_after_crash  # replay adds no duplicate rows
     assert command.row(0).weight == pytest.approx(1.2)  # the command half was finished
+
+
+class ReflectingStub(OfflineKernel):
+    """A stand-in LLM: the offline kernel forward; in reflection it says what the decision
+    should have been, and as a critic it revises every input a reflection proposed."""
+
+    name = "reflecting-stub"  # not registered: taken for an LLM, so experts reflect with it
+
+    async def complete(self, request):
+        from mcp_harness.kernels.base import KernelReply
+        from mcp_harness.runtime.ops.expert import INPUT_REFLECTION
+        from mcp_harness.runtime.reflection import CRITIQUE
+
+        if request.task == INPUT_REFLECTION:
+            return KernelReply(text="Initialize a git repository in app")
+        if request.task == CRITIQUE:
+            return KernelReply(text="Revised: " + request.input.split("PROPOSED INPUT:\n")[1])
+        return await super().complete(request)
+
+
+def test_fit_with_second_order_reflection_records_and_applies_critiques(
+    tmp_path: Path, runtime: Path
+) -> None:
+    from mcp_harness import demo
+    from mcp_harness.runtime.reflection import load_records
+
+    with demo._home(tmp_path / "home"):
+        # The decision is wrong ("Create the build folder") and only the command is targeted:
+        # the command's reflection says what the decision should have been; the critic revises.
+        [task] = [
+            Example(t.example.inputs, {"command": ["git init -q app"]}, t.example.files)
+            for t in demo.tasks().heldout + demo.tasks().train
+            if t.example.inputs["task"] == "Initialize a git repository in the app folder"
+        ]
+        trainer, _ = demo.coder_trainer(tmp_path, ReflectingStub())
+        asyncio.run(trainer.fit([task], 1, 1, second_order=True))
+    records = load_records(tmp_path / "trace" / "step-1.jsonl")
+    first = [r for r in records if r["fn"] == "ft_expert.symbolic_backward"]
+    second = [r for r in records if r["fn"] == "ft_expert.symbolic_backward.critique"]
+    assert {r["order"] for r in first} == {1} and {r["order"] for r in second} == {2}
+    assert [r["inputs"]["node"] for r in second] == [r["inputs"]["node"] for r in first]
+    assert all(r["inputs"]["grad_input"] == f["output"] for r, f in zip(second, first, strict=True))
+    [reviewed] = [r for r in second if r["inputs"]["node"] == "command"]
+    assert reviewed["inputs"]["grad_input"]["input_targets"]["decision"] == {
+        "(0, 0)": "Initialize a git repository in app"
+    }
+    assert reviewed["output"]["input_targets"]["decision"] == {
+        "(0, 0)": "Revised: Initialize a git repository in app"
+    }
+    # The revision, not the reflection's own proposal, is what the decision expert learned:
+    values = {row.value for row in trainer.module.experience["decision"].rows()}
+    assert "Revised: Initialize a git repository in app" in values
+    assert "Initialize a git repository in app" not in values
+    step = json.loads((tmp_path / "train-steps.jsonl").read_text().splitlines()[0])
+    assert step["second_order_records"] == len(second)

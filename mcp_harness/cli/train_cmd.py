@@ -52,6 +52,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         default=None,
         help="apply every step without checking it against the val set",
     )
+    train.add_argument(
+        "--second-order",
+        dest="second_order",
+        action="store_const",
+        const=True,
+        default=None,
+        help="the kernel critiques and may revise every first-order reflection; the step's "
+        "trace (mcp-harness trace show) holds both orders",
+    )
     train.add_argument("--epochs", type=int, default=None, help="total epochs (default 3)")
     train.add_argument("--batch", type=int, default=None, help="tasks per step (default 4)")
     train.add_argument("--lr", type=float, default=None, help="learning rate (default 0.2)")

@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 from mcp_harness.kernels.base import KernelReply, KernelRequest, Usage
-from mcp_harness.kernels.prompt import SYSTEM_PROMPT, clean_reply, render_prompt
+from mcp_harness.kernels.prompt import (
+    SYSTEM_PROMPT,
+    clean_reply,
+    render_prompt,
+    split_candidates,
+)
 
 DEFAULT_MODEL = "claude-sonnet-4-6"
 
@@ -69,8 +74,10 @@ class AnthropicKernel:
 def reply_from_text(
     text: str, usage: Usage, truncated: bool, request: KernelRequest
 ) -> KernelReply:
-    """Shared by the API kernels: an empty answer is a failed reply, truncation is noted."""
+    """Shared by the API kernels: an empty answer is a failed reply, truncation is noted,
+    several candidates asked for are taken apart (`split_candidates`)."""
     if not text.strip():
         return KernelReply(text="", ok=False, confidence=0.0, usage=usage, reason="empty reply")
     reason = f"output truncated at max_tokens={request.max_tokens}" if truncated else ""
-    return KernelReply(text=text, usage=usage, reason=reason)
+    text, alternatives = split_candidates(text, request, truncated)
+    return KernelReply(text=text, usage=usage, reason=reason, alternatives=alternatives)

@@ -8,7 +8,8 @@ the shared policy (concurrency limit, retries, timeouts, accounting, budget) liv
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 
@@ -41,7 +42,9 @@ class Example:
 class KernelRequest:
     """One element's question. `task` says what the expert does; `examples` are best first;
     `tried` are outputs this element already gave for the same input in earlier iterations of
-    its loop, which failed: a kernel should answer something else."""
+    its loop, which failed: a kernel should answer something else. `candidates` is how many
+    answers the caller can use: a kernel may offer up to that many (`KernelReply.alternatives`
+    after the first), which the caller tries in order before asking again."""
 
     task: str
     input: str
@@ -49,6 +52,7 @@ class KernelRequest:
     trajectory: str = ""
     max_tokens: int = 1024
     tried: tuple[str, ...] = ()
+    candidates: int = 1
 
 
 @dataclass
@@ -70,7 +74,10 @@ class KernelReply:
     """`ok` False means the kernel could not answer confidently (offline: no row scored enough).
 
     `confidence` in [0, 1] becomes the element's Status (confidence or failed). `row` is the
-    experience row the answer came from, when the kernel knows (offline does).
+    experience row the answer came from, when the kernel knows (offline does). `alternatives`
+    (only for a request with `candidates` > 1): further confident answers, best first, each
+    what the kernel would answer once the ones before it were tried and failed; they came
+    with this call and cost nothing more.
     """
 
     text: str
@@ -79,6 +86,25 @@ class KernelReply:
     usage: Usage = field(default_factory=Usage)
     reason: str = ""
     row: int | None = None
+    alternatives: tuple[KernelReply, ...] = ()
+
+
+def successive(
+    answer: Callable[[KernelRequest], KernelReply], request: KernelRequest
+) -> KernelReply:
+    """For a kernel whose answer is a pure function of the request (offline): its reply plus,
+    up to `request.candidates` in all, what it would answer next were each earlier answer
+    tried and failed, until it has no confident answer left. One call, several candidates."""
+    first = answer(request)
+    alternatives: list[KernelReply] = []
+    tried = (*request.tried, first.text)
+    while first.ok and 1 + len(alternatives) < request.candidates:
+        reply = answer(replace(request, tried=tried))
+        if not reply.ok:
+            break
+        alternatives.append(reply)
+        tried = (*tried, reply.text)
+    return replace(first, alternatives=tuple(alternatives)) if alternatives else first
 
 
 class Kernel(Protocol):

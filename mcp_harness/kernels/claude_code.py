@@ -33,7 +33,12 @@ from typing import Any
 
 from mcp_harness.kernels.base import KernelReply, KernelRequest, Usage
 from mcp_harness.kernels.failures import KernelCallError, status_is_retryable
-from mcp_harness.kernels.prompt import SYSTEM_PROMPT, clean_reply, render_prompt
+from mcp_harness.kernels.prompt import (
+    SYSTEM_PROMPT,
+    clean_reply,
+    render_prompt,
+    split_candidates,
+)
 
 ENV_BIN = "MCP_HARNESS_CLAUDE_BIN"
 LOGIN_FIX = "run `claude` once and log in (/login), or set ANTHROPIC_API_KEY"
@@ -130,10 +135,17 @@ class ClaudeCodeKernel:
             with contextlib.suppress(Exception):
                 await asyncio.shield(proc.wait())
             raise
-        return self.parse(proc.returncode or 0, stdout, stderr)
+        return self.parse(proc.returncode or 0, stdout, stderr, request)
 
-    def parse(self, returncode: int, stdout: bytes, stderr: bytes) -> KernelReply:
-        """Turn the CLI's output into a reply, or raise a classified KernelCallError."""
+    def parse(
+        self,
+        returncode: int,
+        stdout: bytes,
+        stderr: bytes,
+        request: KernelRequest | None = None,
+    ) -> KernelReply:
+        """Turn the CLI's output into a reply (its candidates taken apart when `request` asked
+        for several), or raise a classified KernelCallError."""
         result = _result_object(stdout.decode("utf-8", "replace"))
         if result is None:
             tail = (stderr or stdout).decode("utf-8", "replace").strip()[-500:]
@@ -158,7 +170,8 @@ class ClaudeCodeKernel:
         text = clean_reply(text)
         if not text.strip():
             return KernelReply(text="", ok=False, confidence=0.0, usage=spent, reason="empty reply")
-        return KernelReply(text=text, usage=spent)
+        text, alternatives = split_candidates(text, request) if request else (text, ())
+        return KernelReply(text=text, usage=spent, alternatives=alternatives)
 
 
 def _int(value: Any) -> int:

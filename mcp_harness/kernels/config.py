@@ -24,6 +24,8 @@ ANTHROPIC_API_KEY; set it or use --kernel offline").
     model = "gpt-4o-mini"
     [kernels.claude-code]       # uses your Claude Code login; MCP_HARNESS_CLAUDE_BIN
     bin = "claude"
+    workspace = "~/project"     # optional: a coding agent there (MCP_HARNESS_CLAUDE_WORKSPACE)
+    tools = "Read,Edit,Write"   # the file tools it may use (the default; only with workspace)
     [kernels.replay]            # MCP_HARNESS_CASSETTE, MCP_HARNESS_REPLAY_MODE / _INNER
     cassette = "run.jsonl"
     mode = "replay"             # or "record", calling `inner`

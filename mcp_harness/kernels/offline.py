@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from mcp_harness.experience.slots import operation
 from mcp_harness.kernels import sentences
-from mcp_harness.kernels.base import Example, KernelReply, KernelRequest
+from mcp_harness.kernels.base import Example, KernelReply, KernelRequest, successive
 
 DEFAULT_THRESHOLD = 0.2
 UNFILLED_FACTOR = 0.5
@@ -85,7 +85,9 @@ class OfflineKernel:
         self.threshold = threshold
 
     async def complete(self, request: KernelRequest) -> KernelReply:
-        return self.answer(request)
+        """The answer, plus the next ones it would give were each tried and failed, up to
+        `request.candidates` (speculative dispatch: one call, several candidates)."""
+        return successive(self.answer, request)
 
     def answer(self, request: KernelRequest) -> KernelReply:
         """The synchronous core (the kernel does no I/O)."""

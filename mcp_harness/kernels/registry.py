@@ -218,6 +218,38 @@ def _claude_bin(cfg: KernelConfig) -> str:
     return found
 
 
+def _claude_agent(cfg: KernelConfig) -> Settings:
+    """Agent mode's settings: `workspace` (a directory) and `tools` (comma separated, only
+    with a workspace); none without a workspace."""
+    section = cfg.section("claude-code")
+    tools = section.get("tools")
+    if not section.get("workspace"):
+        if tools is not None:
+            raise HarnessError(
+                f"{cfg.path}: kernels.claude-code.tools is set but no workspace",
+                "set workspace too (tools are offered only to an agent in a workspace), "
+                "or remove tools",
+            )
+        return {}
+    workspace = Path(section["workspace"]).expanduser().absolute()
+    if not workspace.is_dir():
+        raise HarnessError(
+            f"claude-code kernel: workspace {workspace} is not a directory",
+            "create it, or set MCP_HARNESS_CLAUDE_WORKSPACE (or workspace under "
+            "[kernels.claude-code]) to the directory the agent should work in",
+        )
+    agent: Settings = {"workspace": workspace}
+    if tools is not None:
+        names = tuple(t.strip() for t in tools.split(",") if t.strip())
+        if not names:
+            raise HarnessError(
+                f"{cfg.path}: kernels.claude-code.tools is empty",
+                'name the tools, e.g. tools = "Read,Edit,Write", or remove the key',
+            )
+        agent["tools"] = names
+    return agent
+
+
 def _claude_code_settings(cfg: KernelConfig, model: str | None) -> Settings:
     section = cfg.section("claude-code")
     return {
@@ -228,6 +260,7 @@ def _claude_code_settings(cfg: KernelConfig, model: str | None) -> Settings:
         "env": dict(cfg.env) if cfg.env is not None else None,
         # its own empty directory: no project CLAUDE.md, settings or MCP servers leak in
         "cwd": data_home(cfg.env) / "kernels" / "claude-code",
+        **_claude_agent(cfg),
     }
 
 
@@ -239,17 +272,23 @@ def _claude_code(settings: Settings) -> Kernel:
 
 def _claude_code_detail(settings: Settings) -> str:
     model = settings.get("model") or "its default model"
-    return f"{settings['claude_bin']}, {model}, your Claude Code login or ANTHROPIC_API_KEY"
+    detail = f"{settings['claude_bin']}, {model}, your Claude Code login or ANTHROPIC_API_KEY"
+    if "workspace" in settings:
+        from mcp_harness.kernels.claude_code import AGENT_TOOLS
+
+        tools = ", ".join(settings.get("tools", AGENT_TOOLS))
+        detail += f"; coding agent in {settings['workspace']} ({tools})"
+    return detail
 
 
 register(
     KernelSpec(
         "claude-code",
-        {"bin": STR, **_API_KEYS},
+        {"bin": STR, **_API_KEYS, "workspace": STR, "tools": STR},
         _claude_code_settings,
         _claude_code,
         _claude_code_detail,
-        env={"MCP_HARNESS_CLAUDE_BIN": "bin"},
+        env={"MCP_HARNESS_CLAUDE_BIN": "bin", "MCP_HARNESS_CLAUDE_WORKSPACE": "workspace"},
     )
 )
 

@@ -27,8 +27,11 @@ HASH_VERSION = 2  # 2: requests carry adapted examples and tried outputs
 
 
 def canonical_request(request: KernelRequest) -> str:
-    """The canonical JSON the hash is taken of."""
+    """The canonical JSON the hash is taken of (`candidates` only when more than one, so
+    cassettes recorded before it existed still match)."""
     payload = {"v": HASH_VERSION, **asdict(request)}
+    if payload["candidates"] == 1:
+        del payload["candidates"]
     return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -73,7 +76,20 @@ def _reply_from_json(data: dict[str, Any]) -> KernelReply:
         ok=bool(data["ok"]),
         confidence=float(data["confidence"]),
         reason=str(data.get("reason", "")),
+        alternatives=tuple(_reply_from_json(a) for a in data.get("alternatives", ())),
     )
+
+
+def _reply_to_json(reply: KernelReply) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "text": reply.text,
+        "ok": reply.ok,
+        "confidence": reply.confidence,
+        "reason": reply.reason,
+    }
+    if reply.alternatives:
+        data["alternatives"] = [_reply_to_json(a) for a in reply.alternatives]
+    return data
 
 
 class ReplayKernel:
@@ -132,13 +148,7 @@ class ReplayKernel:
             "kernel": self.inner.name,
             "model": getattr(self.inner, "model", None),
             "request": json.loads(canonical_request(request)),
-            "reply": {
-                "text": reply.text,
-                "ok": reply.ok,
-                "confidence": reply.confidence,
-                "reason": reply.reason,
-                "usage": asdict(reply.usage),
-            },
+            "reply": {**_reply_to_json(reply), "usage": asdict(reply.usage)},
         }
         line = json.dumps(entry, sort_keys=True, ensure_ascii=False)
         await asyncio.to_thread(self._append, line)  # the fsync runs off the event loop

@@ -273,11 +273,14 @@ def register(server: MCPServer) -> None:
         epochs: Annotated[int, Field(ge=1, le=1000, description="passes over the data")] = 2,
         batch: Annotated[int, Field(ge=1, le=1024, description="tasks per step")] = 4,
         kernel: Annotated[str | None, Field(description=KERNEL_HELP)] = None,
+        second_order: Annotated[
+            bool, Field(description="the kernel critiques and may revise each reflection")
+        ] = False,
     ) -> JobStarted:
         """Train a module's experience on a dataset in the background (checkpoint per epoch)
         and return its job id; trace_show explains each step. Bad input (val = data, a check
         already passing) is refused at once."""
-        given: dict[str, Any] = {"epochs": epochs, "batch": batch}
+        given: dict[str, Any] = {"epochs": epochs, "batch": batch, "second_order": second_order}
         if kernel is not None:
             given["kernel"] = kernel
         state = ctx.request_context.lifespan_context

@@ -1,6 +1,7 @@
 """`trace_show`: why training changed a module in one step, read from the run's
 `trace/step-<n>.jsonl` reflection records (numeric ones summarised; symbolic ones with the
-targets each node should have said and the experience rows proposed)."""
+targets each node should have said and the experience rows proposed; second-order critiques
+with whether they revised the reflection, and the revision)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,11 @@ TEXT_FLOOR = 400
 class TraceRecord(BaseModel):
     fn: str
     node: str | None
-    kind: Literal["numeric", "symbolic"]
+    kind: Literal["numeric", "symbolic", "critique"]
+    order: int = Field(default=1, description="2: a reflection on a reflection")
+    revised: bool | None = Field(
+        default=None, description="critique: whether it revised the reflection (input_targets)"
+    )
     targets: dict[str, str] = Field(default_factory=dict, description="what this node should say")
     input_targets: dict[str, dict[str, str]] = Field(
         default_factory=dict, description="what the upstream nodes should have said"
@@ -68,7 +73,23 @@ def _record(raw: dict[str, Any]) -> TraceRecord:
     inputs = raw.get("inputs") if isinstance(raw.get("inputs"), dict) else {}
     output = raw.get("output")
     node = inputs.get("node")
-    base = {"fn": str(raw.get("fn", "?")), "node": None if node is None else str(node)}
+    base = {
+        "fn": str(raw.get("fn", "?")),
+        "node": None if node is None else str(node),
+        "order": raw.get("order", 1) if isinstance(raw.get("order", 1), int) else 1,
+    }
+    if base["fn"].endswith(".critique"):
+        revised = output.get("input_targets", {}) if isinstance(output, dict) else {}
+        return TraceRecord(
+            **base,
+            kind="critique",
+            revised=isinstance(output, dict),
+            targets=_texts(inputs.get("targets"), "trace-target"),
+            input_targets={
+                str(name): _texts(targets, "trace-target")
+                for name, targets in (revised.items() if isinstance(revised, dict) else [])
+            },
+        )
     if not isinstance(output, dict):
         return TraceRecord(**base, kind="numeric", nonzero_gradients=_nonzero(output))
     input_targets = output.get("input_targets", {})

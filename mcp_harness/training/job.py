@@ -34,6 +34,7 @@ DEFAULTS: dict[str, Any] = {
     "max_tokens": None,
     "max_cost": None,
     "gate": True,
+    "second_order": False,
 }
 RESUME_HINT = "mcp-harness train --resume {out}"
 
@@ -239,6 +240,7 @@ def describe(run: TrainingRun) -> str:
         + (f", {len(run.val)} in the val set" if run.val else "")
         + f" ({run.kernel.name} kernel, batch {options['batch']}, lr {options['lr']:g}"
         + (", no gate" if run.val and not options["gate"] else "")
+        + (", second-order reflection" if options["second_order"] else "")
         + f"); run files: {run.out}"
     )
 
@@ -281,6 +283,7 @@ async def train(run: TrainingRun, progress: Progress, keep_work: bool = False) -
             run.options["batch"],
             run.val,
             gate=run.options["gate"],
+            second_order=run.options["second_order"],
             history=run.history,
             progress=progress,
             save=save,

@@ -32,7 +32,12 @@ from mcp_harness.experience.backend import Store
 from mcp_harness.kernels.runner import BudgetExceeded
 from mcp_harness.runtime import module as modules
 from mcp_harness.runtime.gradients import backward
-from mcp_harness.runtime.reflection import TracePolicy, dispatch_policy
+from mcp_harness.runtime.reflection import (
+    CritiquePolicy,
+    TracePolicy,
+    dispatch_policy,
+    kernel_critic,
+)
 from mcp_harness.training.losses import task_loss, text_distance
 from mcp_harness.training.optimizer import StepReport, StSGD
 
@@ -179,17 +184,19 @@ class Trainer:
         return usage.calls if usage is not None else 0
 
     async def step(
-        self, batch: list[Example], val: list[Example] | None = None
+        self, batch: list[Example], val: list[Example] | None = None, second_order: bool = False
     ) -> tuple[float, StepReport]:
         """One training step on `batch`; returns its loss and what the optimizer did.
-        `last_timing` keeps how long the forward, backward and optimizer phases took."""
+        `last_timing` keeps how long the forward, backward and optimizer phases took. With
+        `second_order`, the run's kernel critiques every first-order symbolic reflection and
+        may revise it (`CritiquePolicy` + `kernel_critic`); the step's trace holds both orders."""
         started = time.perf_counter()
         calls_before = self._calls()
         report = await self.forward(batch)
         forwarded = time.perf_counter()
         calls = {"forward": self._calls() - calls_before}
         graph, run = report.graph, report.run
-        trace = TracePolicy()
+        trace = CritiquePolicy(kernel_critic(self.kernel)) if second_order else TracePolicy()
         with dispatch_policy(trace):
             loss = self.loss(report, batch)
             loss.backward()  # numeric, per element, plain torch
@@ -212,7 +219,10 @@ class Trainer:
         backwarded = time.perf_counter()
         # The val set by content: object ids can be reused by another set once this one is gone.
         key = json.dumps([dataclasses.asdict(e) for e in val], sort_keys=True) if val else None
-        result = await self.optimizer.apply(grads, gate, {"kernel_calls": calls}, gate_key=key)
+        facts: dict[str, Any] = {"kernel_calls": calls}
+        if second_order:
+            facts["second_order_records"] = sum(r.order == 2 for r in trace)
+        result = await self.optimizer.apply(grads, gate, facts, gate_key=key)
         self.last_timing = {
             "forward_s": forwarded - started,
             "backward_s": backwarded - forwarded,
@@ -228,6 +238,7 @@ class Trainer:
         val: list[Example] | None = None,
         *,
         gate: bool = True,
+        second_order: bool = False,
         history: dict[str, Any] | None = None,
         progress: Progress | None = None,
         save: Callable[[dict[str, Any] | None], None] | None = None,
@@ -235,7 +246,8 @@ class Trainer:
         """Train up to epoch `epochs` (a total) in batches of `batch_size`; returns the history.
 
         `val` is measured before training and after every epoch and, with `gate`, is the
-        validation gate of every step. `history` continues a run: after its last epoch, or
+        validation gate of every step; `second_order` runs every step with second-order
+        reflection (see `step`). `history` continues a run: after its last epoch, or
         inside it at `examples_done` if that entry is incomplete. `save(entry)` is called
         whenever the history changed: with the epoch's entry after every epoch and at a stop
         (checkpoint it), with None otherwise. A budget stop or a cancellation is saved (status
@@ -263,7 +275,7 @@ class Trainer:
                 batches = -(-len(train) // batch_size)
                 for start in range(entry["examples_done"], len(train), batch_size):
                     loss, report = await self.step(
-                        train[start : start + batch_size], val if gate else None
+                        train[start : start + batch_size], val if gate else None, second_order
                     )
                     entry["batch_losses"].append(loss)
                     if report.accepted:

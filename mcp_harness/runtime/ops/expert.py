@@ -8,7 +8,7 @@ from mcp_harness.kernels.base import Example, KernelRequest
 from mcp_harness.kernels.registry import reflects
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run, Trajectory
 from mcp_harness.runtime.gradients import RowPatch, RowProposal, trainable
-from mcp_harness.runtime.ops.base import Op, register
+from mcp_harness.runtime.ops.base import Op, ShapeError, register
 from mcp_harness.runtime.status import Status
 from mcp_harness.storage.textdiff import unified_diff
 
@@ -20,7 +20,11 @@ class Expert(Op):
     recurrent trajectory. Each row's value comes adapted to the input (its slots filled from
     the input's aligned spans), and inside a loop the kernel is told which answers already
     failed for this input. Output shape = input shape, so experts chain: one decides WHAT, the
-    next HOW. A failed input fails the element without a kernel call."""
+    next HOW. A failed input fails the element without a kernel call. With `candidates` > 1
+    (speculative multi-action dispatch) the kernel may offer that many answers in one call;
+    inside a loop, a later iteration with the same input takes the next untried one without a
+    call (meta `speculative`: the iteration whose call offered it), and asks again only once
+    they are used up."""
 
     name = "ft_expert"
     ARGS = {
@@ -28,7 +32,16 @@ class Expert(Op):
         "task": (str, ""),
         "topk": (int, 4),
         "method": (str, "jaccard"),
+        "candidates": (int, 1),
     }
+
+    def infer_shape(self, shapes, node):
+        if self.args["candidates"] < 1:
+            raise ShapeError(
+                f"node {node!r} ({self.name}): candidates is {self.args['candidates']}",
+                "use candidates >= 1",
+            )
+        return super().infer_shape(shapes, node)
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
         source = await run.get(node.inputs[0], coords, trajectory)
@@ -45,13 +58,22 @@ class Expert(Op):
                 f"node {node.name!r}: no kernel for this run",
                 "run with a kernel (the default is offline)",
             )
+        tried = _tried(run, node, coords, trajectory, source.text)
+        queued = _queued(run, node, coords, trajectory, source.text, tried)
+        if queued is not None:
+            return queued
         k = max(self.args["topk"], getattr(run.kernel, "reads", 0))
         hits = experience.search(source.text, k=k, method=self.args["method"])
         examples = _examples(hits, source.text)
-        tried = _tried(run, node, coords, trajectory, source.text)
-        reply = await run.kernel.complete(
-            KernelRequest(self.args["task"], source.text, examples, trajectory, tried=tried)
+        request = KernelRequest(
+            self.args["task"],
+            source.text,
+            examples,
+            trajectory,
+            tried=tried,
+            candidates=self.args["candidates"],
         )
+        reply = await run.kernel.complete(request)
         status = (
             Status.confidence(reply.confidence) if reply.ok else Status.failed(reply.confidence)
         )
@@ -65,6 +87,12 @@ class Expert(Op):
             meta["tried"] = list(tried)
         if reply.reason:
             meta["reason"] = reply.reason
+        if reply.ok and self.args["candidates"] > 1:
+            meta["queue"] = [
+                {"text": a.text.strip(), "confidence": a.confidence, "row": a.row}
+                for a in reply.alternatives
+                if a.ok
+            ]
         return Element(reply.text.strip() if reply.ok else reply.reason, status, meta)
 
     def parameters(self) -> list[str]:
@@ -184,6 +212,38 @@ def _tried(run: Run, node: FutureTensor, coords: Coords, trajectory: str, text: 
         if given.text.strip() == text.strip() and answer.text not in tried:
             tried.append(answer.text)
     return tuple(tried)
+
+
+def _queued(
+    run: Run,
+    node: FutureTensor,
+    coords: Coords,
+    trajectory: str,
+    text: str,
+    tried: tuple[str, ...],
+) -> Element | None:
+    """The next untried candidate an earlier call offered for the same input in this loop (the
+    latest earlier element with that input holds what is left of the queue), or None."""
+    if not isinstance(trajectory, Trajectory):
+        return None
+    for earlier in reversed(trajectory.earlier(coords)):
+        answer, given = run.element(node, earlier), run.element(node.inputs[0], earlier)
+        if answer is None or given is None or given.text.strip() != text.strip():
+            continue
+        queue = [c for c in answer.meta.get("queue", ()) if c["text"] not in tried]
+        if not queue:
+            return None
+        first, rest = queue[0], queue[1:]
+        meta = {k: answer.meta[k] for k in ("rows", "scores") if k in answer.meta}
+        if first["row"] is not None:
+            meta["answered"] = first["row"]
+        meta.update(
+            tried=list(tried),
+            queue=rest,
+            speculative=answer.meta.get("speculative", earlier[-1]),
+        )
+        return Element(first["text"], Status.confidence(first["confidence"]), meta)
+    return None
 
 
 def _row_key(experience, upstream: FutureTensor, source: Element, wanted: str | None, target):
