@@ -5,8 +5,9 @@ input's aligned spans, see `experience.slots`), with confidence = how well the r
 the input token by token (`slots.adapt`: aligned Jaccard, lowered for every key word or
 parameter the input has no counterpart for) x the row's weight (at most 1). When the input
 rewords a key (few shared words, no veto: see `slots.Fit.rescue`) and the sentence model is
-installed (`kernels.sentences`), meaning speaks too: the cosine of the two sentences, scaled by
-how far it beats every row with another answer, so "Set up the folder tree x/y/z" can use the
+installed (`kernels.sentences`), meaning speaks too: the cosine of the two sentences with their
+parameters said as their kind (`slots.operation`), scaled by how far it beats every row with
+another answer, so "Set up the folder tree x/y/z" can use the
 row learned from "Make directories a/b/c, including missing parents". The best candidate that
 was not already tried (and failed) for this element answers, when its confidence reaches the
 threshold; otherwise the reply fails and says how close the best row came: "no matching
@@ -22,8 +23,9 @@ from mcp_harness.kernels.base import Example, KernelReply, KernelRequest, succes
 DEFAULT_THRESHOLD = 0.2
 UNFILLED_FACTOR = 0.5
 # Meaning: a reworded key counts when its sentence is at least MEANING_FLOOR alike and beats
-# every row with another answer (or an unrelated sentence's typical MEANING_BASE) by MARGIN.
-MEANING_FLOOR, MEANING_BASE, MARGIN = 0.4, 0.3, 0.1
+# every row with another answer (or an unrelated request's typical MEANING_BASE: parameters
+# said as their kind make unrelated requests look more alike) by MARGIN.
+MEANING_FLOOR, MEANING_BASE, MARGIN = 0.5, 0.45, 0.1
 
 
 def meaning(request: KernelRequest) -> list[float]:
@@ -62,11 +64,10 @@ def confidence(example: Example) -> float:
     return min(1.0, max(0.0, example.score * UNFILLED_FACTOR ** len(example.unfilled)))
 
 
-def rank(example: Example) -> float:
-    """Candidates are tried best first: by fit x weight (credited rows first), else score."""
-    if example.fit is not None:
-        return example.fit * example.weight
-    return confidence(example)
+def rank(example: Example, by_meaning: float = 0.0) -> tuple[float, float]:
+    """Candidates are tried best first: by trust (fit x weight up to 1, or meaning), then by
+    weight, so credit orders rows that fit alike and never lifts a poorer fit above a better."""
+    return max(confidence(example), by_meaning), example.weight
 
 
 class OfflineKernel:
@@ -106,9 +107,7 @@ class OfflineKernel:
             return max(confidence(example), by_meaning[id(example)])
 
         # sorted() is stable and examples come best first, so ties keep retrieval order.
-        ranked = sorted(
-            request.examples, key=lambda e: max(rank(e), by_meaning[id(e)]), reverse=True
-        )
+        ranked = sorted(request.examples, key=lambda e: rank(e, by_meaning[id(e)]), reverse=True)
         fresh = [e for e in ranked if e.answer.strip() not in tried]
         if not fresh:
             return KernelReply(
