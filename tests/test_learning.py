@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mcp_harness.experience.keywords import keywords_text
-from mcp_harness.experience.slots import adapt, find_slots
+from mcp_harness.experience.slots import adapt, find_slots, operation, siblings
 from mcp_harness.experience.store import Experience, Row
 from mcp_harness.kernels.base import Example as Shown
 from mcp_harness.kernels.base import KernelRequest
@@ -157,6 +157,65 @@ def test_retrieval_keys_on_the_operation_not_the_parameters(tmp_path: Path) -> N
     assert experience.row(0).provenance["slots"] == [{"text": "run.sh", "kind": "file"}]
     hits = experience.search("Make deploy.sh executable", k=2)
     assert hits[0].row.value == "chmod +x run.sh"  # not the row that shares the file name
+
+
+def test_sibling_rows_tell_a_name_from_a_word_of_the_operation() -> None:
+    """Two rows whose values differ only at a slot: the word they fill differently is a name
+    the input must give; the word both say is part of the operation and is never replaced."""
+    rows = [
+        ("Make a new folder named logs", "Create directory logs"),
+        ("Create a directory called build", "Create directory build"),
+        ("Remove the trailing whitespace from a.py", "Strip trailing whitespace from a.py"),
+        ("strip the trailing blanks in b.html", "Strip trailing whitespace from b.html"),
+    ]
+    found = siblings([(v, find_slots(k, v)) for k, v in rows])
+    assert {"text": "logs", "kind": "name"} in found[0]
+    assert "trailing" not in {s["text"] for s in found[2]}
+    assert "trailing" in {s["text"] for s in find_slots(*rows[2])}  # alone, it looks like one
+    key, value = rows[2]
+    reworded = "Makefile.am: kill the whitespace at line ends"
+    assert (
+        adapt(key, value, found[2], reworded).text == "Strip trailing whitespace from Makefile.am"
+    )
+    assert "kill" in adapt(key, value, find_slots(key, value), reworded).text
+
+
+def test_a_name_is_placed_by_the_words_around_it_or_not_at_all() -> None:
+    key, value = (
+        "Make all the .sh files under scripts executable",
+        "Make every .sh file under scripts executable",
+    )
+    slots = [{"text": "scripts", "kind": "name"}, {"text": ".sh", "kind": "file"}]
+    placed = adapt(key, value, slots, "every *.run under installers (any depth) -> executable")
+    assert placed.text == "Make every .run file under installers executable"
+    unplaced = adapt(
+        key, value, slots, "Please add execute permission to each .rb file found in rake_tasks"
+    )
+    assert unplaced.unfilled == ["scripts"]  # no guess: the input must say where
+
+
+def test_file_slots_follow_extension_and_derivation_not_order() -> None:
+    key = "Pretty-print response.json with 4-space indentation and save it as response_pretty.json"
+    value = "python3 -m json.tool response.json > response_pretty.json"
+    new = "make event_readable.json: the same data as event.json but pretty printed"
+    assert adapt(key, value, find_slots(key, value), new).text.endswith(
+        "event.json > event_readable.json"
+    )
+    key, value = (
+        "Join the lines of tags.txt into one line in tags.csv",
+        "paste -sd, tags.txt > tags.csv",
+    )
+    new = "header_row.csv <- column_names.txt lines joined"
+    assert (
+        adapt(key, value, find_slots(key, value), new).text
+        == "paste -sd, column_names.txt > header_row.csv"
+    )
+
+
+def test_meaning_compares_operations() -> None:
+    assert operation("Make run.sh executable, lines 2-5 of 'a b' in src/x") == (
+        "Make file executable, lines number-number of text in folder"
+    )
 
 
 # ---- the offline kernel ---------------------------------------------------------------------

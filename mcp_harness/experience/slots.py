@@ -234,6 +234,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
                 token.lower == lowered
                 and j is not None
                 and input_tokens[j].kind in _COMPATIBLE.get(slot["kind"], ())
+                and (slot["kind"] != NAME or _near(key_all, input_all, token, input_tokens[j]))
             ):
                 target = j
                 break
@@ -264,7 +265,8 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
     """Distinctive slots the alignment could not place take the input's unused spans of their
     kind that the key does not have, best context first: a span whose neighbours are the
     slot's neighbours (`lines in notes.txt` ~ `lines of words.txt`; among all words too,
-    `under scripts` ~ `under tools`) wins, then input order. `streams` are the key's and the
+    `under scripts` ~ `under tools`, the word before counting twice: it says the role) wins,
+    then input order; a name goes by the words around it alone. `streams` are the key's and the
     input's tokens with their stop words."""
     key_forms, new_forms = ["^", *_forms(key), "$"], ["^", *_forms(new), "$"]
     key_near, new_near = (_neighbours(tokens) for tokens in streams)
@@ -280,9 +282,16 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
             if j in used or token.kind != kind or token.lower in key_words:
                 continue
             near = new_near.get(token.lower, set())
-            shared = max((len(key_near.get(key[i].lower, set()) & near) for i in where), default=0)
-            if slot["kind"] == NAME and not shared:
-                continue  # a name is any word: only the words around it can say which
+            shared = max(
+                (sum(2 if side < 0 else 1 for side, _ in key_near.get(key[i].lower, set()) & near)
+                 for i in where),
+                default=0,
+            )  # fmt: skip
+            if slot["kind"] == NAME:
+                if not shared:
+                    continue  # a name is any word: only the words around it can say which
+                pairs.append((-shared, order, j, slot["text"], token.text))
+                continue
             score = (
                 max(
                     (
@@ -324,6 +333,14 @@ def _same_role(slot: Token, token: Token, key_roles: dict, new_roles: dict) -> i
     if slot.lower.rsplit(".", 1)[-1] == token.lower.rsplit(".", 1)[-1]:
         score += 1
     return score
+
+
+def _near(key_all: list[Token], input_all: list[Token], a: Token, b: Token) -> bool:
+    """Whether `b` in the input has one of the words around `a` in the key (a name paired by
+    the alignment alone may be any word that happens to stand in its place)."""
+    return bool(
+        _neighbours(key_all).get(a.lower, set()) & _neighbours(input_all).get(b.lower, set())
+    )
 
 
 def _neighbours(tokens: list[Token]) -> dict[str, set[tuple[int, str]]]:
