@@ -17,6 +17,7 @@ the same rows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -268,8 +269,9 @@ class RetrievalIndex:
         avg_len = max(self._live_terms / n_live, 1e-9)
         idf = None
         if method == "bm25":
-            df = np.array([self._group_df(members) for members in groups], dtype=np.float64)
-            idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
+            dfs = [self._group_df(members) for members in groups]
+            # math.log1p, not numpy's (whose SIMD loop may round differently): `cold` uses it too
+            idf = np.array([math.log1p((n_live - df + 0.5) / (df + 0.5)) for df in dfs])
         sizes = [sum(len(p) for p in members) for members in groups]
         by_size = sorted(range(len(groups)), key=sizes.__getitem__)
         taken = 1 if k is not None else len(groups)
@@ -388,8 +390,9 @@ class RetrievalIndex:
     # ---- persistence ----------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray] | None:
         """The index as flat arrays with rows as slots (what a fresh build of the same rows holds,
-        up to term ids and posting order); None if a term holds a newline, which the vocabulary
-        encoding (newline-joined UTF-8) cannot carry. Linear in the postings: no sort."""
+        up to term ids and posting order) and `bounds` (highest weight, fewest terms); None if a
+        term holds a newline, which the vocabulary encoding (newline-joined UTF-8) cannot
+        carry. Linear in the postings: no sort."""
         words = list(self._vocab)
         if any("\n" in w for w in words):
             return None
@@ -407,6 +410,7 @@ class RetrievalIndex:
             "weight": self._weight.view[slots],
             "inv_ptr": inv_ptr,
             "inv_slots": inv_rows,
+            "bounds": np.array(self._extremes() if len(slots) else (0.0, 0.0), dtype=np.float64),
         }
 
     def _live_postings(self) -> tuple[np.ndarray, np.ndarray]:
