@@ -303,7 +303,8 @@ class RetrievalIndex:
                 ):
                     need += 1
             if need == taken:
-                return slots, values
+                keep = values >= kth  # the top k are among these: `_top_k` sorts only them
+                return slots[keep], values[keep]
             taken = need
 
     def _candidates(
@@ -312,6 +313,11 @@ class RetrievalIndex:
         """The live slots in the postings of groups `taken`, and which of those groups hold
         each (one bit per group, so a slot in two members of a group counts once)."""
         n_slots = self._alive.size
+        dead = n_slots > len(self)
+        if len(taken) == 1 and len(groups[taken[0]]) == 1:  # one term: its postings, once each
+            slots = groups[taken[0]][0]
+            slots = slots[self._alive.view[slots]] if dead else slots
+            return slots, {taken[0]: np.ones(len(slots), dtype=np.bool_)}
         words = (len(taken) + 63) // 64
         dtype = np.uint64 if words > 1 else _MASK_DTYPES[(len(taken) - 1) // 8]
         masks = [np.zeros(n_slots, dtype=dtype) for _ in range(words)]
@@ -331,7 +337,7 @@ class RetrievalIndex:
             slots = np.sort(hits[first[hits] == order])
         else:
             slots = np.flatnonzero(np.bitwise_or.reduce(masks) if words > 1 else masks[0])
-        slots = slots[self._alive.view[slots]]
+        slots = slots[self._alive.view[slots]] if dead else slots
         bits = [mask[slots] for mask in masks]
         member = {
             g: ((bits[i // 64] >> dtype(i % 64)) & dtype(1)).astype(np.bool_)
