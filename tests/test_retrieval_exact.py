@@ -112,3 +112,17 @@ def test_sparse_scores_equal_dense_scores_through_every_change(seed: int, tmp_pa
                         got = [(m.row, m.score) for m in searched.search(query, k, method)]
                         assert got == expected, (query, method)
                     assert cold.top_k(stored, query, k, method) == expected, (query, method)
+
+
+def test_groups_sharing_a_term_are_not_pruned_away(tmp_path: Path) -> None:
+    """Two file names share `<file>`: a one-term row holds both groups and outscores rows the
+    first groups found, so the bound must count a row holding more groups than terms."""
+    rows = [["z", "<file>", "w", "v"]] * 20 + [["<file>"]] * 5
+    weights = [1.0] * len(rows)
+    index = RetrievalIndex()
+    index.append(rows, weights)
+    query = [("z",), ("x.py", "<file>"), ("y.py", "<file>")]
+    expected = dense_top_k(rows, weights, query, 20, "jaccard")
+    assert [row for row, _ in expected[:5]] == [20, 21, 22, 23, 24]
+    assert [(m.row, m.score) for m in index.search(query, 20, "jaccard")] == expected
+    assert cold.top_k(from_file(index, tmp_path / "index.bin"), query, 20, "jaccard") == expected

@@ -2,12 +2,11 @@
 
 A new process that asks one question should not pay for numpy's import or for loading a whole
 index. `search` reads the file (checksum and label as `Experience.open` checks them), the
-postings of the query's terms and the 16-odd rows it returns. It runs the same exact MaxScore
-as `RetrievalIndex._score` (groups rarest first, more groups only while the k-th best score
-does not beat what a row of the remaining groups could reach, bounded with the file's
-`bounds`), and the same arithmetic: numpy's float32 steps are done in double and rounded to
-float32, which gives the same bits for + - * / of float32 values, so scores and the row-index
-tie-break are those of the in-memory index (`tests/test_retrieval_exact.py`).
+postings of the query's terms and the 16-odd rows it returns. Its top-k is exact, by levels
+(`top_k`, pruned with the file's `bounds` and `bounds.Bound`), in the in-memory index's
+arithmetic: numpy's float32 steps are done in double and rounded to float32, which gives the
+same bits for + - * / of float32 values, so scores and the row-index tie-break are those of
+`RetrievalIndex.search` (`tests/test_retrieval_exact.py`).
 
 It answers None whenever it cannot be sure, and the caller opens the experience instead (which
 rebuilds a missing, stale or damaged index and logs it): no index or a stale or corrupt one,
@@ -16,15 +15,16 @@ an unfinished commit, noise, a change while it read, an entry out of range.
 
 from __future__ import annotations
 
-import bisect
 import heapq
 import json
 import math
 import struct
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience.bounds import Bound, shared_terms
 from mcp_harness.experience.index_bytes import Label, Layout, UnusableIndex, read
 from mcp_harness.experience.keywords import extract_keywords
 from mcp_harness.experience.rows import Hit, StoredRow
@@ -44,6 +44,7 @@ _TYPES = {  # array -> (dtype string in the header, memoryview format)
     "inv_slots": ("<i4", "i"),
     "meta_offsets": ("<i8", "q"),
     "bounds": ("<f8", "d"),
+    "min_len": ("<i4", "i"),
 }
 
 
@@ -71,6 +72,7 @@ class Arrays:
         self.inv_slots: memoryview
         self.meta_offsets: memoryview
         self.bounds: memoryview
+        self.min_len: memoryview
         self.rows = len(self.weight)
         text = bytes(self.vocab)
         self.terms = text.count(b"\n") + 1 if text else 0
@@ -82,6 +84,7 @@ class Arrays:
             or self.inv_ptr[-1] != len(self.inv_slots)
             or self.fwd_ptr[0] != 0
             or len(self.bounds) != 2
+            or len(self.min_len) != self.terms
             or not all(map(math.isfinite, self.bounds))
         ):
             raise UnusableIndex("corrupt arrays")
@@ -101,12 +104,6 @@ class Arrays:
         if found and not 0 <= min(found) <= max(found) < self.rows:
             raise UnusableIndex("postings out of range")
         return found
-
-    def doc_len(self, row: int) -> int:
-        length = self.fwd_ptr[row + 1] - self.fwd_ptr[row]
-        if length < 0:
-            raise UnusableIndex("corrupt row pointers")
-        return length
 
 
 def search(path: Path, text: str, k: int, method: str) -> tuple[list[Hit], int] | None:
@@ -153,87 +150,127 @@ def _row(path: Path, arrays: Arrays, row: int) -> StoredRow:
 def top_k(
     arrays: Arrays, keywords: Sequence[str | tuple[str, ...]], k: int, method: str
 ) -> list[tuple[int, float]]:
-    """(row, score) of the top `k`, score desc then row asc, as `RetrievalIndex.search`."""
+    """(row, score) of the top `k`, score desc then row asc, as `RetrievalIndex.search`.
+
+    Rows are scored level by level, most groups held first, each level by ascending row. A
+    level ends when the best score a row of it could have (`_Scorer.cap`), with the row's
+    index, cannot beat the k-th best so far, and no lower level is looked at once every lower
+    level's cap is below the k-th best score. The rows holding every group (a set
+    intersection) often settle it; otherwise the rows are counted over all postings."""
     if arrays.rows == 0:
         return []
     query = list(dict.fromkeys((w,) if isinstance(w, str) else tuple(w) for w in keywords))
-    groups: list[list[memoryview]] = []
+    groups: list[Sequence[int]] = []
+    known: list[list[int]] = []
     for group in query:
-        ids = [arrays.term(w) for w in group]
-        found = [arrays.postings(t) for t in ids if t is not None]
-        if found:
-            groups.append(found)
+        ids = [t for t in map(arrays.term, group) if t is not None]
+        if ids:
+            found = [arrays.postings(t) for t in ids]
+            groups.append(found[0] if len(found) == 1 else set().union(*found))
+            known.append(ids)
     if not groups:
         return []
-    scorer = _Scorer(arrays, groups, len(query), method)
-    sizes = [sum(map(len, members)) for members in groups]
-    by_size = sorted(range(len(groups)), key=sizes.__getitem__)
-    taken = 1
-    while True:
-        scores = scorer.scores(by_size[:taken], by_size[taken:])
-        if taken == len(groups):
+    scorer = _Scorer(arrays, groups, known, len(query), method)
+    rarest = min(groups, key=len)
+    every = set(rarest).intersection(*(g for g in groups if g is not rarest))
+    best = _levels(scorer, {len(groups): every}, k)
+    if len(best) == k and scorer.cap_below(len(groups)) < best[0][0]:
+        return _ranked(best)
+    counts: Counter[int] = Counter()
+    for rows in groups:
+        counts.update(rows)
+    levels: dict[int, list[int]] = {}
+    for row, held in counts.items():
+        levels.setdefault(held, []).append(row)
+    return _ranked(_levels(scorer, levels, k))
+
+
+def _levels(scorer: _Scorer, levels: dict[int, Iterable[int]], k: int) -> list[tuple[float, int]]:
+    """The best `k` of the rows in `levels` (groups held -> rows), as a min-heap of
+    (score, -row): the worst of the best first."""
+    best: list[tuple[float, int]] = []
+    for held in sorted(levels, reverse=True):
+        if len(best) == k and scorer.cap_below(held + 1) < best[0][0]:
             break
-        positive = [s for s in scores.values() if s > 0]
-        if len(positive) < k:
-            need = len(groups)
-        else:
-            kth = heapq.nlargest(k, positive)[-1]
-            need = taken
-            while need < len(groups) and not scorer.reach(by_size[need:]) * (1 + 1e-6) < kth:
-                need += 1
-        if need == taken:
-            break
-        taken = need
-    best = heapq.nsmallest(k, ((-s, row) for row, s in scores.items() if s > 0))
-    return [(row, -negative) for negative, row in best]
+        cap = scorer.cap(held)
+        for row in sorted(levels[held]):
+            if len(best) == k and (cap, -row) <= best[0]:
+                break  # neither this row nor a later one (a higher index) can enter
+            score = scorer.score(row, held)
+            if score <= 0:
+                continue
+            if len(best) < k:
+                heapq.heappush(best, (score, -row))
+            elif (score, -row) > best[0]:
+                heapq.heapreplace(best, (score, -row))
+    return best
+
+
+def _ranked(best: list[tuple[float, int]]) -> list[tuple[int, float]]:
+    return [(-negative, score) for score, negative in sorted(best, reverse=True)]
 
 
 class _Scorer:
-    """Scores of rows in the dense formulas' arithmetic (see `RetrievalIndex._score`)."""
+    """Scores of rows in the dense formulas' arithmetic (see `RetrievalIndex._score`), and
+    caps on them: a row holding m groups has at least max(fewest terms of a row,
+    `Bound.jaccard`'s m - shared, the m-th smallest fewest terms of a row of one group) terms."""
 
     def __init__(
-        self, arrays: Arrays, groups: list[list[memoryview]], q_len: int, method: str
+        self,
+        arrays: Arrays,
+        groups: list[Sequence[int]],
+        known: list[list[int]],
+        q_len: int,
+        method: str,
     ) -> None:
-        self.arrays, self.groups, self.q_len = arrays, groups, q_len
+        self.fwd_ptr, self.weight = arrays.fwd_ptr, arrays.weight
+        self.q_len = q_len
         n_live = arrays.rows
         self.avg_len = max(arrays.fwd_ptr[-1] / n_live, 1e-9)
-        self.w_max, self.d_min = arrays.bounds
-        self.idf: list[float] | None = None
+        w_max, d_min = arrays.bounds
+        bound = Bound(q_len, shared_terms([[str(t) for t in ids] for ids in known]))
+        shortest = sorted(min(arrays.min_len[t] for t in ids) for ids in known)
+        self.sets: list[set[int]] = []
+        idf: list[float] = []
         if method == "bm25":
-            dfs = [len(set().union(*m)) if len(m) > 1 else len(m[0]) for m in groups]
-            self.idf = [math.log1p((n_live - df + 0.5) / (df + 0.5)) for df in dfs]
+            self.sets = [rows if isinstance(rows, set) else set(rows) for rows in groups]
+            idf = [math.log1p((n_live - len(s) + 0.5) / (len(s) + 0.5)) for s in self.sets]
+        self.idf = idf if method == "bm25" else None
+        top_idf = sorted(idf, reverse=True)
+        self.caps = [0.0]  # by groups held
+        for m in range(1, len(groups) + 1):
+            fewest = max(d_min, shortest[m - 1], m - bound.shared, 1)
+            if self.idf is None:  # exact: the score of the best row that could hold m groups
+                self.caps.append(f32(f32(m / (q_len + fewest - m)) * w_max))
+            else:
+                norm = (_K1 + 1) / (1 + _K1 * (1 - _B + _B * fewest / self.avg_len))
+                self.caps.append(w_max * norm * sum(top_idf[:m]) * (1 + 1e-6))
+        self._below = [max(self.caps[:m], default=0.0) for m in range(len(self.caps) + 1)]
         self._norms: dict[int, float] = {}
 
-    def scores(self, taken: list[int], rest: list[int]) -> dict[int, float]:
-        """Every row in the postings of groups `taken`, scored over all groups."""
-        rows: set[int] = set()
-        held: dict[int, set[int]] = {}
-        for g in taken:
-            held[g] = set().union(*self.groups[g])
-            rows |= held[g]
-        weight, doc_len = self.arrays.weight, self.arrays.doc_len
-        order = range(len(self.groups))
-        out = {}
-        for row in rows:
-            member = [row in held[g] if g in held else self._has(g, row) for g in order]
-            if self.idf is None:
-                inter = sum(member)
-                sim = f32(inter / (self.q_len + doc_len(row) - inter))
-            else:
-                idf_sum = 0.0
-                for g in order:  # in group order, as the dense sum adds them
-                    if member[g]:
-                        idf_sum += self.idf[g]
-                sim = f32(idf_sum * self._norm(doc_len(row)))
-            out[row] = f32(sim * weight[row])
-        return out
+    def cap(self, held: int) -> float:
+        """The highest score a row holding `held` groups could have (exact for Jaccard, with
+        room for rounding for BM25)."""
+        return self.caps[held]
 
-    def _has(self, g: int, row: int) -> bool:
-        for postings in self.groups[g]:
-            at = bisect.bisect_left(postings, row)
-            if at < len(postings) and postings[at] == row:
-                return True
-        return False
+    def cap_below(self, held: int) -> float:
+        """The highest score a row holding fewer than `held` groups could have."""
+        return self._below[held]
+
+    def score(self, row: int, held: int) -> float:
+        """The score of `row`, which holds `held` of the query's groups."""
+        doc_len = self.fwd_ptr[row + 1] - self.fwd_ptr[row]
+        if doc_len < 1:
+            raise UnusableIndex("corrupt row pointers")
+        if self.idf is None:
+            sim = f32(held / (self.q_len + doc_len - held))
+        else:
+            idf_sum = 0.0
+            for members, idf in zip(self.sets, self.idf, strict=True):  # in group order
+                if row in members:
+                    idf_sum += idf
+            sim = f32(idf_sum * self._norm(doc_len))
+        return f32(sim * self.weight[row])
 
     def _norm(self, dl: int) -> float:
         """BM25's length norm in float32 steps, as numpy computes it over float32 lengths."""
@@ -245,16 +282,6 @@ class _Scorer:
             x = f32(1 + f32(f32(_K1) * x))
             norm = self._norms[dl] = f32(f32(_K1 + 1) / x)
         return norm
-
-    def reach(self, rest: list[int]) -> float:
-        """The highest score a row holding only groups `rest` could have."""
-        if self.idf is None:
-            m = len(rest)
-            return self.w_max * m / (self.q_len + max(self.d_min, m) - m)
-        return self.w_max * self._norm_bound() * sum(self.idf[g] for g in rest)
-
-    def _norm_bound(self) -> float:
-        return (_K1 + 1) / (1 + _K1 * (1 - _B + _B * self.d_min / self.avg_len))
 
 
 def search_named(name: str, text: str, k: int, method: str) -> tuple[list[Hit], int] | None:

@@ -11,8 +11,9 @@ after a power cut the checksum catches a torn file.
 
 Besides the index (`RetrievalIndex.to_arrays`) the file holds `meta_offsets`, where each row's
 provenance line starts in `rows.jsonl`, so a cold open reads only the lines of the rows it shows,
-and `bounds` (float64: the highest row weight and the fewest terms of a row), which `cold` prunes
-with. Reading the bytes and checking them is `index_bytes`, which needs no numpy.
+`bounds` (float64: the highest row weight and the fewest terms of a row) and `min_len` (int32:
+per term, the fewest terms of a row holding it), which `cold` prunes with. Reading the bytes and
+checking them is `index_bytes`, which needs no numpy.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ def load_index(path: Path, label: Label) -> tuple[RetrievalIndex, np.ndarray]:
     `UnusableIndex` otherwise (forged arrays included: nothing here can fail later)."""
     arrays = load(path, label)
     offsets = arrays.pop("meta_offsets", None)
-    arrays.pop("bounds", None)  # for `cold`; this index finds its own
+    for name in ("bounds", "min_len"):  # for `cold`; this index finds its own
+        arrays.pop(name, None)
     try:
         index = RetrievalIndex.from_arrays(arrays)
     except (KeyError, ValueError, UnicodeDecodeError):
