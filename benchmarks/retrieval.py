@@ -28,6 +28,7 @@ data elsewhere.
 from __future__ import annotations
 
 import argparse
+import compileall
 import gc
 import json
 import os
@@ -401,6 +402,7 @@ def cold(
 ) -> dict[str, Any]:
     """New-process search times, interleaved: every round runs each engine once per query."""
     path, written = experience_at(work, rows)
+    compileall.compile_dir(Path(_ROOT) / "mcp_harness", quiet=1)  # bytecode, as installed
     python = sys.executable
     commands: dict[str, Callable[[int], list[str]]] = {
         "python -c pass": lambda i: [python, "-c", "pass"],
