@@ -114,9 +114,9 @@ def search(path: Path, text: str, k: int, method: str) -> tuple[list[Hit], int] 
     try:
         stamp = sidecar_stamp(path)
         shape = layout.read_shape(path)
-        label = Label(read_generation(path), shape[0], *(stamp[1:] if stamp else (0, 0)))
         if len(shape) != 2 or shape[1] != 3:
             return None
+        label = Label(read_generation(path), shape[0], *(stamp[1:] if stamp else (0, 0)))
         arrays = Arrays(*read(path / INDEX_FILE, label))
         if arrays.rows != label.rows:
             return None
