@@ -15,6 +15,7 @@ an unfinished commit, noise, a change while it read, an entry out of range.
 
 from __future__ import annotations
 
+import bisect
 import heapq
 import json
 import math
@@ -97,13 +98,13 @@ class Arrays:
         return None if at < 0 else self._padded.count(b"\n", 0, at)
 
     def postings(self, term: int) -> memoryview:
+        """The rows holding `term`, ascending. Rows are not range-checked here (that would
+        read every posting): a row past the end fails its first lookup, and `_row` refuses a
+        negative one before it is shown."""
         start, end = self.inv_ptr[term], self.inv_ptr[term + 1]
         if not 0 <= start <= end <= len(self.inv_slots):
             raise UnusableIndex("corrupt postings")
-        found = self.inv_slots[start:end]
-        if found and not 0 <= min(found) <= max(found) < self.rows:
-            raise UnusableIndex("postings out of range")
-        return found
+        return self.inv_slots[start:end]
 
 
 def search(path: Path, text: str, k: int, method: str) -> tuple[list[Hit], int] | None:
@@ -130,6 +131,8 @@ def search(path: Path, text: str, k: int, method: str) -> tuple[list[Hit], int] 
 
 
 def _row(path: Path, arrays: Arrays, row: int) -> StoredRow:
+    if not 0 <= row < arrays.rows:
+        raise UnusableIndex("postings out of range")
     cells = [layout.read_element(path, 3 * row + c) or "" for c in range(3)]
     offsets = arrays.meta_offsets
     if row + 1 < len(offsets):
@@ -171,8 +174,14 @@ def top_k(
     if not groups:
         return []
     scorer = _Scorer(arrays, groups, known, len(query), method)
-    rarest = min(groups, key=len)
-    every = set(rarest).intersection(*(g for g in groups if g is not rarest))
+    by_size = sorted(groups, key=len)
+    every = set(by_size[0])
+    for rows in by_size[1:]:  # a few rows are looked up, many are intersected in C
+        every = (
+            {r for r in every if _holds(rows, r)}
+            if 64 * len(every) < len(rows)
+            else every.intersection(rows)
+        )
     best = _levels(scorer, {len(groups): every}, k)
     if len(best) == k and scorer.cap_below(len(groups)) < best[0][0]:
         return _ranked(best)
@@ -183,6 +192,14 @@ def top_k(
     for row, held in counts.items():
         levels.setdefault(held, []).append(row)
     return _ranked(_levels(scorer, levels, k))
+
+
+def _holds(rows: Sequence[int], row: int) -> bool:
+    """Whether `rows` (a set, or ascending) holds `row`."""
+    if isinstance(rows, set):
+        return row in rows
+    at = bisect.bisect_left(rows, row)
+    return at < len(rows) and rows[at] == row
 
 
 def _levels(scorer: _Scorer, levels: dict[int, Iterable[int]], k: int) -> list[tuple[float, int]]:
