@@ -21,12 +21,14 @@ process run (the cold searches in child processes) and prints a table plus a JSO
 
 Experience directories are reused from the work directory when they hold the right rows
 (writing 1M rows takes many minutes). Run: `.venv/bin/python benchmarks/retrieval.py`
-(10k/100k/1M) or `--quick` (seconds); `--work DIR` puts the scratch data elsewhere.
+(10k/100k/1M; `--rows 100000` for fewer) or `--quick` (seconds); `--work DIR` puts the scratch
+data elsewhere.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import gc
 import json
 import os
@@ -296,7 +298,11 @@ def wall(command: list[str]) -> float:
     return time.perf_counter() - start
 
 
-_CHILD_ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+_ROOT = str(Path(__file__).resolve().parents[1])
+_CHILD_ENV = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")])),
+}
 
 
 def overlap(ours: list[int], theirs: list[int]) -> float:
@@ -396,6 +402,7 @@ def cold(
 ) -> dict[str, Any]:
     """New-process search times, interleaved: every round runs each engine once per query."""
     path, written = experience_at(work, rows)
+    compileall.compile_dir(Path(_ROOT) / "mcp_harness", quiet=1)  # bytecode, as installed
     python = sys.executable
     commands: dict[str, Callable[[int], list[str]]] = {
         "python -c pass": lambda i: [python, "-c", "pass"],
@@ -554,15 +561,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small N smoke run (seconds)")
     parser.add_argument("--work", type=Path, default=WORK, help=f"scratch dir (default {WORK})")
     parser.add_argument(
+        "--rows", default="10000,100000,1000000", help="row counts (comma-separated)"
+    )
+    parser.add_argument(
         "--cold", default="100000,1000000", help="row counts for cold searches (comma-separated)"
     )
     args = parser.parse_args(argv)
     if args.quick:
         result = run([2_000, 10_000], [10_000], {2_000: 10}, 50, args.work, 3)
     else:
-        sizes = [10_000, 100_000, 1_000_000]
+        sizes = [int(n) for n in args.rows.split(",") if n.strip()]
         cold_sizes = [int(n) for n in args.cold.split(",") if n.strip()]
-        result = run(sizes, cold_sizes, {10_000: 20, 100_000: 5}, 200, args.work, 9)
+        naive_plan = {n: q for n, q in {10_000: 20, 100_000: 5}.items() if n in sizes}
+        result = run(sizes, cold_sizes, naive_plan, 200, args.work, 9)
     print(table(result))
     print(json.dumps(result, indent=1, default=str))
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
@@ -13,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcp_harness.experience import index_file
+from mcp_harness.experience import cold as cold_path
+from mcp_harness.experience import index_bytes, index_file
 from mcp_harness.experience.store import GENERATION_FILE, INDEX_FILE, Experience, Row
 
 WORDS = ["git", "status", "push", "pull", "docker", "run", "build", "logs", "pytest", "disk"]
@@ -39,6 +41,23 @@ def answers(experience: Experience, texts: list[str]) -> list:
         for method in ("jaccard", "bm25")
         for hits in [experience.search(text, 8, method)]
     ]
+
+
+def cold_answers(path: Path, texts: list[str]) -> list | None:
+    """`answers` as `cold.search` gives them from the index file; None if it declines any."""
+    out = []
+    for text in texts:
+        for method in ("jaccard", "bm25"):
+            found = cold_path.search(path, text, 8, method)
+            if found is None:
+                return None
+            out.append(
+                [
+                    (h.row.index, round(h.score, 6), h.row.key, h.row.provenance.get("source"))
+                    for h in found[0]
+                ]
+            )
+    return out
 
 
 def rebuilt(path: Path) -> Experience:
@@ -86,7 +105,11 @@ def test_every_kind_of_change_leaves_an_index_a_new_process_uses(
         assert len(cold) == len(filled)
         expected = answers(rebuilt(filled.path), texts)
         assert answers(cold, texts) == answers(filled, texts) == expected
+        assert cold_answers(filled.path, texts) == expected
         assert [r.to_json() for r in cold.rows()] == [r.to_json() for r in filled.rows()]
+        hits, count = cold_path.search(filled.path, texts[0], 8, "jaccard") or ([], 0)
+        assert count == len(filled)
+        assert [h.to_json() for h in hits] == [h.to_json() for h in filled.search(texts[0], 8)]
 
 
 def test_cold_open_reads_provenance_lazily_and_fully(
@@ -126,6 +149,7 @@ def test_damaged_index_is_rebuilt_with_a_note(
     texts = queries(random.Random(3))
     expected = answers(filled, texts)
     damage(filled.path / INDEX_FILE)
+    assert cold_answers(filled.path, texts) is None
     caplog.clear()
     with caplog.at_level(logging.INFO, logger=LOGGER):
         reopened = Experience.open(filled.path)
@@ -140,6 +164,7 @@ def test_stale_index_is_detected(filled: Experience, caplog: pytest.LogCaptureFi
     filled.patch(1, query="docker\nbuild")  # same row count; rows.jsonl rewritten
     expected = answers(filled, texts)
     (filled.path / INDEX_FILE).write_bytes(old)
+    assert cold_answers(filled.path, texts) is None
     caplog.clear()
     with caplog.at_level(logging.INFO, logger=LOGGER):
         reopened = Experience.open(filled.path)
@@ -153,7 +178,8 @@ def test_index_of_another_vocabulary_is_stale(
     """Terms are canonical words: an index saved under another synonym table is not used."""
     texts = queries(random.Random(6))
     expected = answers(filled, texts)
-    monkeypatch.setattr(index_file, "VOCABULARY", "another")
+    monkeypatch.setattr(index_bytes, "VOCABULARY", "another")
+    assert cold_answers(filled.path, texts) is None
     caplog.clear()
     with caplog.at_level(logging.INFO, logger=LOGGER):
         reopened = Experience.open(filled.path)
@@ -167,7 +193,9 @@ def test_commit_without_an_index_save_is_stale(filled: Experience) -> None:
     expected = answers(filled, texts)
     generation = filled.path / GENERATION_FILE
     generation.write_text(str(int(generation.read_text()) + 1))
+    assert cold_answers(filled.path, texts) is None
     assert answers(Experience.open(filled.path), texts) == expected
+    assert cold_answers(filled.path, texts) == expected  # saved again
 
 
 def test_rows_added_by_a_seed_writer_are_seen(filled: Experience) -> None:
@@ -179,6 +207,7 @@ def test_rows_added_by_a_seed_writer_are_seen(filled: Experience) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
     (path / "shape").write_text(f"[{n + 1}, 3]")
+    assert cold_path.search(path, "kubectl rollout", 1, "jaccard") is None
     hits = Experience.open(path).search("kubectl rollout", 1)
     assert hits[0].row.index == n
 
@@ -190,6 +219,7 @@ def test_forged_index_with_a_valid_checksum_is_rejected(filled: Experience) -> N
     arrays["inv_slots"][:] = 10**6  # rows that do not exist
     index_file.save(filled.path / INDEX_FILE, _current_label(filled), arrays)
     texts = queries(random.Random(6))
+    assert cold_answers(filled.path, texts) is None
     assert answers(Experience.open(filled.path), texts) == answers(filled, texts)
     with pytest.raises(index_file.UnusableIndex, match="stale"):
         index_file.load(filled.path / INDEX_FILE, label)
@@ -199,6 +229,28 @@ def _current_label(experience: Experience) -> index_file.Label:
     st = (experience.path / "rows.jsonl").stat()
     generation = int((experience.path / GENERATION_FILE).read_text())
     return index_file.Label(generation, len(experience), st.st_size, st.st_mtime_ns)
+
+
+def test_unfinished_commit_is_left_to_the_opener(filled: Experience) -> None:
+    texts = queries(random.Random(9))
+    (filled.path / ".txn").mkdir()
+    assert cold_answers(filled.path, texts) is None
+
+
+def test_cold_cli_search_answers_without_numpy(filled: Experience) -> None:
+    """A new process's search reads index.bin with the standard library only."""
+    probe = (
+        "import json, sys; from mcp_harness.cli.main import main\n"
+        "main(['experience', 'search', sys.argv[1], 'git status', '-k', '8', '--json'])\n"
+        "print(json.dumps('numpy' in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = [sys.executable, "-c", probe, str(filled.path)]
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, check=True).stdout
+    printed, numpy_imported = out.rsplit("\n", 2)[0], out.rsplit("\n", 2)[1]
+    assert numpy_imported == "false"
+    expected = [h.to_json() for h in filled.search("git status", 8)]
+    assert json.loads(printed)["hits"] == expected
 
 
 def test_save_and_load_round_trip_arrays(tmp_path: Path) -> None:

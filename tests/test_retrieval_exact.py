@@ -1,13 +1,18 @@
-"""The pruned top-k search gives exactly the scores and order of scoring every row densely."""
+"""The pruned top-k search gives exactly the scores and order of scoring every row densely, in
+memory, after a reload, and straight from the index file without numpy (`cold`)."""
 
 from __future__ import annotations
 
+import math
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from mcp_harness.experience import cold, index_file
 from mcp_harness.experience.index import RetrievalIndex
+from mcp_harness.experience.index_bytes import Label, read
 
 
 def dense_top_k(
@@ -31,7 +36,7 @@ def dense_top_k(
         n_live = max(len(rows), 1)
         avg_len = max(float(doc_len.sum()) / n_live, 1e-9)
         df = member.sum(axis=0).astype(np.float64)
-        idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
+        idf = [math.log1p((n_live - d + 0.5) / (d + 0.5)) for d in df]
         idf_sum = np.zeros(len(rows), dtype=np.float64)
         for g in range(q_len):
             idf_sum[member[:, g]] += idf[g]
@@ -59,8 +64,17 @@ def random_query(rng: random.Random, vocab: list[str]) -> list[tuple[str, ...]]:
     return list(dict.fromkeys(groups))
 
 
+def from_file(index: RetrievalIndex, path: Path) -> cold.Arrays:
+    """The index as `cold` reads it from a saved file."""
+    arrays = index.to_arrays()
+    arrays["meta_offsets"] = np.zeros(1, dtype=np.int64)
+    label = Label(0, len(index), 0, 0)
+    index_file.save(path, label, arrays)
+    return cold.Arrays(*read(path, label))
+
+
 @pytest.mark.parametrize("seed", range(6))
-def test_sparse_scores_equal_dense_scores_through_every_change(seed: int) -> None:
+def test_sparse_scores_equal_dense_scores_through_every_change(seed: int, tmp_path: Path) -> None:
     rng = random.Random(seed)
     vocab = [f"w{i}" for i in range(rng.choice([20, 150, 400]))] + ["<file>", "<num>"]
     index = RetrievalIndex()
@@ -89,6 +103,7 @@ def test_sparse_scores_equal_dense_scores_through_every_change(seed: int) -> Non
             weights = [w for i, w in enumerate(weights) if i not in doomed]
         if step % 3 == 0:
             loaded = RetrievalIndex.from_arrays(index.to_arrays())  # as a new process has it
+            stored = from_file(index, tmp_path / "index.bin")
             for _ in range(8):
                 query, k = random_query(rng, vocab), rng.choice([1, 5, 16, 50])
                 for method in ("jaccard", "bm25"):
@@ -96,3 +111,18 @@ def test_sparse_scores_equal_dense_scores_through_every_change(seed: int) -> Non
                     for searched in (index, loaded):
                         got = [(m.row, m.score) for m in searched.search(query, k, method)]
                         assert got == expected, (query, method)
+                    assert cold.top_k(stored, query, k, method) == expected, (query, method)
+
+
+def test_groups_sharing_a_term_are_not_pruned_away(tmp_path: Path) -> None:
+    """Two file names share `<file>`: a one-term row holds both groups and outscores rows the
+    first groups found, so the bound must count a row holding more groups than terms."""
+    rows = [["z", "<file>", "w", "v"]] * 20 + [["<file>"]] * 5
+    weights = [1.0] * len(rows)
+    index = RetrievalIndex()
+    index.append(rows, weights)
+    query = [("z",), ("x.py", "<file>"), ("y.py", "<file>")]
+    expected = dense_top_k(rows, weights, query, 20, "jaccard")
+    assert [row for row, _ in expected[:5]] == [20, 21, 22, 23, 24]
+    assert [(m.row, m.score) for m in index.search(query, 20, "jaccard")] == expected
+    assert cold.top_k(from_file(index, tmp_path / "index.bin"), query, 20, "jaccard") == expected

@@ -198,9 +198,17 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    with _open(args.experience, others_weight=args.others_weight) as experience:
-        hits = experience.search(args.text, args.k, args.method, args.noise, args.seed)
-        empty = len(experience) == 0
+    found = None
+    if not args.noise and args.others_weight is None:  # one query: straight from index.bin
+        from mcp_harness.experience import cold
+
+        found = cold.search_named(args.experience, args.text, args.k, args.method)
+    if found is not None:
+        hits, empty = found[0], found[1] == 0
+    else:
+        with _open(args.experience, others_weight=args.others_weight) as experience:
+            hits = experience.search(args.text, args.k, args.method, args.noise, args.seed)
+            empty = len(experience) == 0
     if args.json:
         print(
             json.dumps(

@@ -17,12 +17,14 @@ the same rows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience.bounds import Bound, shared_terms
 
 METHODS = ("jaccard", "bm25")
 _BM25_K1 = 1.2
@@ -235,12 +237,14 @@ class RetrievalIndex:
         if len(self) == 0:
             return []
         query = list(dict.fromkeys((w,) if isinstance(w, str) else tuple(w) for w in keywords))
-        groups = []
+        groups, known = [], []
         for group in query:
-            found = [self.postings(self._vocab[w]) for w in group if w in self._vocab]
-            if found:
-                groups.append(found)
-        slots, values = self._score(groups, len(query), method, None if noise else k)
+            words = [w for w in group if w in self._vocab]
+            if words:
+                groups.append([self.postings(self._vocab[w]) for w in words])
+                known.append(words)
+        bound = Bound(len(query), shared_terms(known))
+        slots, values = self._score(groups, bound, method, None if noise else k)
         if noise:
             n_slots = self._alive.size
             scores = np.zeros(n_slots, dtype=np.float32)
@@ -252,7 +256,7 @@ class RetrievalIndex:
         return self._top_k(slots, values, k)
 
     def _score(
-        self, groups: list[list[np.ndarray]], q_len: int, method: str, k: int | None
+        self, groups: list[list[np.ndarray]], bound: Bound, method: str, k: int | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(live slots, score x weight) of every slot that can be among the top `k` (of every
         slot in the query's postings when `k` is None).
@@ -268,8 +272,9 @@ class RetrievalIndex:
         avg_len = max(self._live_terms / n_live, 1e-9)
         idf = None
         if method == "bm25":
-            df = np.array([self._group_df(members) for members in groups], dtype=np.float64)
-            idf = np.log1p((n_live - df + 0.5) / (df + 0.5))
+            dfs = [self._group_df(members) for members in groups]
+            # math.log1p, not numpy's (whose SIMD loop may round differently): `cold` uses it too
+            idf = np.array([math.log1p((n_live - df + 0.5) / (df + 0.5)) for df in dfs])
         sizes = [sum(len(p) for p in members) for members in groups]
         by_size = sorted(range(len(groups)), key=sizes.__getitem__)
         taken = 1 if k is not None else len(groups)
@@ -280,7 +285,7 @@ class RetrievalIndex:
             doc_len = self._doc_len.view[slots]
             if idf is None:
                 inter = sum(member[g].astype(np.int64) for g in range(len(groups)))
-                sim = (inter / (q_len + doc_len - inter)).astype(np.float32)
+                sim = (inter / (bound.q_len + doc_len - inter)).astype(np.float32)
             else:
                 idf_sum = np.zeros(len(slots), dtype=np.float64)
                 for g in range(len(groups)):  # in group order, as a per-row sum adds them
@@ -297,11 +302,12 @@ class RetrievalIndex:
                 kth = float(np.partition(positive, len(positive) - k)[len(positive) - k])
                 need = taken
                 while need < len(groups) and not (
-                    self._reach(by_size[need:], q_len, idf, avg_len) * (1 + 1e-6) < kth
+                    self._reach(by_size[need:], bound, idf, avg_len) * (1 + 1e-6) < kth
                 ):
                     need += 1
             if need == taken:
-                return slots, values
+                keep = values >= kth  # the top k are among these: `_top_k` sorts only them
+                return slots[keep], values[keep]
             taken = need
 
     def _candidates(
@@ -310,6 +316,11 @@ class RetrievalIndex:
         """The live slots in the postings of groups `taken`, and which of those groups hold
         each (one bit per group, so a slot in two members of a group counts once)."""
         n_slots = self._alive.size
+        dead = n_slots > len(self)
+        if len(taken) == 1 and len(groups[taken[0]]) == 1:  # one term: its postings, once each
+            slots = groups[taken[0]][0]
+            slots = slots[self._alive.view[slots]] if dead else slots
+            return slots, {taken[0]: np.ones(len(slots), dtype=np.bool_)}
         words = (len(taken) + 63) // 64
         dtype = np.uint64 if words > 1 else _MASK_DTYPES[(len(taken) - 1) // 8]
         masks = [np.zeros(n_slots, dtype=dtype) for _ in range(words)]
@@ -329,7 +340,7 @@ class RetrievalIndex:
             slots = np.sort(hits[first[hits] == order])
         else:
             slots = np.flatnonzero(np.bitwise_or.reduce(masks) if words > 1 else masks[0])
-        slots = slots[self._alive.view[slots]]
+        slots = slots[self._alive.view[slots]] if dead else slots
         bits = [mask[slots] for mask in masks]
         member = {
             g: ((bits[i // 64] >> dtype(i % 64)) & dtype(1)).astype(np.bool_)
@@ -350,14 +361,15 @@ class RetrievalIndex:
         union = np.unique(np.concatenate(members))
         return int(np.count_nonzero(self._alive.view[union]))
 
-    def _reach(self, rest: list[int], q_len: int, idf: np.ndarray | None, avg_len: float) -> float:
+    def _reach(
+        self, rest: list[int], bound: Bound, idf: np.ndarray | None, avg_len: float
+    ) -> float:
         """The highest score a slot holding only groups `rest` could have."""
         if not rest:
             return 0.0
         w_max, d_min = self._extremes()
         if idf is None:
-            m = len(rest)
-            return w_max * m / (q_len + max(d_min, m) - m)
+            return w_max * bound.jaccard(len(rest), d_min)
         norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * d_min / avg_len))
         return w_max * norm * float(idf[rest].sum())
 
@@ -388,8 +400,10 @@ class RetrievalIndex:
     # ---- persistence ----------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray] | None:
         """The index as flat arrays with rows as slots (what a fresh build of the same rows holds,
-        up to term ids and posting order); None if a term holds a newline, which the vocabulary
-        encoding (newline-joined UTF-8) cannot carry. Linear in the postings: no sort."""
+        up to term ids and posting order), `bounds` (highest weight, fewest terms) and `min_len`
+        (each term's fewest terms of a row holding it, for `cold`); None if a
+        term holds a newline, which the vocabulary encoding (newline-joined UTF-8) cannot
+        carry. Linear in the postings: no sort."""
         words = list(self._vocab)
         if any("\n" in w for w in words):
             return None
@@ -400,6 +414,11 @@ class RetrievalIndex:
         np.cumsum(lengths, out=fwd_ptr[1:])
         gather = np.repeat(starts - fwd_ptr[:-1], lengths) + np.arange(fwd_ptr[-1])
         inv_ptr, inv_rows = self._live_postings()
+        min_len = np.full(len(words), np.iinfo(np.int32).max, dtype=np.int32)
+        held = np.diff(inv_ptr) > 0
+        if held.any():
+            per_posting = lengths.astype(np.int32)[inv_rows]
+            min_len[held] = np.minimum.reduceat(per_posting, inv_ptr[:-1][held])
         return {
             "vocab": np.frombuffer("\n".join(words).encode("utf-8"), dtype=np.uint8),
             "fwd_ptr": fwd_ptr,
@@ -407,6 +426,8 @@ class RetrievalIndex:
             "weight": self._weight.view[slots],
             "inv_ptr": inv_ptr,
             "inv_slots": inv_rows,
+            "bounds": np.array(self._extremes() if len(slots) else (0.0, 0.0), dtype=np.float64),
+            "min_len": min_len,
         }
 
     def _live_postings(self) -> tuple[np.ndarray, np.ndarray]:

@@ -10,42 +10,27 @@ save time, never change a result. Writes are atomic (temp file and rename) but n
 after a power cut the checksum catches a torn file.
 
 Besides the index (`RetrievalIndex.to_arrays`) the file holds `meta_offsets`, where each row's
-provenance line starts in `rows.jsonl`, so a cold open reads only the lines of the rows it shows.
+provenance line starts in `rows.jsonl`, so a cold open reads only the lines of the rows it shows,
+`bounds` (float64: the highest row weight and the fewest terms of a row) and `min_len` (int32:
+per term, the fewest terms of a row holding it), which `cold` prunes with. Reading the bytes and
+checking them is `index_bytes`, which needs no numpy.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import struct
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 
 from mcp_harness.experience.index import RetrievalIndex
+from mcp_harness.experience.index_bytes import ALIGN, HEAD, MAGIC, Label, UnusableIndex, read
 from mcp_harness.experience.keywords import VOCABULARY
 from mcp_harness.storage.atomic import atomic_write
 
-MAGIC = b"MHXIDX01"
-_HEAD = struct.Struct("<8sI")
-_ALIGN = 8
-
-
-@dataclass(frozen=True)
-class Label:
-    """What the index was built from: the experience's commit generation, its row count, and
-    the size and modification time of `rows.jsonl` (which every commit rewrites or appends)."""
-
-    generation: int
-    rows: int
-    rows_size: int
-    rows_mtime_ns: int
-
-
-class UnusableIndex(Exception):
-    """The index file is missing, stale or corrupt; the message says which and why."""
+__all__ = ["Label", "UnusableIndex", "line_offsets", "load", "load_index", "save"]
 
 
 def save(path: Path, label: Label, arrays: dict[str, np.ndarray]) -> None:
@@ -56,7 +41,7 @@ def save(path: Path, label: Label, arrays: dict[str, np.ndarray]) -> None:
     for name, array in arrays.items():
         raw = np.ascontiguousarray(array).tobytes()
         layout[name] = [array.dtype.str, offset, len(array)]
-        pad = -len(raw) % _ALIGN
+        pad = -len(raw) % ALIGN
         chunks.append(raw + b"\0" * pad)
         offset += len(raw) + pad
     payload = b"".join(chunks)
@@ -67,46 +52,15 @@ def save(path: Path, label: Label, arrays: dict[str, np.ndarray]) -> None:
         "crc32": zlib.crc32(payload),
     }
     head = json.dumps(header, separators=(",", ":")).encode()
-    head += b" " * (-(len(head) + _HEAD.size) % _ALIGN)
+    head += b" " * (-(len(head) + HEAD.size) % ALIGN)
     # readable like rows.jsonl, so whoever may read the rows can use the index
-    atomic_write(path, _HEAD.pack(MAGIC, len(head)) + head + payload, durable=False, mode=0o644)
+    atomic_write(path, HEAD.pack(MAGIC, len(head)) + head + payload, durable=False, mode=0o644)
 
 
 def load(path: Path, label: Label) -> dict[str, np.ndarray]:
     """The arrays of the index at `path` if it was built from `label`'s rows and is intact;
     raises `UnusableIndex` otherwise. The arrays are writable views of one buffer."""
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            buf = bytearray(size)
-            got = handle.readinto(buf)
-    except FileNotFoundError:
-        raise UnusableIndex("no index file") from None
-    except OSError as exc:
-        raise UnusableIndex(f"unreadable ({exc.strerror})") from None
-    if got != size or size < _HEAD.size:
-        raise UnusableIndex("truncated")
-    magic, head_len = _HEAD.unpack_from(buf)
-    if magic != MAGIC:
-        raise UnusableIndex("not an index file of this version")
-    start = _HEAD.size + head_len
-    if start > size:
-        raise UnusableIndex("truncated header")
-    try:
-        header = json.loads(bytes(buf[_HEAD.size : start]))
-        stored = Label(**header["label"])
-        layout = {name: (str(d), int(o), int(n)) for name, (d, o, n) in header["arrays"].items()}
-        crc = int(header["crc32"])
-        vocabulary = header.get("vocabulary")
-    except (ValueError, TypeError, KeyError, AttributeError):
-        raise UnusableIndex("corrupt header") from None
-    if vocabulary != VOCABULARY:
-        raise UnusableIndex(f"built with vocabulary {vocabulary}, this version uses {VOCABULARY}")
-    if stored != label:
-        raise UnusableIndex(f"stale (built from {_describe(stored)}, rows now {_describe(label)})")
-    payload = memoryview(buf)[start:]
-    if zlib.crc32(payload) != crc:
-        raise UnusableIndex("checksum mismatch")
+    payload, layout = read(path, label)
     arrays = {}
     for name, (dtype, offset, count) in layout.items():
         try:
@@ -124,6 +78,8 @@ def load_index(path: Path, label: Label) -> tuple[RetrievalIndex, np.ndarray]:
     `UnusableIndex` otherwise (forged arrays included: nothing here can fail later)."""
     arrays = load(path, label)
     offsets = arrays.pop("meta_offsets", None)
+    for name in ("bounds", "min_len"):  # for `cold`; this index finds its own
+        arrays.pop(name, None)
     try:
         index = RetrievalIndex.from_arrays(arrays)
     except (KeyError, ValueError, UnicodeDecodeError):
@@ -151,10 +107,3 @@ def line_offsets(lengths: list[int], before: np.ndarray | None = None) -> np.nda
     offsets[1:] += start
     head = before[:-1] if before is not None else before
     return offsets if head is None else np.concatenate([head, offsets])
-
-
-def _describe(label: Label) -> str:
-    return (
-        f"generation {label.generation}, {label.rows} rows, rows.jsonl of {label.rows_size} "
-        f"bytes at mtime {label.rows_mtime_ns}"
-    )

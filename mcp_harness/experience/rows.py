@@ -12,7 +12,6 @@ from typing import Any
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.keywords import extract_keywords
 from mcp_harness.experience.slots import find_slots, index_keywords
-from mcp_harness.redaction import redact
 
 COLUMNS = ("query", "key", "value")
 
@@ -79,6 +78,8 @@ class Hit:
 
 
 def clean(row: Row) -> Row:
+    from mcp_harness.redaction import redact  # its rules are costly to import: only to write
+
     if not isinstance(row, Row):
         raise HarnessError(f"expected a Row, got {type(row).__name__}", "build rows with Row(...)")
     check_weight(row.weight)
