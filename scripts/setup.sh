@@ -26,6 +26,10 @@ if [ "$mode" = test ] && ! command -v npm >/dev/null &&
     [ ! -x .cache/inspector/node_modules/.bin/mcp-inspector ]; }; then
   missing+=(npm)
 fi
+# The bundled task sets' commands and checks (tests/test_task_sets.py runs them) use these.
+if [ "$mode" = test ]; then
+  for tool in zip unzip patch; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+fi
 if [ "$mode" = test ] && ! command -v pg_ctl >/dev/null &&
   ! compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null; then
   missing+=(postgresql)

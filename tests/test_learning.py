@@ -212,6 +212,30 @@ def test_file_slots_follow_extension_and_derivation_not_order() -> None:
     )
 
 
+def test_a_negation_counts_for_the_word_it_negates() -> None:
+    key = "Write the lines of pets.txt that contain the word cat (a whole word, not part of one)"
+    value = "grep -w cat pets.txt"
+    slots = find_slots(key, value)
+    negated = "Write the lines of recipes.txt that do not contain the word sugar"
+    assert adapt(key, value, slots, negated).fit < DEFAULT_THRESHOLD
+    same = (
+        "Write the lines of recipes.txt that contain the word sugar (a whole word, not part of one)"
+    )
+    assert adapt(key, value, slots, same).fit >= DEFAULT_THRESHOLD
+
+
+def test_other_words_in_the_same_frame_are_another_operation() -> None:
+    key = "Sort the version numbers in releases.txt in version order and write them to out.txt"
+    value = "sort -V releases.txt > out.txt"
+    other = adapt(
+        key,
+        value,
+        find_slots(key, value),
+        "Sort the sizes in du.txt in human-readable size order and write them to s.txt",
+    )
+    assert other.fit < DEFAULT_THRESHOLD and other.rescue == 0  # meaning may not overrule it
+
+
 def test_meaning_compares_operations() -> None:
     assert operation("Make run.sh executable, lines 2-5 of 'a b' in src/x") == (
         "Make file executable, lines number-number of text in folder"

@@ -403,6 +403,7 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
     swaps = 0
     changed = {k.lower() for k, v in fills.items() if k.lower() != v.lower()}
     fill_at = {j for j, t in enumerate(new) if t.text in fills.values()}
+    framed = _framed(key, new, fill_at)
     said = _with_parts(new_forms)
     for i, token in enumerate(key):
         j = aligned.get(i)
@@ -416,7 +417,7 @@ def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
         if not ok and token.lower in distinctive:
             vetoes *= UNFILLED  # the command would act on the wrong file, path or number
         elif not ok:
-            substituted = (
+            substituted = i in framed or (
                 j is not None
                 and new_forms.count(new_forms[j]) > key_forms.count(new_forms[j])
                 and j not in fill_at
@@ -512,11 +513,19 @@ def _direction(tokens: list[Token]) -> tuple[str, str] | None:
     return canonical(words[start + 1]), canonical(words[ends[0] + 1])
 
 
-def _negated(tokens: list[Token]) -> bool:
-    return any(
-        t.lower in NEGATIONS or t.lower.endswith("n't") or t.lower.startswith("non-")
-        for t in tokens
-    )
+def _negated(tokens: list[Token]) -> frozenset[str]:
+    """What the text negates: the word after each negation ("do not contain" -> contain,
+    "doesn't match" -> match, "non-empty" -> empty), so "not contain the word x" differs from
+    "the word x (whole, not part of another)" although both say "not"."""
+    out = set()
+    for i, token in enumerate(tokens):
+        word = token.lower
+        if word.startswith("non-"):
+            out.add(canonical(word[4:]))
+        elif word in NEGATIONS or word.endswith("n't"):
+            after = [t for t in tokens[i + 1 :] if _content(t)][:1]
+            out.add(canonical(after[0].lower) if after else word)
+    return frozenset(out)
 
 
 def _align(key: list[Token], new: list[Token]) -> dict[int, int]:
@@ -530,6 +539,30 @@ def _align(key: list[Token], new: list[Token]) -> dict[int, int]:
             pairs = _pair(key[i1:i2], new[j1:j2])
             aligned.update({i1 + a: j1 + b for a, b in pairs.items()})
     return aligned
+
+
+def _framed(key: list[Token], new: list[Token], fill_at: set[int]) -> set[int]:
+    """Key positions whose words the input replaces with others between words both say
+    ("Sort the version numbers in x in version order" -> "Sort the sizes in y in
+    human-readable size order"): the same frame saying another thing there, not a rewording."""
+
+    def shape(tokens: list[Token]) -> list[str]:  # parameters meet as their kind
+        return [
+            f if t.kind == "word" else t.kind for f, t in zip(_forms(tokens), tokens, strict=True)
+        ]
+
+    opcodes = difflib.SequenceMatcher(None, shape(key), shape(new), autojunk=False).get_opcodes()
+    out: set[int] = set()
+    for at, (op, i1, i2, j1, j2) in enumerate(opcodes):
+        if (
+            op == "replace"
+            and 0 < at < len(opcodes) - 1
+            and opcodes[at - 1][0] == opcodes[at + 1][0] == "equal"
+            and not fill_at & set(range(j1, j2))
+            and any(new[j].kind == "word" for j in range(j1, j2))
+        ):
+            out.update(range(i1, i2))
+    return out
 
 
 def _forms(tokens: list[Token]) -> list[str]:
