@@ -264,10 +264,11 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
 def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
     """Distinctive slots the alignment could not place take the input's unused spans of their
     kind that the key does not have, best context first: a span whose neighbours are the
-    slot's neighbours (`lines in notes.txt` ~ `lines of words.txt`; among all words too,
-    `under scripts` ~ `under tools`, the word before counting twice: it says the role) wins,
-    then input order; a name goes by the words around it alone. `streams` are the key's and the
-    input's tokens with their stop words."""
+    slot's neighbours among the content words (`lines in notes.txt` ~ `lines of words.txt`),
+    or for a file its extension and role (`_same_role`), wins, then input order. A name goes by
+    its neighbours among all words alone (`under scripts` ~ `under tools`; the word before
+    counts twice: it says the role), since any word could stand in its place. `streams` are
+    the key's and the input's tokens with their stop words."""
     key_forms, new_forms = ["^", *_forms(key), "$"], ["^", *_forms(new), "$"]
     key_near, new_near = (_neighbours(tokens) for tokens in streams)
     key_roles, new_roles = _roles(key), _roles(new)
@@ -281,28 +282,24 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
         for j, token in enumerate(new):
             if j in used or token.kind != kind or token.lower in key_words:
                 continue
-            near = new_near.get(token.lower, set())
-            shared = max(
-                (sum(2 if side < 0 else 1 for side, _ in key_near.get(key[i].lower, set()) & near)
-                 for i in where),
-                default=0,
-            )  # fmt: skip
             if slot["kind"] == NAME:
+                near = new_near.get(token.lower, set())
+                around = [key_near.get(key[i].lower, set()) & near for i in where]
+                shared = max(
+                    (sum(2 if side < 0 else 1 for side, _ in a) for a in around), default=0
+                )
                 if not shared:
                     continue  # a name is any word: only the words around it can say which
                 pairs.append((-shared, order, j, slot["text"], token.text))
                 continue
-            score = (
-                max(
-                    (
-                        (key_forms[i] == new_forms[j])
-                        + (key_forms[i + 2] == new_forms[j + 2])
-                        + _same_role(key[i], token, key_roles, new_roles)
-                        for i in where
-                    ),
-                    default=0,
-                )
-                + shared
+            score = max(
+                (
+                    (key_forms[i] == new_forms[j])
+                    + (key_forms[i + 2] == new_forms[j + 2])
+                    + _same_role(key[i], token, key_roles, new_roles)
+                    for i in where
+                ),
+                default=0,
             )
             pairs.append((-score, order, j, slot["text"], token.text))
     for _, _, j, text, fill in sorted(pairs):
