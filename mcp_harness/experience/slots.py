@@ -10,8 +10,9 @@ provenance; the seed-layout cells stay the literal text. Two things use slots:
 - adaptation (`adapt`): the slot is filled from the span of the new input that aligns with it
   (token alignment of the row's key with the input; failing that, the input's unused span of
   the same kind with the most similar neighbours), and the value is rewritten with the fills.
-  A distinctive slot with no counterpart stays literal and is reported, and `fit` says how
-  well the row suits the input, so the caller can lower its confidence.
+  A distinctive slot with no counterpart stays literal and is reported, and the fit
+  (`experience.fit`) says how well the row suits the input, so the caller can lower its
+  confidence.
 Everything here is deterministic, pure text processing.
 """
 
@@ -22,80 +23,29 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from mcp_harness.experience.keywords import STOP_WORDS, canonical, opposite
-
-_TOKEN = re.compile(
-    r"'(?P<sq>[^'\n]*)'|\"(?P<dq>[^\"\n]*)\"|`(?P<bq>[^`\n]*)`"  # quoted strings
-    r"|[$~./]*[\w$@%+=:,.\-/~]*\w[\w$@%+=:,.\-/~]*"  # words, paths, flags, identifiers
+from mcp_harness.experience.fit import measure, negations, opposed
+from mcp_harness.experience.keywords import canonical
+from mcp_harness.experience.tokens import (
+    COMPATIBLE,
+    DISTINCTIVE,
+    EDGE_PUNCT,
+    NAME,
+    TOKEN,
+    Token,
+    forms_of,
+    is_content,
+    is_distinctive,
+    kind_of,
+    tokenize,
 )
-_EDGE_PUNCT = ".,:;=!?"
-_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
-_RANGE = re.compile(r"\d+(?:[-:]\d+)+")
-_FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
+
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
+
+
 _NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"  # `-f2`, `%05d`
+
+
 _COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
-DISTINCTIVE = frozenset({"file", "path", "num", "str"})
-NAME = "name"  # a word slot that sibling rows fill with other words: a parameter (`siblings`)
-MISSING, SUBSTITUTED, NEGATED, UNFILLED = 0.75, 0.5, 0.1, 0.25
-SUBSTITUTED_IN_FRAME = 0.3  # the one word that differs in an input sharing most of the key's
-NEGATIONS = frozenset({"not", "no", "nor", "never", "without", "cannot", "none", "neither"})
-_COMPATIBLE = {
-    "word": {"word", "path", "file", "str"},
-    NAME: {"word", "path", "file", "str"},
-    "path": {"path", "file", "word"},
-    "file": {"file", "path"},
-    "num": {"num"},
-    "str": {"str", "word"},
-}
-
-
-@dataclass(frozen=True)
-class Token:
-    text: str  # a quoted string's text is its contents
-    kind: str  # str, num, path, file or word
-
-    @property
-    def lower(self) -> str:
-        return self.text.lower()
-
-
-def kind_of(text: str) -> str:
-    """The kind of an unquoted token: num, path, file or word."""
-    if _NUMBER.fullmatch(text):
-        return "num"
-    if "/" in text.strip("/") or text.startswith(("./", "~/", "/")):
-        return "path"
-    if _FILE.fullmatch(text):
-        return "file"
-    return "word"
-
-
-def tokenize(text: str) -> list[Token]:
-    """Tokens in order; sentence punctuation at a word's end is not part of it, and a range
-    date or time of numbers (`2-5`, `2019-08-27`, `09:30`) is its numbers."""
-    out = []
-    for match in _TOKEN.finditer(text):
-        inner = next((g for g in ("sq", "dq", "bq") if match.group(g) is not None), None)
-        if inner is not None:
-            if match.group(inner).strip():
-                out.append(Token(match.group(inner), "str"))
-            continue
-        word = match.group(0).rstrip(_EDGE_PUNCT)
-        if _RANGE.fullmatch(word):  # "lines 2-5", a date, a time: each number is a parameter
-            out.extend(Token(n, "num") for n in re.split("[-:]", word))
-        elif word:
-            kind = kind_of(word)
-            if kind == "word" and word.endswith("/") and len(word) > 1:  # "in images/": a name
-                word = word.rstrip("/")
-            out.append(Token(word, kind))
-    return out
-
-
-def _content(token: Token) -> bool:
-    return token.kind != "word" or (
-        token.lower not in STOP_WORDS and len(token.text) > 1 and not token.text.startswith("-")
-    )
 
 
 def find_slots(key: str, value: str) -> list[dict[str, str]]:
@@ -105,7 +55,7 @@ def find_slots(key: str, value: str) -> list[dict[str, str]]:
         return []
     candidates: dict[str, Token] = {}
     for token in tokenize(key):
-        if _content(token):
+        if is_content(token):
             candidates.setdefault(token.lower, token)
     taken: list[tuple[int, int]] = []
     slots: list[dict[str, str]] = []
@@ -164,8 +114,8 @@ def operation(text: str) -> str:
     kind ("Make run.sh executable" -> "Make file executable"): what a judge of meaning should
     compare, since two instances of one operation differ in their parameters."""
     out, end = [], 0
-    for match in _TOKEN.finditer(text):
-        word = match.group(0).rstrip(_EDGE_PUNCT)
+    for match in TOKEN.finditer(text):
+        word = match.group(0).rstrip(EDGE_PUNCT)
         tokens = tokenize(word)
         if not tokens or any(t.kind not in _KIND_WORD for t in tokens):
             continue
@@ -203,9 +153,9 @@ def query_keywords(keywords: list[str]) -> list[tuple[str, ...]]:
 @dataclass
 class Adaptation:
     """A row's value adapted to a new input: the filled text, the fills, the distinctive
-    slots that found no counterpart, how well the row fits the input word by word (`_fit`,
+    slots that found no counterpart, how well the row fits the input word by word (`fit.measure`,
     in [0, 1]), and `rescue`: how far a kernel that judges meaning may trust the row when the
-    input says the same thing in other words (`Fit.rescue`)."""
+    input says the same thing in other words (`fit.Fit.rescue`)."""
 
     text: str
     fills: dict[str, str] = field(default_factory=dict)
@@ -219,8 +169,8 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     Alignment runs over content tokens (no stop words), words in their canonical form, so
     "a new folder named logs" aligns `logs` with `build` in "a directory called build"."""
     key_all, input_all = tokenize(key), tokenize(new_input)
-    key_tokens = [t for t in key_all if _content(t)]
-    input_tokens = [t for t in input_all if _content(t)]
+    key_tokens = [t for t in key_all if is_content(t)]
+    input_tokens = [t for t in input_all if is_content(t)]
     aligned = _align(key_tokens, input_tokens)
     fills: dict[str, str] = {}
     used: set[int] = set()
@@ -233,7 +183,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             if (
                 token.lower == lowered
                 and j is not None
-                and input_tokens[j].kind in _COMPATIBLE.get(slot["kind"], ())
+                and input_tokens[j].kind in COMPATIBLE.get(slot["kind"], ())
                 and (slot["kind"] != NAME or _near(key_all, input_all, token, input_tokens[j]))
             ):
                 target = j
@@ -244,7 +194,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
         used.add(target)
         fills[slot["text"]] = input_tokens[target].text
     # A word the alignment could not place but the input has (clauses in another order).
-    forms = _forms(input_tokens)
+    forms = forms_of(input_tokens)
     for slot in list(unfilled):
         if slot["kind"] in ("word", NAME) and canonical(slot["text"].lower()) in forms:
             j = forms.index(canonical(slot["text"].lower()))
@@ -252,12 +202,12 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             used.add(j)
             unfilled.remove(slot)
     _place_by_context(key_tokens, input_tokens, unfilled, fills, used, (key_all, input_all))
-    still = [s["text"] for s in unfilled if _distinctive(s) and s["text"] not in fills]
+    still = [s["text"] for s in unfilled if is_distinctive(s) and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
-    negated = _negated(key_all) != _negated(input_all) or _opposed(
+    negated = negations(key_all) != negations(input_all) or opposed(
         key_tokens, input_tokens, key_all, input_all
     )
-    fit = _fit(key_tokens, input_tokens, aligned, slots, fills, negated)
+    fit = measure(key_tokens, input_tokens, aligned, slots, fills, negated)
     return Adaptation(text, fills, still, fit.value, fit.rescue)
 
 
@@ -269,13 +219,13 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
     its neighbours among all words alone (`under scripts` ~ `under tools`; the word before
     counts twice: it says the role), since any word could stand in its place. `streams` are
     the key's and the input's tokens with their stop words."""
-    key_forms, new_forms = ["^", *_forms(key), "$"], ["^", *_forms(new), "$"]
+    key_forms, new_forms = ["^", *forms_of(key), "$"], ["^", *forms_of(new), "$"]
     key_near, new_near = (_neighbours(tokens) for tokens in streams)
     key_roles, new_roles = _roles(key), _roles(new)
     key_words = {t.lower for t in key}
     pairs = []
     for order, slot in enumerate(unfilled):
-        if not _distinctive(slot):
+        if not is_distinctive(slot):
             continue
         kind = "word" if slot["kind"] == NAME else slot["kind"]
         where = [i for i, t in enumerate(key) if t.lower == slot["text"].lower()]
@@ -342,192 +292,16 @@ def _near(key_all: list[Token], input_all: list[Token], a: Token, b: Token) -> b
 
 def _neighbours(tokens: list[Token]) -> dict[str, set[tuple[int, str]]]:
     """Each token's neighbours among all words (stop words too): (-1, before), (1, after)."""
-    forms = ["^", *_forms(tokens), "$"]
+    forms = ["^", *forms_of(tokens), "$"]
     near: dict[str, set[tuple[int, str]]] = {}
     for i, token in enumerate(tokens):
         near.setdefault(token.lower, set()).update({(-1, forms[i]), (1, forms[i + 2])})
     return near
 
 
-@dataclass(frozen=True)
-class Fit:
-    """The parts of a row's fit: `overlap`, the aligned Jaccard of the content tokens;
-    `vetoes`, the factors that say the row does another thing (a negation or an opposite, a
-    parameter the input does not give, a tool name the key does not say); `wording`, the
-    factors for key words the input does not say, `substituted` of which it says another word
-    in their place."""
-
-    overlap: float
-    vetoes: float
-    wording: float
-    substituted: int = 0
-
-    @property
-    def value(self) -> float:
-        return self.overlap * self.vetoes * self.wording
-
-    @property
-    def rescue(self) -> float:
-        """The vetoes, when the input rewords the key (an overlap below `REWORDED`); 0 when it
-        shares most of the key's words or says another word in the place of one, so the words
-        it does not share are the point ("count the words" for "count the lines", "count
-        subdirectories" for "count files") and no judge of meaning should overrule them."""
-        return self.vetoes if self.overlap < REWORDED and not self.substituted else 0.0
-
-
-REWORDED = 0.45
-
-
-def _fit(key, new, aligned, slots, fills, negated: bool) -> Fit:
-    """How well the row fits the input: the aligned Jaccard of their content tokens (a key
-    token counts as matched when the input has it, or half when it is a slot the input
-    filled with another value); x 0.75 for every key token the input has no counterpart for
-    (people drop filler words), x 0.25 for a file, path or number parameter it does not
-    give, x 0.5 when the input says another word in its place ("count the words" is not
-    "count the lines"; x 0.3 when the input shares most of the key's words: "exactly once" is
-    not "more than once") or names a tool or format the key does not (`base64` for a
-    `tr` row), x 0.1 when one side is negated and the other is not ("files that do
-    not contain", "non-executable") or says the opposite ("lowercase" for "uppercase", "from
-    LF to CRLF" for "from CRLF to LF") or, sharing most words, says two of them in the other
-    order ("tab-separated ... to comma-separated")."""
-    slot_words = {s["text"].lower() for s in slots or ()}
-    distinctive = {s["text"].lower() for s in slots or () if _distinctive(s)}
-    filled = {k.lower() for k in fills}
-    key_forms, new_forms = _forms(key), _forms(new)
-    matched = 0.0
-    vetoes = NEGATED if negated else 1.0
-    wording = 1.0
-    swaps = 0
-    changed = {k.lower() for k, v in fills.items() if k.lower() != v.lower()}
-    fill_at = {j for j, t in enumerate(new) if t.text in fills.values()}
-    framed = _framed(key, new, fill_at)
-    said = _with_parts(new_forms)
-    for i, token in enumerate(key):
-        j = aligned.get(i)
-        if token.lower in slot_words:
-            ok = token.lower in filled
-        else:
-            ok = key_forms[i] in said or set(_parts(key_forms[i])) <= said
-        # A parameter filled with another value is weaker evidence than a word both share:
-        # any two file names "match".
-        matched += 0.5 if ok and token.lower in changed else ok
-        if not ok and token.lower in distinctive:
-            vetoes *= UNFILLED  # the command would act on the wrong file, path or number
-        elif not ok:
-            substituted = i in framed or (
-                j is not None
-                and new_forms.count(new_forms[j]) > key_forms.count(new_forms[j])
-                and j not in fill_at
-            )
-            wording *= SUBSTITUTED if substituted else MISSING
-            swaps += substituted
-    # A technical name (letters with digits: base64, sha256, utf8) in the input that the key
-    # does not say names another tool or format than the row's.
-    known = _with_parts(key_forms)
-    for j, token in enumerate(new):
-        if _technical(token) and j not in fill_at and not set(_parts(new_forms[j])) <= known:
-            vetoes *= SUBSTITUTED
-    union = len(key) + len(new) - matched
-    overlap = matched / union if union else 0.0
-    if overlap >= REWORDED:  # the same sentence: the words that differ are the point
-        wording *= (SUBSTITUTED_IN_FRAME / SUBSTITUTED) ** swaps
-        if _swapped(key, new):
-            vetoes *= NEGATED
-    return Fit(overlap, vetoes, wording, swaps)
-
-
-def _distinctive(slot: dict[str, Any]) -> bool:
-    """Whether the input must give this slot (a file, path, number, string or name)."""
-    return slot["kind"] in DISTINCTIVE or slot["kind"] == NAME
-
-
-def _technical(token: Token) -> bool:
-    text = token.lower
-    return (
-        token.kind == "word"
-        and any(c.isdigit() for c in text)
-        and any(c.isalpha() for c in text)
-        and not text.startswith("-")
-    )
-
-
-def _parts(form: str) -> list[str]:
-    """The canonical parts of a hyphenated word (`base64-encode` -> base64, encod), else the
-    form itself."""
-    if "-" not in form.strip("-") or "." in form or "/" in form:
-        return [form]
-    return [canonical(part) for part in form.split("-") if part]
-
-
-def _with_parts(forms: list[str]) -> set[str]:
-    """The forms, and the parts of the hyphenated ones: "Base64-encode x" says "encode"."""
-    return {part for form in forms for part in [form, *_parts(form)]}
-
-
-def _opposed(
-    key: list[Token], new: list[Token], key_all: list[Token], new_all: list[Token]
-) -> bool:
-    """Whether the input says the opposite of one of the key's words (and not that word; stop
-    words count here: "after" for "before"), or turns a conversion around ("from LF to CRLF"
-    for "from CRLF to LF"; `_fit` also checks for two words that trade places, `_swapped`)."""
-    key_forms, new_forms = _with_parts(_forms(key_all)), _with_parts(_forms(new_all))
-    if any(opposite(a, b) for a in key_forms - new_forms for b in new_forms - key_forms):
-        return True
-    there, back = _direction(key_all), _direction(new_all)
-    return there is not None and back is not None and there != back and there == back[::-1]
-
-
-def _swapped(key: list[Token], new: list[Token]) -> bool:
-    """Whether two words that key and input each say once trade places while the other words
-    they both say once stay in order, at least three such words in all ("the tab-separated
-    file ... to comma-separated" for "the comma-separated file ... to tab-separated"): in an
-    input that shares most of the key's words, the operation turned around. A sentence built
-    another way ("Put the number of lines of a in b" for "Count the lines in a and write the
-    number to b", "Compress x with xz" for "Use xz to compress x") moves more than one pair,
-    or shares too few words to tell."""
-    key_forms, new_forms = _forms(key), _forms(new)
-    words = [
-        form
-        for form, token in zip(key_forms, key, strict=True)
-        if token.kind == "word" and key_forms.count(form) == 1 and new_forms.count(form) == 1
-    ]
-    order = [new_forms.index(form) for form in words]
-    if len(order) < 3 or order == sorted(order):
-        return False
-    wrong = [i for i, (at, want) in enumerate(zip(order, sorted(order), strict=True)) if at != want]
-    return len(wrong) == 2
-
-
-def _direction(tokens: list[Token]) -> tuple[str, str] | None:
-    """The words after "from" and after the next "to"/"into", when the text has both."""
-    words = [t.lower for t in tokens]
-    if "from" not in words:
-        return None
-    start = words.index("from")
-    ends = [i for i, w in enumerate(words) if i > start + 1 and w in ("to", "into")]
-    if start + 1 >= len(words) or not ends or ends[0] + 1 >= len(words):
-        return None
-    return canonical(words[start + 1]), canonical(words[ends[0] + 1])
-
-
-def _negated(tokens: list[Token]) -> frozenset[str]:
-    """What the text negates: the word after each negation ("do not contain" -> contain,
-    "doesn't match" -> match, "non-empty" -> empty), so "not contain the word x" differs from
-    "the word x (whole, not part of another)" although both say "not"."""
-    out = set()
-    for i, token in enumerate(tokens):
-        word = token.lower
-        if word.startswith("non-"):
-            out.add(canonical(word[4:]))
-        elif word in NEGATIONS or word.endswith("n't"):
-            after = [t for t in tokens[i + 1 :] if _content(t)][:1]
-            out.add(canonical(after[0].lower) if after else word)
-    return frozenset(out)
-
-
 def _align(key: list[Token], new: list[Token]) -> dict[int, int]:
     """Key token index -> the input token index it aligns with."""
-    matcher = difflib.SequenceMatcher(None, _forms(key), _forms(new), autojunk=False)
+    matcher = difflib.SequenceMatcher(None, forms_of(key), forms_of(new), autojunk=False)
     aligned: dict[int, int] = {}
     for op, i1, i2, j1, j2 in matcher.get_opcodes():
         if op == "equal":
@@ -536,34 +310,6 @@ def _align(key: list[Token], new: list[Token]) -> dict[int, int]:
             pairs = _pair(key[i1:i2], new[j1:j2])
             aligned.update({i1 + a: j1 + b for a, b in pairs.items()})
     return aligned
-
-
-def _framed(key: list[Token], new: list[Token], fill_at: set[int]) -> set[int]:
-    """Key positions whose words the input replaces with others between words both say
-    ("Sort the version numbers in x in version order" -> "Sort the sizes in y in
-    human-readable size order"): the same frame saying another thing there, not a rewording."""
-
-    def shape(tokens: list[Token]) -> list[str]:  # parameters meet as their kind
-        return [
-            f if t.kind == "word" else t.kind for f, t in zip(_forms(tokens), tokens, strict=True)
-        ]
-
-    opcodes = difflib.SequenceMatcher(None, shape(key), shape(new), autojunk=False).get_opcodes()
-    out: set[int] = set()
-    for at, (op, i1, i2, j1, j2) in enumerate(opcodes):
-        if (
-            op == "replace"
-            and 0 < at < len(opcodes) - 1
-            and opcodes[at - 1][0] == opcodes[at + 1][0] == "equal"
-            and not fill_at & set(range(j1, j2))
-            and any(new[j].kind == "word" for j in range(j1, j2))
-        ):
-            out.update(range(i1, i2))
-    return out
-
-
-def _forms(tokens: list[Token]) -> list[str]:
-    return [canonical(t.lower) if t.kind == "word" else t.lower for t in tokens]
 
 
 def _pair(left: list[Token], right: list[Token]) -> dict[int, int]:
@@ -575,7 +321,7 @@ def _pair(left: list[Token], right: list[Token]) -> dict[int, int]:
 
 
 def _both_content(a: Token, b: Token) -> bool:
-    return _content(a) and _content(b) and b.kind in _COMPATIBLE.get(a.kind, ())
+    return is_content(a) and is_content(b) and b.kind in COMPATIBLE.get(a.kind, ())
 
 
 def _boundary(text: str) -> str:

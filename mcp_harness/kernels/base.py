@@ -21,7 +21,7 @@ class Example:
     (`experience.slots.adapt`); `unfilled` names the parameters that found no counterpart and
     `fit` says how well the row's key fits the input token by token (None: not computed) and
     `rescue` how far a judge of meaning may trust the row when the input rewords its key
-    (`experience.slots.Fit.rescue`); `weight` is the row's trained weight."""
+    (`experience.fit.Fit.rescue`); `weight` is the row's trained weight."""
 
     key: str
     value: str

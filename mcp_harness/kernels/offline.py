@@ -4,7 +4,7 @@ Each retrieved row is a candidate: its value adapted to the input (its slots fil
 input's aligned spans, see `experience.slots`), with confidence = how well the row's key fits
 the input token by token (`slots.adapt`: aligned Jaccard, lowered for every key word or
 parameter the input has no counterpart for) x the row's weight (at most 1). When the input
-rewords a key (few shared words, no veto: see `slots.Fit.rescue`) and the sentence model is
+rewords a key (few shared words, no veto: see `fit.Fit.rescue`) and the sentence model is
 installed (`kernels.sentences`), meaning speaks too: the cosine of the two sentences with their
 parameters said as their kind (`slots.operation`), scaled by how far it beats every row with
 another answer, so "Set up the folder tree x/y/z" can use the

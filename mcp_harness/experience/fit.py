@@ -1,0 +1,203 @@
+"""How well a row's key fits a new input, token by token: the aligned Jaccard of their content
+words, and the vetoes that say the row does another thing (a negation, an opposite, a
+parameter the input does not give, a tool name the key does not say, other words in the same
+frame). `slots.adapt` measures it after filling the row's slots."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+from mcp_harness.experience.keywords import canonical, opposite
+from mcp_harness.experience.tokens import (
+    Token,
+    forms_of,
+    is_content,
+    is_distinctive,
+    parts_of,
+    with_parts,
+)
+
+MISSING, SUBSTITUTED, NEGATED, UNFILLED = 0.75, 0.5, 0.1, 0.25
+SUBSTITUTED_IN_FRAME = 0.3  # the one word that differs in an input sharing most of the key's
+NEGATIONS = frozenset({"not", "no", "nor", "never", "without", "cannot", "none", "neither"})
+
+
+@dataclass(frozen=True)
+class Fit:
+    """The parts of a row's fit: `overlap`, the aligned Jaccard of the content tokens;
+    `vetoes`, the factors that say the row does another thing (a negation or an opposite, a
+    parameter the input does not give, a tool name the key does not say); `wording`, the
+    factors for key words the input does not say, `substituted` of which it says another word
+    in their place."""
+
+    overlap: float
+    vetoes: float
+    wording: float
+    substituted: int = 0
+
+    @property
+    def value(self) -> float:
+        return self.overlap * self.vetoes * self.wording
+
+    @property
+    def rescue(self) -> float:
+        """The vetoes, when the input rewords the key (an overlap below `REWORDED`); 0 when it
+        shares most of the key's words or says another word in the place of one, so the words
+        it does not share are the point ("count the words" for "count the lines", "count
+        subdirectories" for "count files") and no judge of meaning should overrule them."""
+        return self.vetoes if self.overlap < REWORDED and not self.substituted else 0.0
+
+
+REWORDED = 0.45
+
+
+def measure(key, new, aligned, slots, fills, negated: bool) -> Fit:
+    """How well the row fits the input: the aligned Jaccard of their content tokens (a key
+    token counts as matched when the input has it, or half when it is a slot the input
+    filled with another value); x 0.75 for every key token the input has no counterpart for
+    (people drop filler words), x 0.25 for a file, path or number parameter it does not
+    give, x 0.5 when the input says another word in its place ("count the words" is not
+    "count the lines"; x 0.3 when the input shares most of the key's words: "exactly once" is
+    not "more than once") or names a tool or format the key does not (`base64` for a
+    `tr` row), x 0.1 when one side is negated and the other is not ("files that do
+    not contain", "non-executable") or says the opposite ("lowercase" for "uppercase", "from
+    LF to CRLF" for "from CRLF to LF") or, sharing most words, says two of them in the other
+    order ("tab-separated ... to comma-separated")."""
+    slot_words = {s["text"].lower() for s in slots or ()}
+    distinctive = {s["text"].lower() for s in slots or () if is_distinctive(s)}
+    filled = {k.lower() for k in fills}
+    key_forms, new_forms = forms_of(key), forms_of(new)
+    matched = 0.0
+    vetoes = NEGATED if negated else 1.0
+    wording = 1.0
+    swaps = 0
+    changed = {k.lower() for k, v in fills.items() if k.lower() != v.lower()}
+    fill_at = {j for j, t in enumerate(new) if t.text in fills.values()}
+    framed = _framed(key, new, fill_at)
+    said = with_parts(new_forms)
+    for i, token in enumerate(key):
+        j = aligned.get(i)
+        if token.lower in slot_words:
+            ok = token.lower in filled
+        else:
+            ok = key_forms[i] in said or set(parts_of(key_forms[i])) <= said
+        # A parameter filled with another value is weaker evidence than a word both share:
+        # any two file names "match".
+        matched += 0.5 if ok and token.lower in changed else ok
+        if not ok and token.lower in distinctive:
+            vetoes *= UNFILLED  # the command would act on the wrong file, path or number
+        elif not ok:
+            substituted = i in framed or (
+                j is not None
+                and new_forms.count(new_forms[j]) > key_forms.count(new_forms[j])
+                and j not in fill_at
+            )
+            wording *= SUBSTITUTED if substituted else MISSING
+            swaps += substituted
+    # A technical name (letters with digits: base64, sha256, utf8) in the input that the key
+    # does not say names another tool or format than the row's.
+    known = with_parts(key_forms)
+    for j, token in enumerate(new):
+        if _technical(token) and j not in fill_at and not set(parts_of(new_forms[j])) <= known:
+            vetoes *= SUBSTITUTED
+    union = len(key) + len(new) - matched
+    overlap = matched / union if union else 0.0
+    if overlap >= REWORDED:  # the same sentence: the words that differ are the point
+        wording *= (SUBSTITUTED_IN_FRAME / SUBSTITUTED) ** swaps
+        if _swapped(key, new):
+            vetoes *= NEGATED
+    return Fit(overlap, vetoes, wording, swaps)
+
+
+def _technical(token: Token) -> bool:
+    text = token.lower
+    return (
+        token.kind == "word"
+        and any(c.isdigit() for c in text)
+        and any(c.isalpha() for c in text)
+        and not text.startswith("-")
+    )
+
+
+def opposed(key: list[Token], new: list[Token], key_all: list[Token], new_all: list[Token]) -> bool:
+    """Whether the input says the opposite of one of the key's words (and not that word; stop
+    words count here: "after" for "before"), or turns a conversion around ("from LF to CRLF"
+    for "from CRLF to LF"; `measure` also checks for two words that trade places, `_swapped`)."""
+    key_forms, new_forms = with_parts(forms_of(key_all)), with_parts(forms_of(new_all))
+    if any(opposite(a, b) for a in key_forms - new_forms for b in new_forms - key_forms):
+        return True
+    there, back = _direction(key_all), _direction(new_all)
+    return there is not None and back is not None and there != back and there == back[::-1]
+
+
+def _swapped(key: list[Token], new: list[Token]) -> bool:
+    """Whether two words that key and input each say once trade places while the other words
+    they both say once stay in order, at least three such words in all ("the tab-separated
+    file ... to comma-separated" for "the comma-separated file ... to tab-separated"): in an
+    input that shares most of the key's words, the operation turned around. A sentence built
+    another way ("Put the number of lines of a in b" for "Count the lines in a and write the
+    number to b", "Compress x with xz" for "Use xz to compress x") moves more than one pair,
+    or shares too few words to tell."""
+    key_forms, new_forms = forms_of(key), forms_of(new)
+    words = [
+        form
+        for form, token in zip(key_forms, key, strict=True)
+        if token.kind == "word" and key_forms.count(form) == 1 and new_forms.count(form) == 1
+    ]
+    order = [new_forms.index(form) for form in words]
+    if len(order) < 3 or order == sorted(order):
+        return False
+    wrong = [i for i, (at, want) in enumerate(zip(order, sorted(order), strict=True)) if at != want]
+    return len(wrong) == 2
+
+
+def _direction(tokens: list[Token]) -> tuple[str, str] | None:
+    """The words after "from" and after the next "to"/"into", when the text has both."""
+    words = [t.lower for t in tokens]
+    if "from" not in words:
+        return None
+    start = words.index("from")
+    ends = [i for i, w in enumerate(words) if i > start + 1 and w in ("to", "into")]
+    if start + 1 >= len(words) or not ends or ends[0] + 1 >= len(words):
+        return None
+    return canonical(words[start + 1]), canonical(words[ends[0] + 1])
+
+
+def negations(tokens: list[Token]) -> frozenset[str]:
+    """What the text negates: the word after each negation ("do not contain" -> contain,
+    "doesn't match" -> match, "non-empty" -> empty), so "not contain the word x" differs from
+    "the word x (whole, not part of another)" although both say "not"."""
+    out = set()
+    for i, token in enumerate(tokens):
+        word = token.lower
+        if word.startswith("non-"):
+            out.add(canonical(word[4:]))
+        elif word in NEGATIONS or word.endswith("n't"):
+            after = [t for t in tokens[i + 1 :] if is_content(t)][:1]
+            out.add(canonical(after[0].lower) if after else word)
+    return frozenset(out)
+
+
+def _framed(key: list[Token], new: list[Token], fill_at: set[int]) -> set[int]:
+    """Key positions whose words the input replaces with others between words both say
+    ("Sort the version numbers in x in version order" -> "Sort the sizes in y in
+    human-readable size order"): the same frame saying another thing there, not a rewording."""
+
+    def shape(tokens: list[Token]) -> list[str]:  # parameters meet as their kind
+        return [
+            f if t.kind == "word" else t.kind for f, t in zip(forms_of(tokens), tokens, strict=True)
+        ]
+
+    opcodes = difflib.SequenceMatcher(None, shape(key), shape(new), autojunk=False).get_opcodes()
+    out: set[int] = set()
+    for at, (op, i1, i2, j1, j2) in enumerate(opcodes):
+        if (
+            op == "replace"
+            and 0 < at < len(opcodes) - 1
+            and opcodes[at - 1][0] == opcodes[at + 1][0] == "equal"
+            and not fill_at & set(range(j1, j2))
+            and any(new[j].kind == "word" for j in range(j1, j2))
+        ):
+            out.update(range(i1, i2))
+    return out

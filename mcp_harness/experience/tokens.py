@@ -1,0 +1,100 @@
+"""Words of a request or a value as the slot code sees them: tokens with a kind (a quoted
+string, a number, a path, a file name or a word) and their canonical forms. Shared by `slots`
+(finding and filling a row's parameters) and `fit` (how well a row suits an input)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_harness.experience.keywords import STOP_WORDS, canonical
+
+TOKEN = re.compile(
+    r"'(?P<sq>[^'\n]*)'|\"(?P<dq>[^\"\n]*)\"|`(?P<bq>[^`\n]*)`"  # quoted strings
+    r"|[$~./]*[\w$@%+=:,.\-/~]*\w[\w$@%+=:,.\-/~]*"  # words, paths, flags, identifiers
+)
+EDGE_PUNCT = ".,:;=!?"
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_RANGE = re.compile(r"\d+(?:[-:]\d+)+")
+_FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
+DISTINCTIVE = frozenset({"file", "path", "num", "str"})
+NAME = "name"  # a word slot that sibling rows fill with other words: a parameter (`siblings`)
+COMPATIBLE = {
+    "word": {"word", "path", "file", "str"},
+    NAME: {"word", "path", "file", "str"},
+    "path": {"path", "file", "word"},
+    "file": {"file", "path"},
+    "num": {"num"},
+    "str": {"str", "word"},
+}
+
+
+@dataclass(frozen=True)
+class Token:
+    text: str  # a quoted string's text is its contents
+    kind: str  # str, num, path, file or word
+
+    @property
+    def lower(self) -> str:
+        return self.text.lower()
+
+
+def kind_of(text: str) -> str:
+    """The kind of an unquoted token: num, path, file or word."""
+    if _NUMBER.fullmatch(text):
+        return "num"
+    if "/" in text.strip("/") or text.startswith(("./", "~/", "/")):
+        return "path"
+    if _FILE.fullmatch(text):
+        return "file"
+    return "word"
+
+
+def tokenize(text: str) -> list[Token]:
+    """Tokens in order; sentence punctuation at a word's end is not part of it, and a range
+    date or time of numbers (`2-5`, `2019-08-27`, `09:30`) is its numbers."""
+    out = []
+    for match in TOKEN.finditer(text):
+        inner = next((g for g in ("sq", "dq", "bq") if match.group(g) is not None), None)
+        if inner is not None:
+            if match.group(inner).strip():
+                out.append(Token(match.group(inner), "str"))
+            continue
+        word = match.group(0).rstrip(EDGE_PUNCT)
+        if _RANGE.fullmatch(word):  # "lines 2-5", a date, a time: each number is a parameter
+            out.extend(Token(n, "num") for n in re.split("[-:]", word))
+        elif word:
+            kind = kind_of(word)
+            if kind == "word" and word.endswith("/") and len(word) > 1:  # "in images/": a name
+                word = word.rstrip("/")
+            out.append(Token(word, kind))
+    return out
+
+
+def is_content(token: Token) -> bool:
+    return token.kind != "word" or (
+        token.lower not in STOP_WORDS and len(token.text) > 1 and not token.text.startswith("-")
+    )
+
+
+def is_distinctive(slot: dict[str, Any]) -> bool:
+    """Whether the input must give this slot (a file, path, number, string or name)."""
+    return slot["kind"] in DISTINCTIVE or slot["kind"] == NAME
+
+
+def parts_of(form: str) -> list[str]:
+    """The canonical parts of a hyphenated word (`base64-encode` -> base64, encod), else the
+    form itself."""
+    if "-" not in form.strip("-") or "." in form or "/" in form:
+        return [form]
+    return [canonical(part) for part in form.split("-") if part]
+
+
+def with_parts(forms: list[str]) -> set[str]:
+    """The forms, and the parts of the hyphenated ones: "Base64-encode x" says "encode"."""
+    return {part for form in forms for part in [form, *parts_of(form)]}
+
+
+def forms_of(tokens: list[Token]) -> list[str]:
+    return [canonical(t.lower) if t.kind == "word" else t.lower for t in tokens]
