@@ -337,6 +337,13 @@ def test_fit_with_second_order_reflection_records_and_applies_critiques(
             if t.example.inputs["task"] == "Initialize a git repository in the app folder"
         ]
         trainer, _ = demo.coder_trainer(tmp_path, ReflectingStub())
+        from mcp_harness.experience.keywords import keywords_text
+        from mcp_harness.experience.rows import Row
+
+        wrong = "Initialize a git repository in the app folder"  # a confidently wrong decision
+        trainer.module.experience["decision"].append(
+            [Row(keywords_text(wrong), wrong, "Create the build folder")]
+        )
         asyncio.run(trainer.fit([task], 1, 1, second_order=True))
     records = load_records(tmp_path / "trace" / "step-1.jsonl")
     first = [r for r in records if r["fn"] == "ft_expert.symbolic_backward"]
