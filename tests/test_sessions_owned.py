@@ -23,7 +23,7 @@ from mcp_harness.terminal.session import TerminalSession, kill_session
 from mcp_harness.terminal.tmux import run as tmux
 
 SCRIPT = str(Path(sys.executable).parent / "mcp-harness")
-WAIT_S = 60.0
+WAIT_S = 180.0  # a deadline for a loaded machine, not a timing check
 SLEEP = "sleep 317"  # the interrupted check runs it from a script: no other command line has it
 CHECK = {"check.sh": f"{SLEEP}\ntrue\n"}
 
