@@ -26,9 +26,18 @@ def encoder() -> sentences.SentenceEncoder:
     return found
 
 
-def example(key: str, value: str, new_input: str) -> Example:
+def example(key: str, value: str, new_input: str, row: int = 0) -> Example:
     adapted = adapt(key, value, find_slots(key, value), new_input)
-    return Example(key, value, 1.0, 0, adapted=adapted.text, fit=adapted.fit, rescue=adapted.rescue)
+    return Example(
+        key,
+        value,
+        1.0,
+        row,
+        adapted=adapted.text,
+        fit=adapted.fit,
+        rescue=adapted.rescue,
+        contradicted=adapted.contradicted,
+    )
 
 
 def test_embeddings_match_the_reference_model(encoder) -> None:
@@ -88,6 +97,24 @@ def test_meaning_never_overrules_a_veto_or_a_near_sibling(encoder) -> None:
     shown = example(key, value, sibling)
     assert shown.rescue == 0 and shown.fit < 0.2
     assert not OfflineKernel().answer(KernelRequest("t", sibling, (shown,))).ok
+
+
+def test_a_row_the_input_turns_around_vetoes_its_answer_for_every_row(encoder) -> None:
+    """The row most like the input says its sentence turned around (LF to CRLF for CRLF to
+    LF): another row with the same answer, in other words, may not give it by meaning."""
+    new = "Convert setup.cmd from LF to CRLF line endings"
+    turned = example(
+        "Convert run.sh from CRLF to LF line endings", "Convert CRLF to LF in run.sh", new
+    )
+    other = example(
+        "strip the carriage returns (\\r) from the end of each line in a.bat",
+        "Convert CRLF to LF in a.bat",
+        new,
+        row=1,
+    )
+    assert turned.contradicted and other.answer == turned.answer
+    assert other.rescue > 0 and not turned.fit >= 0.2
+    assert not OfflineKernel().answer(KernelRequest("t", new, (turned, other))).ok
 
 
 def test_meaning_needs_a_margin_over_rows_with_other_answers(encoder) -> None:

@@ -212,6 +212,50 @@ def test_file_slots_follow_extension_and_derivation_not_order() -> None:
     )
 
 
+def test_slots_with_equal_evidence_pair_in_order() -> None:
+    key = "Concatenate intro.md body.md outro.md into article.md"
+    value = "cat intro.md body.md outro.md > article.md"
+    new = "Concatenate cover.txt contents.txt epilogue.txt into booklet.txt"
+    assert (
+        adapt(key, value, find_slots(key, value), new).text
+        == "cat cover.txt contents.txt epilogue.txt > booklet.txt"
+    )
+    key, value = "Write the integers from 1 to 20, one per line, into ids.txt", "seq 1 20 > ids.txt"
+    new = "fill ports.txt with the port numbers 8080 through 8090 inclusive, one per line"
+    assert adapt(key, value, find_slots(key, value), new).text == "seq 8080 8090 > ports.txt"
+    # "up to 100" ~ "up to 275": a shared stop word before a number says which it is.
+    key = "need a file steps.lst listing 10, 20, 30 and so on up to 100, each on its own line"
+    value = "seq 10 10 100 > steps.lst"
+    new = "Could you list the multiples of 25 from 25 up to 275 in quarters.txt?"
+    assert adapt(key, value, find_slots(key, value), new).text == "seq 25 25 275 > quarters.txt"
+
+
+def test_a_file_after_into_is_where_a_derived_name_goes() -> None:
+    key, value = "Base64-encode secret.txt into secret.b64", "base64 secret.txt > secret.b64"
+    new = "Produce cert.der.base64 holding the base64 encoding of cert.der"
+    assert (
+        adapt(key, value, find_slots(key, value), new).text == "base64 cert.der > cert.der.base64"
+    )
+
+
+def test_words_trading_places_around_others_turn_the_operation_around() -> None:
+    key = (
+        "uploads.txt has one file path per line; write only the final file name of each path "
+        "(strip the directories) to names.txt"
+    )
+    value = "xargs basename -a < uploads.txt > names.txt"
+    new = (
+        "mounts.txt has one file path per line; write only the directory part of each path "
+        "(strip the final file name) to dirs.txt"
+    )
+    turned = adapt(key, value, find_slots(key, value), new)
+    assert turned.fit < DEFAULT_THRESHOLD and turned.contradicted
+    # A clause moved to the front is the same request in other words.
+    key, value = "Delete every file listed in stale.txt", "xargs rm -f < stale.txt"
+    moved = adapt(key, value, find_slots(key, value), "Using the list in old.txt, delete each file")
+    assert not moved.contradicted
+
+
 def test_a_negation_counts_for_the_word_it_negates() -> None:
     key = "Write the lines of pets.txt that contain the word cat (a whole word, not part of one)"
     value = "grep -w cat pets.txt"

@@ -84,7 +84,10 @@ SIBLINGS = [
     (r"^sed -i '(\d+)d' ", r"sed -i '1,\1d' "),
     (r"^tr -d '\[:digit:\]' ", "tr -s '[:digit:]' "),
     (r"^tr -cd ", "tr -d "),
-    (r"^git init -q (\S+) && git -C \S+ config user\.name ", r"git init -q \1 && git -C \1 config user.email "),
+    (
+        r"^git init -q (\S+) && git -C \S+ config user\.name ",
+        r"git init -q \1 && git -C \1 config user.email ",
+    ),
     (r"^(sort \S+ \| uniq -c \| sort -)rn ", r"\1n "),
     (r"^numfmt --to=iec ", "numfmt --to=si "),
     (r"^numfmt --from=iec ", "numfmt --from=si "),

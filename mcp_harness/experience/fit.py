@@ -29,24 +29,35 @@ class Fit:
     `vetoes`, the factors that say the row does another thing (a negation or an opposite, a
     parameter the input does not give, a tool name the key does not say); `wording`, the
     factors for key words the input does not say, `substituted` of which it says another word
-    in their place."""
+    in their place, `framed` of those between words both say (the same frame saying another
+    thing); `contradicted`, whether the input says the key turned around (negated, an
+    opposite, two runs of words trading places): no row doing the same thing in other words
+    may stand in for it."""
 
     overlap: float
     vetoes: float
     wording: float
     substituted: int = 0
+    framed: int = 0
+    contradicted: bool = False
 
     @property
     def value(self) -> float:
         return self.overlap * self.vetoes * self.wording
 
     @property
+    def said(self) -> bool:
+        """Whether the input shares most of the key's words: the same sentence, whose words
+        that differ are the point."""
+        return self.overlap >= REWORDED
+
+    @property
     def rescue(self) -> float:
         """The vetoes, when the input rewords the key (an overlap below `REWORDED`); 0 when it
-        shares most of the key's words or says another word in the place of one, so the words
-        it does not share are the point ("count the words" for "count the lines", "count
+        shares most of the key's words or says another word in its frame, so the words it does
+        not share are the point ("count the words" for "count the lines", "count
         subdirectories" for "count files") and no judge of meaning should overrule them."""
-        return self.vetoes if self.overlap < REWORDED and not self.substituted else 0.0
+        return self.vetoes if not self.said and not self.framed else 0.0
 
 
 REWORDED = 0.45
@@ -71,7 +82,7 @@ def measure(key, new, aligned, slots, fills, negated: bool) -> Fit:
     matched = 0.0
     vetoes = NEGATED if negated else 1.0
     wording = 1.0
-    swaps = 0
+    swaps = in_frame = 0
     changed = {k.lower() for k, v in fills.items() if k.lower() != v.lower()}
     fill_at = {j for j, t in enumerate(new) if t.text in fills.values()}
     framed = _framed(key, new, fill_at)
@@ -95,6 +106,7 @@ def measure(key, new, aligned, slots, fills, negated: bool) -> Fit:
             )
             wording *= SUBSTITUTED if substituted else MISSING
             swaps += substituted
+            in_frame += i in framed
     # A technical name (letters with digits: base64, sha256, utf8) in the input that the key
     # does not say names another tool or format than the row's.
     known = with_parts(key_forms)
@@ -103,11 +115,13 @@ def measure(key, new, aligned, slots, fills, negated: bool) -> Fit:
             vetoes *= SUBSTITUTED
     union = len(key) + len(new) - matched
     overlap = matched / union if union else 0.0
+    turned = negated
     if overlap >= REWORDED:  # the same sentence: the words that differ are the point
         wording *= (SUBSTITUTED_IN_FRAME / SUBSTITUTED) ** swaps
         if _swapped(key, new):
             vetoes *= NEGATED
-    return Fit(overlap, vetoes, wording, swaps)
+            turned = True
+    return Fit(overlap, vetoes, wording, swaps, in_frame, turned)
 
 
 def _technical(token: Token) -> bool:
@@ -132,13 +146,14 @@ def opposed(key: list[Token], new: list[Token], key_all: list[Token], new_all: l
 
 
 def _swapped(key: list[Token], new: list[Token]) -> bool:
-    """Whether two words that key and input each say once trade places while the other words
-    they both say once stay in order, at least three such words in all ("the tab-separated
-    file ... to comma-separated" for "the comma-separated file ... to tab-separated"): in an
-    input that shares most of the key's words, the operation turned around. A sentence built
-    another way ("Put the number of lines of a in b" for "Count the lines in a and write the
-    number to b", "Compress x with xz" for "Use xz to compress x") moves more than one pair,
-    or shares too few words to tell."""
+    """Whether two runs of words that key and input each say once trade places while the
+    other words they both say once stay in order, at least three such words in all ("the
+    tab-separated file ... to comma-separated" for "the comma-separated file ... to
+    tab-separated"; "the directory part of each path (strip the final file name)" for "the
+    final file name of each path (strip the directories)"): in an input that shares most of
+    the key's words, the operation turned around. A sentence built another way ("Put the
+    number of lines of a in b" for "Count the lines in a and write the number to b") moves
+    words in more ways than that, or shares too few words to tell."""
     key_forms, new_forms = forms_of(key), forms_of(new)
     words = [
         form
@@ -148,8 +163,18 @@ def _swapped(key: list[Token], new: list[Token]) -> bool:
     order = [new_forms.index(form) for form in words]
     if len(order) < 3 or order == sorted(order):
         return False
-    wrong = [i for i, (at, want) in enumerate(zip(order, sorted(order), strict=True)) if at != want]
-    return len(wrong) == 2
+    want, n = sorted(order), len(order)
+    if sum(at != should for at, should in zip(order, want, strict=True)) == 2:
+        return True
+    # Two runs around words that stay ("A M B" -> "B M A"); a clause moved to the front or
+    # the back ("Using the list in x, delete each file") moves one run past another instead.
+    return any(
+        order[:a] + order[c:d] + order[b:c] + order[a:b] + order[d:] == want
+        for a in range(n)
+        for b in range(a + 1, n)
+        for c in range(b + 1, n)
+        for d in range(c + 1, n + 1)
+    )
 
 
 def _direction(tokens: list[Token]) -> tuple[str, str] | None:
@@ -196,8 +221,7 @@ def _framed(key: list[Token], new: list[Token], fill_at: set[int]) -> set[int]:
             op == "replace"
             and 0 < at < len(opcodes) - 1
             and opcodes[at - 1][0] == opcodes[at + 1][0] == "equal"
-            and not fill_at & set(range(j1, j2))
-            and any(new[j].kind == "word" for j in range(j1, j2))
+            and any(new[j].kind == "word" and j not in fill_at for j in range(j1, j2))
         ):
             out.update(range(i1, i2))
     return out

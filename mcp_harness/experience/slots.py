@@ -19,6 +19,7 @@ Everything here is deterministic, pure text processing.
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,10 @@ _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 
 _NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"  # `-f2`, `%05d`
 
+
+# Sharing a neighbour among all words ("up to 100" ~ "up to 275") is weaker evidence than
+# sharing one among the content words.
+_STOP_NEIGHBOUR = 0.5
 
 _COMMAND_START = re.compile(r"(?:^|[|;&(`]|\$\()\s*$")
 
@@ -162,6 +167,7 @@ class Adaptation:
     unfilled: list[str] = field(default_factory=list)
     fit: float = 0.0
     rescue: float = 0.0
+    contradicted: bool = False
 
 
 def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: str) -> Adaptation:
@@ -208,7 +214,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
         key_tokens, input_tokens, key_all, input_all
     )
     fit = measure(key_tokens, input_tokens, aligned, slots, fills, negated)
-    return Adaptation(text, fills, still, fit.value, fit.rescue)
+    return Adaptation(text, fills, still, fit.value, fit.rescue, fit.contradicted)
 
 
 def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
@@ -221,14 +227,15 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
     the key's and the input's tokens with their stop words."""
     key_forms, new_forms = ["^", *forms_of(key), "$"], ["^", *forms_of(new), "$"]
     key_near, new_near = (_neighbours(tokens) for tokens in streams)
-    key_roles, new_roles = _roles(key), _roles(new)
+    key_roles, new_roles = (_roles(tokens) for tokens in streams)
     key_words = {t.lower for t in key}
     pairs = []
-    for order, slot in enumerate(unfilled):
+    for slot in unfilled:
         if not is_distinctive(slot):
             continue
         kind = "word" if slot["kind"] == NAME else slot["kind"]
         where = [i for i, t in enumerate(key) if t.lower == slot["text"].lower()]
+        order = min(where, default=len(key))  # ties pair in order: the k-th with the k-th
         for j, token in enumerate(new):
             if j in used or token.kind != kind or token.lower in key_words:
                 continue
@@ -242,11 +249,13 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
                     continue  # a name is any word: only the words around it can say which
                 pairs.append((-shared, order, j, slot["text"], token.text))
                 continue
+            near = new_near.get(token.lower, set())
             score = max(
                 (
                     (key_forms[i] == new_forms[j])
                     + (key_forms[i + 2] == new_forms[j + 2])
                     + _same_role(key[i], token, key_roles, new_roles)
+                    + _STOP_NEIGHBOUR * bool(_inner(key_near.get(key[i].lower, set()) & near))
                     for i in where
                 ),
                 default=0,
@@ -260,7 +269,9 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
 
 def _roles(tokens: list[Token]) -> dict[str, str]:
     """How the file names of a text relate: one whose stem starts another's is its `source`
-    (response.json for response_pretty.json), that other the `derived` one."""
+    (response.json for response_pretty.json), that other the `derived` one; failing that, a
+    file after "into"/"to"/"as" is where the result goes (`derived`) and one after "from"/"of"
+    what it is made from (`source`). `tokens` are all words, stop words too."""
     stems = {t.lower: t.lower.rsplit(".", 1)[0] for t in tokens if t.kind == "file"}
     roles: dict[str, str] = {}
     for a, stem in stems.items():
@@ -268,7 +279,19 @@ def _roles(tokens: list[Token]) -> dict[str, str]:
             if a != b and stem and other != stem and other.startswith(stem):
                 roles.setdefault(a, "source")
                 roles[b] = "derived"
+    if roles:
+        return roles
+    for before, token in itertools.pairwise(tokens):
+        role = _ROLE_AFTER.get(before.lower)
+        if token.kind == "file" and role:
+            roles.setdefault(token.lower, role)
     return roles
+
+
+_ROLE_AFTER = {
+    **dict.fromkeys(("into", "to", "as"), "derived"),
+    **dict.fromkeys(("from", "of"), "source"),
+}
 
 
 def _same_role(slot: Token, token: Token, key_roles: dict, new_roles: dict) -> int:
@@ -288,6 +311,11 @@ def _near(key_all: list[Token], input_all: list[Token], a: Token, b: Token) -> b
     return bool(
         _neighbours(key_all).get(a.lower, set()) & _neighbours(input_all).get(b.lower, set())
     )
+
+
+def _inner(near: set[tuple[int, str]]) -> set[tuple[int, str]]:
+    """Neighbours that are words, not the text's start or end (the content words say those)."""
+    return {(side, form) for side, form in near if form not in ("^", "$")}
 
 
 def _neighbours(tokens: list[Token]) -> dict[str, set[tuple[int, str]]]:

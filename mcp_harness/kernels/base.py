@@ -21,7 +21,8 @@ class Example:
     (`experience.slots.adapt`); `unfilled` names the parameters that found no counterpart and
     `fit` says how well the row's key fits the input token by token (None: not computed) and
     `rescue` how far a judge of meaning may trust the row when the input rewords its key
-    (`experience.fit.Fit.rescue`); `weight` is the row's trained weight."""
+    (`experience.fit.Fit.rescue`), `contradicted` whether the input says the key's sentence
+    turned around (`experience.fit.Fit.contradicted`); `weight` is the row's trained weight."""
 
     key: str
     value: str
@@ -32,6 +33,7 @@ class Example:
     fit: float | None = None
     weight: float = 1.0
     rescue: float = 0.0
+    contradicted: bool = False
 
     @property
     def answer(self) -> str:

@@ -37,9 +37,18 @@ def meaning(request: KernelRequest) -> list[float]:
     alike = [
         encoder.similarity(operation(request.input), operation(e.key)) for e in request.examples
     ]
+    # An answer speaks through the row most like the input that gives it: when the input says
+    # that row's sentence turned around ("from LF to CRLF" for "from CRLF to LF"), a less
+    # alike row giving the same answer ("strip the carriage returns") may not stand in.
+    closest: dict[str, int] = {}
+    for i, example in enumerate(request.examples):
+        at = closest.setdefault(example.answer, i)
+        if alike[i] > alike[at]:
+            closest[example.answer] = i
     out = []
     for i, example in enumerate(request.examples):
-        if example.rescue <= 0 or alike[i] < MEANING_FLOOR:
+        speaker = request.examples[closest[example.answer]]
+        if example.rescue <= 0 or speaker.contradicted or alike[i] < MEANING_FLOOR:
             out.append(0.0)
             continue
         rival = max(

@@ -197,6 +197,7 @@ def _example(hit, text: str, slots: list) -> Example:
         fit=adaptation.fit,
         weight=hit.row.weight,
         rescue=adaptation.rescue,
+        contradicted=adaptation.contradicted,
     )
 
 
