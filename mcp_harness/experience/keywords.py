@@ -108,6 +108,18 @@ convert: transform turn
 line: row
 extract: unpack
 combine: concatenate concat
+strip: trim
+whitespace: space spaces
+number: integer numeral
+hex: hexadecimal
+extension: ext
+permission: perms mode
+repository: repo
+uppercase: caps
+character: char letter
+entry: item element
+column: field col
+separated: delimited
 """
 
 
