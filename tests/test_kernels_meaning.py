@@ -119,6 +119,6 @@ def test_a_row_the_input_turns_around_vetoes_its_answer_for_every_row(encoder) -
 
 def test_meaning_needs_a_margin_over_rows_with_other_answers(encoder) -> None:
     shown = example(KEY, VALUE, REWORDED)
-    twin = Example(KEY + " now", "something else", 1.0, 1, rescue=1.0, fit=0.0)
+    twin = Example(KEY + " now", VALUE + " now", 1.0, 1, rescue=1.0, fit=0.0)
     reply = OfflineKernel().answer(KernelRequest("t", REWORDED, (shown, twin)))
     assert not reply.ok

@@ -5,10 +5,11 @@ input's aligned spans, see `experience.slots`), with confidence = how well the r
 the input token by token (`slots.adapt`: aligned Jaccard, lowered for every key word or
 parameter the input has no counterpart for) x the row's weight (at most 1). When the input
 rewords a key (few shared words, no veto: see `fit.Fit.rescue`) and the sentence model is
-installed (`kernels.sentences`), meaning speaks too: the cosine of the two sentences with their
+installed (`kernels.sentences`), meaning speaks too: the cosine of the input and the row's key
+or value, whichever is closer (a decision row's value says its operation plainly), with their
 parameters said as their kind (`slots.operation`), scaled by how far it beats every row with
-another answer, so "Set up the folder tree x/y/z" can use the
-row learned from "Make directories a/b/c, including missing parents". The best candidate that
+another answer, so "Set up the folder tree x/y/z" can use the row learned from "Make
+directories a/b/c, including missing parents". The best candidate that
 was not already tried (and failed) for this element answers, when its confidence reaches the
 threshold; otherwise the reply fails and says how close the best row came: "no matching
 experience" beats a confident wrong command. Same request, same reply, always; it costs nothing.
@@ -34,8 +35,12 @@ def meaning(request: KernelRequest) -> list[float]:
     encoder = sentences.encoder()
     if encoder is None or not any(e.rescue > 0 for e in request.examples):
         return [0.0] * len(request.examples)
+    said = operation(request.input)
     alike = [
-        encoder.similarity(operation(request.input), operation(e.key)) for e in request.examples
+        max(
+            encoder.similarity(said, operation(e.key)), encoder.similarity(said, operation(e.value))
+        )
+        for e in request.examples
     ]
     # An answer speaks through the row most like the input that gives it: when the input says
     # that row's sentence turned around ("from LF to CRLF" for "from CRLF to LF"), a less
