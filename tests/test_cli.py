@@ -198,11 +198,13 @@ def test_demo_runs_offline(harness_home: Path, tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "Harvested a recorded Claude Code session (9 Bash calls)" in out
-    assert "[FAIL] Make the release.sh script executable" in out  # no experience for it yet
-    assert "Report: 1/7 tasks passed their validator" in out
-    assert "steps 1: chmod +x release.sh" in out  # after training: adapted, not replayed
-    assert "chmod +x deploy.sh" not in out and "chmod +x build.sh" not in out
-    assert "Held-out success: 1/7 before training -> 7/7 after (+86 points)." in out
+    # The session fixed run.sh with `chmod +x run.sh`: adapted (not replayed) before training.
+    assert "[PASS] Make the release.sh script executable" in out
+    assert "[FAIL] Add a directory named assets here" in out  # reworded: not before training
+    assert "Report: 2/7 tasks passed their validator" in out
+    assert "steps 1: chmod +x release.sh" in out
+    assert "chmod +x deploy.sh" not in out and "chmod +x run.sh" not in out
+    assert "Held-out success: 2/7 before training -> 7/7 after (+71 points)." in out
     assert "Protocol: train: 2 instances per family" in out
     work = tmp_path / "demo" / "work"
     assert any((run / "assets").is_dir() for run in work.iterdir())  # it ran in a terminal
