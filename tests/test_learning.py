@@ -268,6 +268,13 @@ def test_a_negation_counts_for_the_word_it_negates() -> None:
     assert adapt(key, value, slots, same).fit >= DEFAULT_THRESHOLD
 
 
+def test_everything_except_a_thing_negates_it() -> None:
+    key = "Remove all digits from labels.txt and write the result to labels_clean.txt"
+    value = "tr -d '[:digit:]' < labels.txt > labels_clean.txt"
+    new = "Remove everything except the digits from refs.txt and write the result to nums.txt"
+    assert adapt(key, value, find_slots(key, value), new).fit < DEFAULT_THRESHOLD
+
+
 def test_other_words_in_the_same_frame_are_another_operation() -> None:
     key = "Sort the version numbers in releases.txt in version order and write them to out.txt"
     value = "sort -V releases.txt > out.txt"

@@ -20,7 +20,9 @@ from mcp_harness.experience.tokens import (
 
 MISSING, SUBSTITUTED, NEGATED, UNFILLED = 0.75, 0.5, 0.1, 0.25
 SUBSTITUTED_IN_FRAME = 0.3  # the one word that differs in an input sharing most of the key's
-NEGATIONS = frozenset({"not", "no", "nor", "never", "without", "cannot", "none", "neither"})
+NEGATIONS = frozenset(
+    {"not", "no", "nor", "never", "without", "cannot", "none", "neither", "except"}
+)
 
 
 @dataclass(frozen=True)
@@ -191,8 +193,9 @@ def _direction(tokens: list[Token]) -> tuple[str, str] | None:
 
 def negations(tokens: list[Token]) -> frozenset[str]:
     """What the text negates: the word after each negation ("do not contain" -> contain,
-    "doesn't match" -> match, "non-empty" -> empty), so "not contain the word x" differs from
-    "the word x (whole, not part of another)" although both say "not"."""
+    "everything except the digits" -> digit, "doesn't match" -> match, "non-empty" -> empty),
+    so "not contain the word x" differs from "the word x (whole, not part of another)" although
+    both say "not"."""
     out = set()
     for i, token in enumerate(tokens):
         word = token.lower
