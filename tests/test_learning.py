@@ -471,3 +471,31 @@ def test_llm_training_cost_per_step_is_bounded_and_logged(tmp_path: Path, runtim
     one_val_run = 2 * 2 * len(val)
     assert first["gate"] == 2 * one_val_run  # before and after the step
     assert second["gate"] == one_val_run  # "before" is carried over from the first step
+
+
+def test_the_key_as_a_template_moves_a_parameter_of_several_words_whole() -> None:
+    key = (
+        "Delete the lines from the one matching BEGIN GEN through the one matching END in Makefile"
+    )
+    value = "sed -i '/BEGIN GEN/,/END/d' Makefile"
+    new = (
+        "Delete the lines from the one matching <!-- a --> through the one matching #end in x.html"
+    )
+    assert (
+        adapt(key, value, find_slots(key, value), new).text
+        == "sed -i '/<!-- a -->/,/#end/d' x.html"
+    )
+    key, value = "Replace the file a.json with a symbolic link to b.json", "ln -sf b.json a.json"
+    new = "Replace the file Caddyfile with a symbolic link to Caddyfile.staging"
+    assert adapt(key, value, [], new).text == "ln -sf Caddyfile.staging Caddyfile"
+
+
+def test_a_template_gap_is_a_parameter_the_value_repeats() -> None:
+    # Words added around a one-word parameter are not the parameter: the value stays as is.
+    key, value = "Count the lines of notes.txt into count.txt", "wc -l < notes.txt > count.txt"
+    new = "Count the lines of auth.log containing denied into n.txt"
+    assert "containing" not in adapt(key, value, find_slots(key, value), new).text
+    # Another word of the operation ("last" for "first") is not a parameter.
+    key, value = "Write the first 3 lines of a.txt to b.txt", "head -n 3 a.txt > b.txt"
+    other = adapt(key, value, find_slots(key, value), "Write the last 3 lines of c.txt to d.txt")
+    assert other.fit < DEFAULT_THRESHOLD

@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from mcp_harness.experience import template
 from mcp_harness.experience.fit import measure, negations, opposed
 from mcp_harness.experience.keywords import canonical
 from mcp_harness.experience.tokens import (
@@ -214,6 +215,9 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
         key_tokens, input_tokens, key_all, input_all
     )
     fit = measure(key_tokens, input_tokens, aligned, slots, fills, negated)
+    framed = template.fill(key, value, new_input)
+    if framed is not None and framed.share > fit.value:  # the key's sentence, other parameters
+        return Adaptation(_rewrite(value, framed.fills), framed.fills, [], framed.share)
     return Adaptation(text, fills, still, fit.value, fit.rescue, fit.contradicted)
 
 
