@@ -245,7 +245,7 @@ class _Scorer:
         n_live = arrays.rows
         self.avg_len = max(arrays.fwd_ptr[-1] / n_live, 1e-9)
         w_max, d_min = arrays.bounds
-        bound = Bound(q_len, shared_terms([[str(t) for t in ids] for ids in known]))
+        bound = Bound(q_len, shared_terms(known))
         shortest = sorted(min(arrays.min_len[t] for t in ids) for ids in known)
         self.sets: list[set[int]] = []
         idf: list[float] = []

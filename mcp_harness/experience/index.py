@@ -88,7 +88,8 @@ class RetrievalIndex:
         self._delta: dict[int, list[int]] = {}
         self._delta_count = 0
         self._live_terms = 0.0
-        self._extreme: tuple[float, float] | None = None
+        self._cached: topk.Live | None = None  # until the next change
+        self._ordered = True  # rows ascend with slots (until a `replace`)
         self._min_len = _Growable(np.int32, fill=_NO_ROW)  # per term, a lower bound: see `topk`
 
     # ---- updates --------------------------------------------------------------------------
@@ -105,13 +106,14 @@ class RetrievalIndex:
     def replace(self, row: int, keywords: Sequence[str], weight: float) -> None:
         """Re-index one row after its query text or weight changed."""
         self._retire(int(self._row_slot.view[row]))
+        self._ordered = False
         slot = int(self._new_slots([keywords], [weight])[0])
         self._row_slot.view[row] = slot
         self._slot_row.view[slot] = row
 
     def set_weight(self, row: int, weight: float) -> None:
         self._weight.view[self._row_slot.view[row]] = weight
-        self._extreme = None
+        self._cached = None
 
     def delete(self, rows: Iterable[int]) -> None:
         """Remove rows; later rows move up, as in `del list[i]`."""
@@ -145,7 +147,7 @@ class RetrievalIndex:
         self._alive.extend(np.ones(count, dtype=np.bool_))
         self._slot_row.extend(np.full(count, -1))
         self._live_terms += len(ids)
-        self._extreme = None
+        self._cached = None
         self._min_len.extend(np.full(len(vocab) - self._min_len.size, _NO_ROW))
         if self._delta_count + len(ids) > max(4096, len(self._inv_slots) // 4):
             self.rebuild()
@@ -166,7 +168,7 @@ class RetrievalIndex:
             self._alive.view[slot] = False
             self._slot_row.view[slot] = -1
             self._live_terms -= float(self._doc_len.view[slot])
-            self._extreme = None
+            self._cached = None
 
     def rebuild(self) -> None:
         """Fold the delta into the CSR inverted index, dropping retired slots, and make
@@ -221,13 +223,14 @@ class RetrievalIndex:
         if len(self) == 0:
             return []
         query = list(dict.fromkeys((w,) if isinstance(w, str) else tuple(w) for w in keywords))
+        vocab, min_len = self._vocab, self._min_len.view
         groups, known, shortest = [], [], []
         for group in query:
-            ids = [self._vocab[w] for w in group if w in self._vocab]
+            ids = [vocab[w] for w in group if w in vocab]
             if ids:
                 groups.append([self.postings(t) for t in ids])
-                known.append([str(t) for t in ids])
-                shortest.append(int(self._min_len.view[ids].min()))
+                known.append(ids)
+                shortest.append(int(min(min_len[t] for t in ids)))
         slots, values, kth = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), None
         if groups:
             live = self._live()
@@ -248,24 +251,24 @@ class RetrievalIndex:
             scores += noise * rng.random(n_slots, dtype=np.float32) * self._alive.view
             slots = np.flatnonzero(scores > 0)
             values = scores[slots]
-        best = topk.best(slots, values, kth, self._slot_row.view, k)
+        best = topk.best(slots, values, kth, self._slot_row.view, self._ordered, k)
         return [Match(row, score) for row, score in best]
 
     def _live(self) -> topk.Live:
-        w_max, d_min = self._extremes()
-        avg_len = max(self._live_terms / max(len(self), 1), 1e-9)
-        view = (self._alive.view, len(self), self._doc_len.view, self._weight.view)
-        return topk.Live(*view, w_max, d_min, avg_len)
-
-    def _extremes(self) -> tuple[float, float]:
-        """(highest weight, fewest terms) over live rows; kept until the next change."""
-        if self._extreme is None:
+        """What scoring reads of the slots, with the highest weight and fewest terms of a
+        live row; kept until the next change."""
+        if self._cached is None:
             live = self._row_slot.view
-            self._extreme = (
+            self._cached = topk.Live(
+                self._alive.view,
+                len(self),
+                self._doc_len.view,
+                self._weight.view,
                 float(self._weight.view[live].max()),
                 float(self._doc_len.view[live].min()),
+                max(self._live_terms / max(len(self), 1), 1e-9),
             )
-        return self._extreme
+        return self._cached
 
     # ---- persistence ----------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray] | None:
@@ -278,6 +281,7 @@ class RetrievalIndex:
         if any("\n" in w for w in words):
             return None
         slots = self._row_slot.view
+        bounds = (self._live().w_max, self._live().d_min) if len(slots) else (0.0, 0.0)
         starts = self._fwd_ptr.view[slots]
         lengths = self._fwd_ptr.view[slots + 1] - starts
         fwd_ptr = np.zeros(len(slots) + 1, dtype=np.int64)
@@ -291,7 +295,7 @@ class RetrievalIndex:
             "weight": self._weight.view[slots],
             "inv_ptr": inv_ptr,
             "inv_slots": inv_rows,
-            "bounds": np.array(self._extremes() if len(slots) else (0.0, 0.0), dtype=np.float64),
+            "bounds": np.array(bounds, dtype=np.float64),
             "min_len": _fewest(inv_ptr, inv_rows, lengths.astype(np.int32)),
         }
 

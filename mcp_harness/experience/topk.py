@@ -91,7 +91,9 @@ def score(
             member[g] = contains(groups[g], slots, n_slots)
         doc_len = live.doc_len[slots]
         if idf is None:
-            inter = sum(member[g].astype(np.int64) for g in range(len(groups)))
+            inter = np.zeros(len(slots), dtype=np.int64)
+            for held in member.values():
+                inter += held
             sim = (inter / (bound.q_len + doc_len - inter)).astype(np.float32)
         else:
             idf_sum = np.zeros(len(slots), dtype=np.float64)
@@ -175,11 +177,17 @@ def _candidates(
 
 
 def best(
-    slots: np.ndarray, values: np.ndarray, kth: float | None, slot_row: np.ndarray, k: int
+    slots: np.ndarray,
+    values: np.ndarray,
+    kth: float | None,
+    slot_row: np.ndarray,
+    ordered: bool,
+    k: int,
 ) -> list[tuple[int, float]]:
-    """The `k` best (score desc, row asc) of the slots scoring above 0, as (row, score);
-    `kth` is their k-th best score when known. Of the slots tied at the k-th score only the
-    lowest rows are sorted (Jaccard scores tie by the thousand)."""
+    """The `k` best (score desc, row asc) of the slots (ascending) scoring above 0, as
+    (row, score); `kth` is their k-th best score when known, `ordered` says rows ascend with
+    slots. Of the slots tied at the k-th score only the lowest rows are sorted (Jaccard scores
+    tie by the thousand)."""
     if kth is None:
         positive = values > 0
         slots, values = slots[positive], values[positive]
@@ -190,7 +198,8 @@ def best(
         tied = np.flatnonzero(values == kth)
         need = k - len(above)
         if len(tied) > need:
-            tied = tied[np.argpartition(slot_row[slots[tied]], need - 1)[:need]]
+            lowest = slice(need) if ordered else np.argpartition(slot_row[slots[tied]], need - 1)
+            tied = tied[lowest][:need]
         pick = np.concatenate([above, tied])
         slots, values = slots[pick], values[pick]
     rows = slot_row[slots]
