@@ -228,7 +228,7 @@ def _ranked(best: list[tuple[float, int]]) -> list[tuple[int, float]]:
 
 
 class _Scorer:
-    """Scores of rows in the dense formulas' arithmetic (see `RetrievalIndex._score`), and
+    """Scores of rows in the dense formulas' arithmetic (see `topk.score`), and
     caps on them: a row holding m groups has at least max(fewest terms of a row,
     `Bound.jaccard`'s m - shared, the m-th smallest fewest terms of a row of one group) terms."""
 

@@ -25,7 +25,7 @@ _MASK_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint32) + (np.uint64,) * 4  #
 
 @dataclass(frozen=True)
 class Live:
-    """What scoring reads of the index's slots, as of one search."""
+    """What scoring reads of the index's slots; the index keeps one until it changes."""
 
     alive: np.ndarray  # bool per slot
     count: int  # live slots
