@@ -126,3 +126,51 @@ def test_groups_sharing_a_term_are_not_pruned_away(tmp_path: Path) -> None:
     assert [row for row, _ in expected[:5]] == [20, 21, 22, 23, 24]
     assert [(m.row, m.score) for m in index.search(query, 20, "jaccard")] == expected
     assert cold.top_k(from_file(index, tmp_path / "index.bin"), query, 20, "jaccard") == expected
+
+
+def test_pruning_keeps_rows_that_belong_in_the_top_k_through_every_change(
+    tmp_path: Path,
+) -> None:
+    """Rows holding only the common group `b` are pruned by the fewest terms a row holding `b`
+    has (`min_len`) and by the highest weight: a short `b` row appended, put in by `replace`,
+    or raised by `set_weight` must still be found, and rows tied at the k-th score must keep
+    the row-index tie-break after a `replace` moved a row to a new slot."""
+    long_b = [["b", *(f"f{i}-{j}" for j in range(9))] for i in range(40)]
+    rows: list[list[str]] = [["a", "x1", "x2", "x3", "x4", "x5"]] * 8 + long_b
+    weights = [1.0] * len(rows)
+    index = RetrievalIndex()
+    index.append(rows, weights)
+    index.rebuild()  # the bulk postings; later appends wait in the delta
+    query = [("a",), ("b",)]
+
+    def check(k: int = 5) -> None:
+        expected = dense_top_k(rows, weights, query, k, "jaccard")
+        stored = from_file(index, tmp_path / "index.bin")
+        for searched in (index, RetrievalIndex.from_arrays(index.to_arrays())):
+            assert [(m.row, m.score) for m in searched.search(query, k)] == expected
+        assert cold.top_k(stored, query, k, "jaccard") == expected
+
+    check()
+    weights[20] = 9.0  # a long `b` row outscores every `a` row
+    index.set_weight(20, 9.0)
+    check()
+    rows.append(["b"])  # 1/2: above every `a` row (1/7)
+    weights.append(1.0)
+    index.append([["b"]], [1.0])
+    check()
+    assert len(rows) - 1 in [m.row for m in index.search(query, 5)]
+    rows[3] = ["b", "y"]  # a new slot for row 3, shorter than the `b` rows before
+    index.replace(3, rows[3], 1.0)
+    check()
+    doomed = {len(rows) - 1, 20}
+    index.delete(doomed)
+    rows = [r for i, r in enumerate(rows) if i not in doomed]
+    weights = [w for i, w in enumerate(weights) if i not in doomed]
+    check()
+    index.rebuild()
+    check()
+
+    tied = RetrievalIndex()  # every row scores 1: the top k are the lowest rows
+    tied.append([["a", "b"]] * 30, [1.0] * 30)
+    tied.replace(2, ["a", "b"], 1.0)
+    assert [m.row for m in tied.search(query, 5)] == [0, 1, 2, 3, 4]

@@ -7,13 +7,14 @@ terms, and the Jaccard bound counts that in.
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass
 
 
-def shared_terms(groups: list[list[str]]) -> int:
+def shared_terms(groups: Iterable[Iterable[Hashable]]) -> int:
     """How many fewer terms than groups a row may need to hold groups: a term in c groups (two
     file names share `<file>`) holds them all, saving c - 1."""
-    counts: dict[str, int] = {}
+    counts: dict[Hashable, int] = {}
     for words in groups:
         for word in words:
             counts[word] = counts.get(word, 0) + 1

@@ -228,7 +228,7 @@ def _ranked(best: list[tuple[float, int]]) -> list[tuple[int, float]]:
 
 
 class _Scorer:
-    """Scores of rows in the dense formulas' arithmetic (see `RetrievalIndex._score`), and
+    """Scores of rows in the dense formulas' arithmetic (see `topk.score`), and
     caps on them: a row holding m groups has at least max(fewest terms of a row,
     `Bound.jaccard`'s m - shared, the m-th smallest fewest terms of a row of one group) terms."""
 
@@ -245,7 +245,7 @@ class _Scorer:
         n_live = arrays.rows
         self.avg_len = max(arrays.fwd_ptr[-1] / n_live, 1e-9)
         w_max, d_min = arrays.bounds
-        bound = Bound(q_len, shared_terms([[str(t) for t in ids] for ids in known]))
+        bound = Bound(q_len, shared_terms(known))
         shortest = sorted(min(arrays.min_len[t] for t in ids) for ids in known)
         self.sets: list[set[int]] = []
         idf: list[float] = []

@@ -24,35 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.experience import topk
 from mcp_harness.experience.bounds import Bound, shared_terms
 
 METHODS = ("jaccard", "bm25")
-_BM25_K1 = 1.2
-_BM25_B = 0.75
-_MASK_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint32) + (np.uint64,) * 4  # by (groups-1)//8
-_POPCOUNT8 = np.array([bin(i).count("1") for i in range(256)], dtype=np.int64)
-
-
-def _popcount(bits: np.ndarray) -> np.ndarray:
-    """Set bits per element (int64)."""
-    if bits.dtype == np.uint8:
-        return _POPCOUNT8[bits]
-    return _POPCOUNT8[bits.view(np.uint8)].reshape(len(bits), -1).sum(axis=1)
-
-
-def _contains(members: list[np.ndarray], slots: np.ndarray, n_slots: int) -> np.ndarray:
-    """Which of `slots` (ascending) are in any of the sorted posting arrays `members`: by
-    binary search when the postings are many more than the slots, else by marking them."""
-    found = np.zeros(len(slots), dtype=np.bool_)
-    for postings in members:
-        if len(postings) > 16 * len(slots):
-            at = np.searchsorted(postings, slots)
-            found |= postings[np.minimum(at, len(postings) - 1)] == slots
-        elif len(postings):
-            marks = np.zeros(n_slots, dtype=np.bool_)
-            marks[postings] = True
-            found |= marks[slots]
-    return found
+_NO_ROW = np.iinfo(np.int32).max  # `min_len` of a term no row holds
 
 
 class _Growable:
@@ -112,7 +88,9 @@ class RetrievalIndex:
         self._delta: dict[int, list[int]] = {}
         self._delta_count = 0
         self._live_terms = 0.0
-        self._extreme: tuple[float, float] | None = None
+        self._cached: topk.Live | None = None  # until the next change
+        self._ordered = True  # rows ascend with slots (until a `replace`)
+        self._min_len = _Growable(np.int32, fill=_NO_ROW)  # per term, a lower bound: see `topk`
 
     # ---- updates --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -128,13 +106,14 @@ class RetrievalIndex:
     def replace(self, row: int, keywords: Sequence[str], weight: float) -> None:
         """Re-index one row after its query text or weight changed."""
         self._retire(int(self._row_slot.view[row]))
+        self._ordered = False
         slot = int(self._new_slots([keywords], [weight])[0])
         self._row_slot.view[row] = slot
         self._slot_row.view[slot] = row
 
     def set_weight(self, row: int, weight: float) -> None:
         self._weight.view[self._row_slot.view[row]] = weight
-        self._extreme = None
+        self._cached = None
 
     def delete(self, rows: Iterable[int]) -> None:
         """Remove rows; later rows move up, as in `del list[i]`."""
@@ -168,10 +147,13 @@ class RetrievalIndex:
         self._alive.extend(np.ones(count, dtype=np.bool_))
         self._slot_row.extend(np.full(count, -1))
         self._live_terms += len(ids)
-        self._extreme = None
+        self._cached = None
+        self._min_len.extend(np.full(len(vocab) - self._min_len.size, _NO_ROW))
         if self._delta_count + len(ids) > max(4096, len(self._inv_slots) // 4):
             self.rebuild()
         else:
+            held = np.repeat(np.array(lengths, dtype=np.int32), lengths)
+            np.minimum.at(self._min_len.view, np.array(ids, dtype=np.int64), held)
             position = 0
             for slot, length in zip(slots.tolist(), lengths, strict=True):
                 for term in ids[position : position + length]:
@@ -181,14 +163,16 @@ class RetrievalIndex:
         return slots
 
     def _retire(self, slot: int) -> None:
+        """Mark `slot` dead (its terms' `min_len` stays a lower bound until `rebuild`)."""
         if self._alive.view[slot]:
             self._alive.view[slot] = False
             self._slot_row.view[slot] = -1
             self._live_terms -= float(self._doc_len.view[slot])
-            self._extreme = None
+            self._cached = None
 
     def rebuild(self) -> None:
-        """Fold the delta into the CSR inverted index, dropping retired slots."""
+        """Fold the delta into the CSR inverted index, dropping retired slots, and make
+        `min_len` exact again."""
         ptr = self._fwd_ptr.view
         counts = np.diff(ptr)
         slots = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
@@ -201,6 +185,8 @@ class RetrievalIndex:
         np.cumsum(np.bincount(terms, minlength=len(self._vocab)), out=self._inv_ptr[1:])
         self._delta = {}
         self._delta_count = 0
+        lengths = self._doc_len.view.astype(np.int32)
+        self._min_len = _Growable.wrap(_fewest(self._inv_ptr, self._inv_slots, lengths), _NO_ROW)
 
     # ---- queries --------------------------------------------------------------------------
     def postings(self, term: int) -> np.ndarray:
@@ -237,14 +223,26 @@ class RetrievalIndex:
         if len(self) == 0:
             return []
         query = list(dict.fromkeys((w,) if isinstance(w, str) else tuple(w) for w in keywords))
-        groups, known = [], []
+        vocab, min_len = self._vocab, self._min_len.view
+        groups, known, shortest = [], [], []
         for group in query:
-            words = [w for w in group if w in self._vocab]
-            if words:
-                groups.append([self.postings(self._vocab[w]) for w in words])
-                known.append(words)
-        bound = Bound(len(query), shared_terms(known))
-        slots, values = self._score(groups, bound, method, None if noise else k)
+            ids = [vocab[w] for w in group if w in vocab]
+            if ids:
+                groups.append([self.postings(t) for t in ids])
+                known.append(ids)
+                shortest.append(int(min(min_len[t] for t in ids)))
+        slots, values, kth = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), None
+        if groups:
+            live = self._live()
+            idf = None
+            if method == "bm25":
+                n_live = max(len(self), 1)
+                dfs = [topk.group_df(live, members) for members in groups]
+                # math.log1p, not numpy's (whose SIMD loop may round differently): `cold` uses it
+                idf = np.array([math.log1p((n_live - df + 0.5) / (df + 0.5)) for df in dfs])
+            bound = Bound(len(query), shared_terms(known))
+            k_or_all = None if noise else k
+            slots, values, kth = topk.score(live, groups, shortest, bound, idf, k_or_all)
         if noise:
             n_slots = self._alive.size
             scores = np.zeros(n_slots, dtype=np.float32)
@@ -253,149 +251,24 @@ class RetrievalIndex:
             scores += noise * rng.random(n_slots, dtype=np.float32) * self._alive.view
             slots = np.flatnonzero(scores > 0)
             values = scores[slots]
-        return self._top_k(slots, values, k)
+        best = topk.best(slots, values, kth, self._slot_row.view, self._ordered, k)
+        return [Match(row, score) for row, score in best]
 
-    def _score(
-        self, groups: list[list[np.ndarray]], bound: Bound, method: str, k: int | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(live slots, score x weight) of every slot that can be among the top `k` (of every
-        slot in the query's postings when `k` is None).
-
-        MaxScore: groups are taken rarest first, and the slots of the groups taken so far are
-        scored exactly; once the k-th best of those beats the highest score a slot could reach
-        from the groups not taken, those groups' slots need no look (a taken slot's membership
-        in them is found by binary search). The arithmetic is the dense formulas' own, in their
-        dtypes and order, so scores are bit for bit what scoring every row would give."""
-        if not groups:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        n_live = max(len(self), 1)
-        avg_len = max(self._live_terms / n_live, 1e-9)
-        idf = None
-        if method == "bm25":
-            dfs = [self._group_df(members) for members in groups]
-            # math.log1p, not numpy's (whose SIMD loop may round differently): `cold` uses it too
-            idf = np.array([math.log1p((n_live - df + 0.5) / (df + 0.5)) for df in dfs])
-        sizes = [sum(len(p) for p in members) for members in groups]
-        by_size = sorted(range(len(groups)), key=sizes.__getitem__)
-        taken = 1 if k is not None else len(groups)
-        while True:
-            slots, member = self._candidates(groups, by_size[:taken])
-            for g in by_size[taken:]:
-                member[g] = _contains(groups[g], slots, self._alive.size)
-            doc_len = self._doc_len.view[slots]
-            if idf is None:
-                inter = sum(member[g].astype(np.int64) for g in range(len(groups)))
-                sim = (inter / (bound.q_len + doc_len - inter)).astype(np.float32)
-            else:
-                idf_sum = np.zeros(len(slots), dtype=np.float64)
-                for g in range(len(groups)):  # in group order, as a per-row sum adds them
-                    idf_sum += member[g] * idf[g]
-                norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * doc_len / avg_len))
-                sim = (idf_sum * norm).astype(np.float32)
-            values = sim * self._weight.view[slots]
-            if k is None or taken == len(groups):
-                return slots, values
-            positive = values[values > 0]
-            if len(positive) < k:
-                need = len(groups)
-            else:
-                kth = float(np.partition(positive, len(positive) - k)[len(positive) - k])
-                need = taken
-                while need < len(groups) and not (
-                    self._reach(by_size[need:], bound, idf, avg_len) * (1 + 1e-6) < kth
-                ):
-                    need += 1
-            if need == taken:
-                keep = values >= kth  # the top k are among these: `_top_k` sorts only them
-                return slots[keep], values[keep]
-            taken = need
-
-    def _candidates(
-        self, groups: list[list[np.ndarray]], taken: list[int]
-    ) -> tuple[np.ndarray, dict[int, np.ndarray]]:
-        """The live slots in the postings of groups `taken`, and which of those groups hold
-        each (one bit per group, so a slot in two members of a group counts once)."""
-        n_slots = self._alive.size
-        dead = n_slots > len(self)
-        if len(taken) == 1 and len(groups[taken[0]]) == 1:  # one term: its postings, once each
-            slots = groups[taken[0]][0]
-            slots = slots[self._alive.view[slots]] if dead else slots
-            return slots, {taken[0]: np.ones(len(slots), dtype=np.bool_)}
-        words = (len(taken) + 63) // 64
-        dtype = np.uint64 if words > 1 else _MASK_DTYPES[(len(taken) - 1) // 8]
-        masks = [np.zeros(n_slots, dtype=dtype) for _ in range(words)]
-        arrays = []
-        for i, g in enumerate(taken):
-            bit = dtype(1) << dtype(i % 64)
-            for postings in groups[g]:
-                masks[i // 64][postings] |= bit
-                arrays.append(postings)
-        hits = np.concatenate(arrays) if len(arrays) > 1 else arrays[0]
-        if len(arrays) == 1:
-            slots = hits  # one term's postings hold each slot once
-        elif 8 * len(hits) < n_slots:  # few hits: keep one of each without scanning every slot
-            first = np.empty(n_slots, dtype=np.int64)
-            order = np.arange(len(hits))
-            first[hits] = order
-            slots = np.sort(hits[first[hits] == order])
-        else:
-            slots = np.flatnonzero(np.bitwise_or.reduce(masks) if words > 1 else masks[0])
-        slots = slots[self._alive.view[slots]] if dead else slots
-        bits = [mask[slots] for mask in masks]
-        member = {
-            g: ((bits[i // 64] >> dtype(i % 64)) & dtype(1)).astype(np.bool_)
-            for i, g in enumerate(taken)
-        }
-        return slots, member
-
-    def _group_df(self, members: list[np.ndarray]) -> int:
-        """How many live slots hold a member of the group."""
-        dead = self._alive.size > len(self)
-        if len(members) == 1:
-            only = members[0]
-            return int(np.count_nonzero(self._alive.view[only])) if dead else len(only)
-        if len(members) == 2 and not dead:
-            small, large = sorted(members, key=len)
-            both = int(np.count_nonzero(_contains([large], small, self._alive.size)))
-            return len(small) + len(large) - both
-        union = np.unique(np.concatenate(members))
-        return int(np.count_nonzero(self._alive.view[union]))
-
-    def _reach(
-        self, rest: list[int], bound: Bound, idf: np.ndarray | None, avg_len: float
-    ) -> float:
-        """The highest score a slot holding only groups `rest` could have."""
-        if not rest:
-            return 0.0
-        w_max, d_min = self._extremes()
-        if idf is None:
-            return w_max * bound.jaccard(len(rest), d_min)
-        norm = (_BM25_K1 + 1) / (1 + _BM25_K1 * (1 - _BM25_B + _BM25_B * d_min / avg_len))
-        return w_max * norm * float(idf[rest].sum())
-
-    def _extremes(self) -> tuple[float, float]:
-        """(highest weight, fewest terms) over live rows; kept until the next change."""
-        if self._extreme is None:
+    def _live(self) -> topk.Live:
+        """What scoring reads of the slots, with the highest weight and fewest terms of a
+        live row; kept until the next change."""
+        if self._cached is None:
             live = self._row_slot.view
-            self._extreme = (
+            self._cached = topk.Live(
+                self._alive.view,
+                len(self),
+                self._doc_len.view,
+                self._weight.view,
                 float(self._weight.view[live].max()),
                 float(self._doc_len.view[live].min()),
+                max(self._live_terms / max(len(self), 1), 1e-9),
             )
-        return self._extreme
-
-    def _top_k(self, candidates: np.ndarray, values: np.ndarray, k: int) -> list[Match]:
-        """The `k` best (score desc, row asc) of the slots scoring above 0."""
-        positive = values > 0
-        candidates, values = candidates[positive], values[positive]
-        if len(candidates) == 0:
-            return []
-        if len(candidates) > k:
-            threshold = np.partition(values, len(values) - k)[len(values) - k]
-            keep = values >= threshold
-            candidates, values = candidates[keep], values[keep]
-        rows = self._slot_row.view[candidates]
-        order = np.lexsort((rows, -values))[:k]
-        return [Match(int(rows[i]), float(values[i])) for i in order]
+        return self._cached
 
     # ---- persistence ----------------------------------------------------------------------
     def to_arrays(self) -> dict[str, np.ndarray] | None:
@@ -408,17 +281,13 @@ class RetrievalIndex:
         if any("\n" in w for w in words):
             return None
         slots = self._row_slot.view
+        bounds = (self._live().w_max, self._live().d_min) if len(slots) else (0.0, 0.0)
         starts = self._fwd_ptr.view[slots]
         lengths = self._fwd_ptr.view[slots + 1] - starts
         fwd_ptr = np.zeros(len(slots) + 1, dtype=np.int64)
         np.cumsum(lengths, out=fwd_ptr[1:])
         gather = np.repeat(starts - fwd_ptr[:-1], lengths) + np.arange(fwd_ptr[-1])
         inv_ptr, inv_rows = self._live_postings()
-        min_len = np.full(len(words), np.iinfo(np.int32).max, dtype=np.int32)
-        held = np.diff(inv_ptr) > 0
-        if held.any():
-            per_posting = lengths.astype(np.int32)[inv_rows]
-            min_len[held] = np.minimum.reduceat(per_posting, inv_ptr[:-1][held])
         return {
             "vocab": np.frombuffer("\n".join(words).encode("utf-8"), dtype=np.uint8),
             "fwd_ptr": fwd_ptr,
@@ -426,8 +295,8 @@ class RetrievalIndex:
             "weight": self._weight.view[slots],
             "inv_ptr": inv_ptr,
             "inv_slots": inv_rows,
-            "bounds": np.array(self._extremes() if len(slots) else (0.0, 0.0), dtype=np.float64),
-            "min_len": min_len,
+            "bounds": np.array(bounds, dtype=np.float64),
+            "min_len": _fewest(inv_ptr, inv_rows, lengths.astype(np.int32)),
         }
 
     def _live_postings(self) -> tuple[np.ndarray, np.ndarray]:
@@ -475,6 +344,8 @@ class RetrievalIndex:
         index._inv_ptr = arrays["inv_ptr"]
         index._inv_slots = arrays["inv_slots"]
         index._live_terms = float(fwd_ptr[-1])
+        lengths = np.diff(fwd_ptr).astype(np.int32)  # not the file's `min_len`: it needs no trust
+        index._min_len = _Growable.wrap(_fewest(index._inv_ptr, index._inv_slots, lengths), _NO_ROW)
         return index
 
     def vocabulary_size(self) -> int:
@@ -483,11 +354,22 @@ class RetrievalIndex:
     def memory_bytes(self) -> int:
         """Approximate resident size of the index, for the benchmark's per-row budget."""
         arrays = (self._fwd_terms, self._fwd_ptr, self._doc_len, self._weight, self._alive)
+        arrays += (self._min_len,)
         total = sum(a.nbytes() for a in arrays) + self._slot_row.nbytes()
         total += self._row_slot.nbytes() + self._inv_ptr.nbytes + self._inv_slots.nbytes
         total += sum(len(w) + 100 for w in self._vocab)  # str object + dict entry, roughly
         total += sum(56 + 8 * len(v) for v in self._delta.values())
         return total
+
+
+def _fewest(ptr: np.ndarray, postings: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Each term's fewest terms of a row holding it (`_NO_ROW` if none), from its postings
+    `postings[ptr[t]:ptr[t + 1]]` and the rows' term counts `lengths` (int32)."""
+    fewest = np.full(len(ptr) - 1, _NO_ROW, dtype=np.int32)
+    held = np.diff(ptr) > 0
+    if held.any():
+        fewest[held] = np.minimum.reduceat(lengths[postings], ptr[:-1][held])
+    return fewest
 
 
 _DTYPES = {
