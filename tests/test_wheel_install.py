@@ -147,7 +147,7 @@ def test_installed_cli_works_from_another_folder(installed: Path, tmp_path: Path
 def test_installed_demo_runs(installed: Path, runtime: Path, tmp_path: Path) -> None:
     done = _cli(installed, tmp_path, "demo", "--kernel", "offline")
     assert "Harvested a recorded Claude Code session (9 Bash calls)" in done.stdout
-    assert "Held-out success: 1/7 before training -> 7/7 after" in done.stdout
+    assert "Held-out success: 2/7 before training -> 7/7 after" in done.stdout
 
 
 async def test_installed_server_lists_coder(installed: Path, runtime: Path, tmp_path: Path) -> None:
