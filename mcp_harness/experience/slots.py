@@ -34,18 +34,13 @@ from mcp_harness.experience.tokens import (
     NAME,
     TOKEN,
     Token,
+    boundary,
     forms_of,
     is_content,
     is_distinctive,
     kind_of,
     tokenize,
 )
-
-_BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
-
-
-_NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"  # `-f2`, `%05d`
-
 
 # Sharing a neighbour among all words ("up to 100" ~ "up to 275") is weaker evidence than
 # sharing one among the content words.
@@ -66,7 +61,7 @@ def find_slots(key: str, value: str) -> list[dict[str, str]]:
     taken: list[tuple[int, int]] = []
     slots: list[dict[str, str]] = []
     for lowered, token in sorted(candidates.items(), key=lambda kv: -len(kv[0])):
-        pattern = re.compile(_boundary(token.text).format(re.escape(token.text)), re.IGNORECASE)
+        pattern = re.compile(boundary(token.text).format(re.escape(token.text)), re.IGNORECASE)
         for match in pattern.finditer(value):
             span = match.span()
             if any(span[0] < end and start < span[1] for start, end in taken):
@@ -243,8 +238,8 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
         for j, token in enumerate(new):
             if j in used or token.kind != kind or token.lower in key_words:
                 continue
+            near = new_near.get(token.lower, set())
             if slot["kind"] == NAME:
-                near = new_near.get(token.lower, set())
                 around = [key_near.get(key[i].lower, set()) & near for i in where]
                 shared = max(
                     (sum(2 if side < 0 else 1 for side, _ in a) for a in around), default=0
@@ -253,7 +248,6 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
                     continue  # a name is any word: only the words around it can say which
                 pairs.append((-shared, order, j, slot["text"], token.text))
                 continue
-            near = new_near.get(token.lower, set())
             score = max(
                 (
                     (key_forms[i] == new_forms[j])
@@ -356,17 +350,13 @@ def _both_content(a: Token, b: Token) -> bool:
     return is_content(a) and is_content(b) and b.kind in COMPATIBLE.get(a.kind, ())
 
 
-def _boundary(text: str) -> str:
-    return _NUMBER_BOUNDARY if kind_of(text) == "num" else _BOUNDARY
-
-
 def _rewrite(value: str, fills: dict[str, str]) -> str:
     """Replace every whole-word occurrence of each slot at once (no chained replacements)."""
     if not fills:
         return value
     lowered = {k.lower(): v for k, v in fills.items()}
     pattern = re.compile(
-        "|".join(_boundary(k).format(re.escape(k)) for k in sorted(fills, key=len, reverse=True)),
+        "|".join(boundary(k).format(re.escape(k)) for k in sorted(fills, key=len, reverse=True)),
         re.IGNORECASE,
     )
     return pattern.sub(lambda m: lowered[m.group(0).lower()], value)

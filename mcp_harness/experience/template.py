@@ -10,6 +10,8 @@ import difflib
 import re
 from dataclasses import dataclass
 
+from mcp_harness.experience.tokens import boundary
+
 _EDGE = ".,;:!?"
 FRAME_SHARE = 0.5  # of the key's words the input must say in the same places
 
@@ -68,4 +70,4 @@ def _parameter(text: str, first: bool) -> bool:
 
 
 def _in(gap: str, value: str) -> bool:
-    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(gap)}(?![A-Za-z0-9_])", value) is not None
+    return re.search(boundary(gap).format(re.escape(gap)), value, re.IGNORECASE) is not None

@@ -18,6 +18,9 @@ EDGE_PUNCT = ".,:;=!?"
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _RANGE = re.compile(r"\d+(?:[-:]\d+)+")
 _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
+# A span as a whole word of a value (a number also inside a flag or format: `-f2`, `%05d`).
+_BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
+_NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
 NAME = "name"  # a word slot that sibling rows fill with other words: a parameter (`siblings`)
 COMPATIBLE = {
@@ -98,3 +101,8 @@ def with_parts(forms: list[str]) -> set[str]:
 
 def forms_of(tokens: list[Token]) -> list[str]:
     return [canonical(t.lower) if t.kind == "word" else t.lower for t in tokens]
+
+
+def boundary(text: str) -> str:
+    """The pattern (with `{}` for the escaped text) that finds `text` as a whole in a value."""
+    return _NUMBER_BOUNDARY if kind_of(text) == "num" else _BOUNDARY
