@@ -122,3 +122,39 @@ def test_meaning_needs_a_margin_over_rows_with_other_answers(encoder) -> None:
     twin = Example(KEY + " now", VALUE + " now", 1.0, 1, rescue=1.0, fit=0.0)
     reply = OfflineKernel().answer(KernelRequest("t", REWORDED, (shown, twin)))
     assert not reply.ok
+
+
+def test_rows_of_one_operation_filled_differently_are_not_rivals(encoder) -> None:
+    """Three rows of one operation: two fill the input's files one way, one (which the input
+    turns around) the other way. They do not cancel each other's meaning: the fill most rows
+    give answers; when the fills tie, neither does."""
+    new = "header_row.csv <- column_names.txt lines joined by commas"
+    rows = [
+        ("Join all the lines of tags.txt into a single comma-separated line and write it to "
+         "tags.csv", "Join the lines of tags.txt with commas into tags.csv"),
+        ("put every address from recipients.txt on one line, separated by commas, in "
+         "recipients_line.txt", "Join the lines of recipients.txt with commas into "
+         "recipients_line.txt"),
+        ("I need hosts_list.txt as one comma-delimited line (no spaces) saved to "
+         "hosts_inline.txt", "Join the lines of hosts_list.txt with commas into "
+         "hosts_inline.txt"),
+    ]  # fmt: skip
+    shown = [example(key, value, new, row=i) for i, (key, value) in enumerate(rows)]
+    assert len({e.answer for e in shown}) == 2
+    reply = OfflineKernel().answer(KernelRequest("t", new, tuple(shown)))
+    assert (
+        reply.ok
+        and reply.text == "Join the lines of column_names.txt with commas into header_row.csv"
+    )
+    tied = (*(e for e in shown if e.answer != reply.text), shown[0])
+    assert not OfflineKernel().answer(KernelRequest("t", new, tied)).ok
+
+
+def test_a_negation_in_place_of_key_words_is_not_another_frame(encoder) -> None:
+    """ "without offsets" where the key says "(just the hex bytes, no offsets)": both negate
+    the offsets, so the input rewords the key and meaning may speak for it."""
+    key = "Write a plain hex dump of token.bin (just the hex bytes, no offsets) into token.hex"
+    value = "Hex-dump token.bin without offsets into token.hex"
+    new = "hexdump header.raw without offsets -> header.hex"
+    assert example(key, value, new).rescue > 0
+    assert example(key, value, "hexdump header.raw with offsets -> header.hex").rescue < 0.2

@@ -210,7 +210,8 @@ def negations(tokens: list[Token]) -> frozenset[str]:
 def _framed(key: list[Token], new: list[Token], fill_at: set[int]) -> set[int]:
     """Key positions whose words the input replaces with others between words both say
     ("Sort the version numbers in x in version order" -> "Sort the sizes in y in
-    human-readable size order"): the same frame saying another thing there, not a rewording."""
+    human-readable size order"): the same frame saying another thing there, not a rewording.
+    A negation there is not another thing said: `negations` compares what each side negates."""
 
     def shape(tokens: list[Token]) -> list[str]:  # parameters meet as their kind
         return [
@@ -224,7 +225,10 @@ def _framed(key: list[Token], new: list[Token], fill_at: set[int]) -> set[int]:
             op == "replace"
             and 0 < at < len(opcodes) - 1
             and opcodes[at - 1][0] == opcodes[at + 1][0] == "equal"
-            and any(new[j].kind == "word" and j not in fill_at for j in range(j1, j2))
+            and any(
+                new[j].kind == "word" and j not in fill_at and new[j].lower not in NEGATIONS
+                for j in range(j1, j2)
+            )
         ):
             out.update(range(i1, i2))
     return out

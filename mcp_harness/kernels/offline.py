@@ -42,6 +42,17 @@ def meaning(request: KernelRequest) -> list[float]:
         )
         for e in request.examples
     ]
+    # Rows of one operation (values alike but for their parameters) that fill the input's
+    # parameters differently ("into b" read as the source by one of them) are not rivals of
+    # the fill more of them give; on a tie nobody knows which fill is right, and they are.
+    ops = [operation(e.value) for e in request.examples]
+    votes: dict[tuple[str, str], int] = {}
+    for e, o in zip(request.examples, ops, strict=True):
+        votes[o, e.answer] = votes.get((o, e.answer), 0) + 1
+    majority = [
+        all(votes[o, e.answer] > n for (p, a), n in votes.items() if p == o and a != e.answer)
+        for e, o in zip(request.examples, ops, strict=True)
+    ]
     # An answer speaks through the row most like the input that gives it: when the input says
     # that row's sentence turned around ("from LF to CRLF" for "from CRLF to LF"), a less
     # alike row giving the same answer ("strip the carriage returns") may not stand in.
@@ -60,8 +71,8 @@ def meaning(request: KernelRequest) -> list[float]:
             [MEANING_BASE]
             + [
                 c
-                for c, e in zip(alike, request.examples, strict=True)
-                if e.answer != example.answer
+                for c, e, o in zip(alike, request.examples, ops, strict=True)
+                if e.answer != example.answer and (o != ops[i] or not majority[i])
             ]
         )
         out.append(example.rescue * alike[i] * min(1.0, max(0.0, alike[i] - rival) / MARGIN))
