@@ -8,9 +8,9 @@ rewords a key (few shared words, no veto: see `fit.Fit.rescue`) and the sentence
 installed (`kernels.sentences`), meaning speaks too: the cosine of the input and the row's key
 or value, whichever is closer (a decision row's value says its operation plainly), with their
 parameters said as their kind (`slots.operation`), scaled by how far it beats every row with
-another answer, so "Set up the folder tree x/y/z" can use the row learned from "Make
-directories a/b/c, including missing parents". The best candidate that
-was not already tried (and failed) for this element answers, when its confidence reaches the
+another answer (but rows of its operation outvoted on how to fill the input's parameters), so
+"Set up the folder tree x/y/z" can use the row learned from "Make directories a/b/c, including
+missing parents". The best candidate that was not already tried (and failed) for this element answers, when its confidence reaches the
 threshold; otherwise the reply fails and says how close the best row came: "no matching
 experience" beats a confident wrong command. Same request, same reply, always; it costs nothing.
 """
