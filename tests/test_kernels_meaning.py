@@ -158,3 +158,14 @@ def test_a_negation_in_place_of_key_words_is_not_another_frame(encoder) -> None:
     new = "hexdump header.raw without offsets -> header.hex"
     assert example(key, value, new).rescue > 0
     assert example(key, value, "hexdump header.raw with offsets -> header.hex").rescue < 0.2
+
+
+def test_negating_what_the_key_removes_says_the_same(encoder) -> None:
+    """ "so it has no empty lines left" says what "Delete all empty lines" does; "Remove
+    everything except the digits" does not say what "Delete the digits" does."""
+    key, value = "Delete all empty lines from config.ini", "Remove blank lines from config.ini"
+    same = example(key, value, "Can you clean up recipe.md so it has no empty lines left?")
+    assert not same.contradicted and same.rescue > 0
+    key, value = "Delete the digits from each line of a.txt", "Delete the digits of a.txt"
+    kept = example(key, value, "Remove everything except the digits from each line of b.txt")
+    assert kept.rescue < 0.2

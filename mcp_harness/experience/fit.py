@@ -63,6 +63,8 @@ class Fit:
 
 
 REWORDED = 0.45
+REMOVALS = frozenset(canonical(w) for w in ("remove", "strip", "kill", "omit", "erase", "clear"))
+REMOVED_SPAN = 2  # "Delete all empty lines": the removed words follow the verb
 
 
 def measure(key, new, aligned, slots, fills, negated: bool) -> Fit:
@@ -204,6 +206,28 @@ def negations(tokens: list[Token]) -> frozenset[str]:
         elif word in NEGATIONS or word.endswith("n't"):
             after = [t for t in tokens[i + 1 :] if is_content(t)][:1]
             out.add(canonical(after[0].lower) if after else word)
+    return frozenset(out)
+
+
+def negated(key: list[Token], new: list[Token]) -> bool:
+    """Whether one side negates what the other does not (`negations`). Negating what the other
+    side removes says the same thing ("so it has no empty lines left" for "Delete all empty
+    lines", "a copy without any numerals" for "Delete the digits"), unless the negating side
+    removes something too ("Remove everything except the digits" keeps them)."""
+    said, other = negations(key), negations(new)
+    return said - _removed(new, key) != other - _removed(key, new)
+
+
+def _removed(tokens: list[Token], other: list[Token]) -> frozenset[str]:
+    """The words `tokens` says it removes (the next content words after a removal verb), when
+    `other` says no removal verb: what `other` may say is no longer there."""
+    if any(canonical(t.lower) in REMOVALS for t in other):
+        return frozenset()
+    out: set[str] = set()
+    for i, token in enumerate(tokens):
+        if canonical(token.lower) in REMOVALS:
+            after = [t for t in tokens[i + 1 :] if is_content(t)][:REMOVED_SPAN]
+            out.update(canonical(t.lower) for t in after)
     return frozenset(out)
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_harness.experience import template
-from mcp_harness.experience.fit import measure, negations, opposed
+from mcp_harness.experience.fit import measure, negated, opposed
 from mcp_harness.experience.keywords import canonical
 from mcp_harness.experience.tokens import (
     COMPATIBLE,
@@ -206,10 +206,8 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     _place_by_context(key_tokens, input_tokens, unfilled, fills, used, (key_all, input_all))
     still = [s["text"] for s in unfilled if is_distinctive(s) and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
-    negated = negations(key_all) != negations(input_all) or opposed(
-        key_tokens, input_tokens, key_all, input_all
-    )
-    fit = measure(key_tokens, input_tokens, aligned, slots, fills, negated)
+    turned = negated(key_all, input_all) or opposed(key_tokens, input_tokens, key_all, input_all)
+    fit = measure(key_tokens, input_tokens, aligned, slots, fills, turned)
     framed = template.fill(key, value, new_input)
     if framed is not None and framed.share > fit.value:  # the key's sentence, other parameters
         return Adaptation(_rewrite(value, framed.fills), framed.fills, [], framed.share)

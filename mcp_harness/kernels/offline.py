@@ -10,9 +10,10 @@ or value, whichever is closer (a decision row's value says its operation plainly
 parameters said as their kind (`slots.operation`), scaled by how far it beats every row with
 another answer (but rows of its operation outvoted on how to fill the input's parameters), so
 "Set up the folder tree x/y/z" can use the row learned from "Make directories a/b/c, including
-missing parents". The best candidate that was not already tried (and failed) for this element answers, when its confidence reaches the
-threshold; otherwise the reply fails and says how close the best row came: "no matching
-experience" beats a confident wrong command. Same request, same reply, always; it costs nothing.
+missing parents". The best candidate that was not already tried (and failed) for this
+element answers, when its confidence reaches the threshold; otherwise the reply fails and
+says how close the best row came: "no matching experience" beats a confident wrong command.
+Same request, same reply, always; it costs nothing.
 """
 
 from __future__ import annotations
