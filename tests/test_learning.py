@@ -48,6 +48,10 @@ from mcp_harness.training.trainer import Example, Trainer
          "awk '{printf \"%03d\\n\", $1}' a.txt > b.txt",
          "Pad the numbers in c.txt to 6 digits into d.txt",
          "awk '{printf \"%06d\\n\", $1}' c.txt > d.txt"),
+        ("Write the maximum of column 2 of a.csv to m.txt",
+         "cut -d, -f2 a.csv | sort -n | tail -n 1 > m.txt",
+         "Write the maximum of the 4th column of b.csv to n.txt",
+         "cut -d, -f4 b.csv | sort -n | tail -n 1 > n.txt"),
     ],
 )  # fmt: skip
 def test_slots_are_filled_from_the_aligned_spans(key, value, new_input, adapted) -> None:

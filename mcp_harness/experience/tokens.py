@@ -16,6 +16,7 @@ TOKEN = re.compile(
 )
 EDGE_PUNCT = ".,:;=!?"
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.IGNORECASE)
 _RANGE = re.compile(r"\d+(?:[-:]\d+)+")
 _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 # A span as a whole word of a value (a number also inside a flag or format: `-f2`, `%05d`).
@@ -56,7 +57,8 @@ def kind_of(text: str) -> str:
 
 def tokenize(text: str) -> list[Token]:
     """Tokens in order; sentence punctuation at a word's end is not part of it, and a range
-    date or time of numbers (`2-5`, `2019-08-27`, `09:30`) is its numbers."""
+    date or time of numbers (`2-5`, `2019-08-27`, `09:30`) is its numbers, and an ordinal
+    (`4th`) its number."""
     out = []
     for match in TOKEN.finditer(text):
         inner = next((g for g in ("sq", "dq", "bq") if match.group(g) is not None), None)
@@ -67,6 +69,8 @@ def tokenize(text: str) -> list[Token]:
         word = match.group(0).rstrip(EDGE_PUNCT)
         if _RANGE.fullmatch(word):  # "lines 2-5", a date, a time: each number is a parameter
             out.extend(Token(n, "num") for n in re.split("[-:]", word))
+        elif _ORDINAL.fullmatch(word):  # "the 4th column": the number 4
+            out.append(Token(word[:-2], "num"))
         elif word:
             kind = kind_of(word)
             if kind == "word" and word.endswith("/") and len(word) > 1:  # "in images/": a name
