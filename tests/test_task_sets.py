@@ -24,6 +24,7 @@ TOKEN = re.compile(r"[\w.+=-]+")
 SIBLINGS = [
     (r"^mkdir -p ", "touch "),
     (r"^touch ", "mkdir -p "),
+    (r"^cp --parents ", "cp "),
     (r"^cp ", "ln -s "),
     (r"^mv ", "cp "),
     (r"^ln -s ", "cp -r "),
@@ -40,7 +41,9 @@ SIBLINGS = [
     (r"^rm -r ", "rm -rf * "),
     (r"^git init -q -b \S+$", "git init -q"),
     (r"^git init -q \S+$", "git init -q"),
+    (r"^tar -czf (\S+) -T (\S+)", r"tar -czf \1 \2"),
     (r"^tar -czf ", "tar -cf "),
+    (r"^sed -E 's/\\b\(\.\)/\\u\\1/g' ", r"sed -E 's/^(.)/\\u\\1/' "),
     (r"/g' ", "' "),
     (r"^find \S+ ", "find . "),
     (r"^sort -V ", "sort "),
@@ -112,6 +115,20 @@ SIBLINGS = [
     (r"^awk '\{print length\}' (\S+) ", r"wc -L < \1 "),
     (r"^sed 's/\.\*/\"&\"/' ", "sed 's/^/\"/' "),
     (r"^LC_ALL=C sort -f ", "LC_ALL=C sort "),
+    (r"^grep -x ", "grep "),
+    (r"^sort -m (\S+) (\S+) ", r"cat \1 \2 "),
+    (r"^(date -u -d @\d+) \+%F ", r"\1 +%s "),
+    (r"^(date -u -d [\d-]+) \+%s ", r"\1 +%F "),
+    (r"^(LC_ALL=C date -u -d \S+) \+%A ", r"\1 +%a "),
+    (r"^sed 's/\^\[\[:space:\]\]\*//' ", "sed 's/[[:space:]]*$//' "),
+    (r"^sed -n 's/\^([^=/]+)=//p' ", r"grep '^\1=' "),
+    (r"^sed -i '/\^([^=/]+)=/d' ", r"sed -i 's/^\1=.*/\1=/' "),
+    (r"^paste -d, - - < (\S+) ", r"paste -sd, \1 "),
+    (r"^xargs -n \d+ ", "xargs "),
+    (r"^truncate -s -1 (\S+)$", r"tr -d '\\n' < \1 > \1.tmp && mv \1.tmp \1"),
+    (r"^echo >> ", "echo > "),
+    (r"^cut -d(\S+) -f(\d+) --complement ", r"cut -d\1 -f\2 "),
+    (r"^awk '\{print NF\}' ", "awk '{print length}' "),
 ]
 
 
