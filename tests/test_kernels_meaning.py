@@ -169,3 +169,12 @@ def test_negating_what_the_key_removes_says_the_same(encoder) -> None:
     key, value = "Delete the digits from each line of a.txt", "Delete the digits of a.txt"
     kept = example(key, value, "Remove everything except the digits from each line of b.txt")
     assert kept.rescue < 0.2
+
+
+def test_all_but_negates_what_follows(encoder) -> None:
+    """ "all but the last 5 bytes" is not "the last 5 bytes"."""
+    key, value = "Write the last 3 bytes of a.bin to b.bin", "tail -c 3 a.bin > b.bin"
+    new = "Write all but the last 5 bytes of c.bin to d.bin"
+    shown = example(key, value, new)
+    assert shown.contradicted and shown.fit < 0.2 and shown.rescue < 0.2
+    assert not example(key, value, "Write the last 5 bytes of c.bin to d.bin").contradicted

@@ -195,7 +195,8 @@ def _direction(tokens: list[Token]) -> tuple[str, str] | None:
 
 def negations(tokens: list[Token]) -> frozenset[str]:
     """What the text negates: the word after each negation ("do not contain" -> contain,
-    "everything except the digits" -> digit, "doesn't match" -> match, "non-empty" -> empty),
+    "everything except the digits" -> digit, "all but the last" -> last, "doesn't match" ->
+    match, "non-empty" -> empty),
     so "not contain the word x" differs from "the word x (whole, not part of another)" although
     both say "not"."""
     out = set()
@@ -203,7 +204,11 @@ def negations(tokens: list[Token]) -> frozenset[str]:
         word = token.lower
         if word.startswith("non-"):
             out.add(canonical(word[4:]))
-        elif word in NEGATIONS or word.endswith("n't"):
+        elif (
+            word in NEGATIONS
+            or word.endswith("n't")
+            or (word == "but" and i > 0 and tokens[i - 1].lower == "all")  # "all but the last"
+        ):
             after = [t for t in tokens[i + 1 :] if is_content(t)][:1]
             out.add(canonical(after[0].lower) if after else word)
     return frozenset(out)
