@@ -178,3 +178,37 @@ def test_all_but_negates_what_follows(encoder) -> None:
     shown = example(key, value, new)
     assert shown.contradicted and shown.fit < 0.2 and shown.rescue < 0.2
     assert not example(key, value, "Write the last 5 bytes of c.bin to d.bin").contradicted
+
+
+def test_negating_another_number_negates_the_same_parameter(encoder) -> None:
+    """ "except the fifth" negates what "without its 2nd field" does: a number."""
+    key = "Write employees.csv without its 2nd field to public.csv"
+    value = "Write employees.csv without column 2 to public.csv"
+    shown = example(
+        key, value, "every column of tracks.csv except the fifth should end up in lite.csv"
+    )
+    assert not shown.contradicted and shown.rescue > 0
+    assert "without column 5" in shown.adapted
+    assert example(key, value, "Write the 5th field of tracks.csv to lite.csv").contradicted
+
+
+def test_a_compound_said_as_a_genitive_is_not_turned_around(encoder) -> None:
+    """ "the name of the weekday" is "the weekday name"; "CRLF to LF" is not "LF to CRLF"."""
+    key = "Write the weekday name for 2023-07-04 into july4_day.txt"
+    value = "Write the full weekday name of 2023-07-04 to july4_day.txt"
+    shown = example(key, value, "put the name of the weekday of 2026-01-01 in new_year.txt")
+    assert not shown.contradicted and shown.fit > 0.2
+    key, value = "Convert the CRLF line endings to LF in a.txt", "sed -i 's/\\r$//' a.txt"
+    assert example(key, value, "Convert the LF line endings to CRLF in b.txt").contradicted
+
+
+def test_runs_that_share_a_word_are_a_rewording_not_another_frame(encoder) -> None:
+    """ "alphabetically, ignoring upper/lower case" and "case-insensitively" share "case":
+    the input rewords the key. "the words" for "the lines" shares nothing: another thing in
+    the same frame."""
+    key = "Sort words.txt alphabetically, ignoring upper/lower case, into words_sorted.txt"
+    value = "Sort words.txt ignoring case into words_sorted.txt"
+    new = "alphabetize components.txt case-insensitively and write components_sorted.txt"
+    assert example(key, value, new).rescue > 0
+    key, value = "Count the lines of a.txt into n.txt", "Count the lines of a.txt into n.txt"
+    assert example(key, value, "Count the words of b.txt into m.txt").rescue == 0

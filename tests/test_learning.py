@@ -52,6 +52,15 @@ from mcp_harness.training.trainer import Example, Trainer
          "cut -d, -f2 a.csv | sort -n | tail -n 1 > m.txt",
          "Write the maximum of the 4th column of b.csv to n.txt",
          "cut -d, -f4 b.csv | sort -n | tail -n 1 > n.txt"),
+        ("Count how many times each line occurs in a.txt and write the counts (ordered by "
+         "the line) to counts.txt",
+         "sort a.txt | uniq -c > counts.txt",
+         "occurrences per line of browsers.txt -> browser_hist.txt",
+         "sort browsers.txt | uniq -c > browser_hist.txt"),
+        ("Remove the third column from users.csv into slim.csv",
+         "cut -d, -f3 --complement users.csv > slim.csv",
+         "Remove the first column from ledger.csv into rest.csv",
+         "cut -d, -f1 --complement ledger.csv > rest.csv"),
     ],
 )  # fmt: skip
 def test_slots_are_filled_from_the_aligned_spans(key, value, new_input, adapted) -> None:
@@ -429,6 +438,39 @@ def test_the_gate_rejects_a_polluting_step(tmp_path: Path, runtime: Path) -> Non
     assert not report.accepted and "validation loss would rise" in report.reason
     assert report.loss_after > report.loss_before
     assert {name: len(e) for name, e in trainer.module.experience.items()} == rows
+    assert asyncio.run(trainer.evaluate(val)).passed == [True]
+
+
+def test_a_rejected_step_keeps_the_rows_of_its_examples_that_do_not_pollute(
+    tmp_path: Path, runtime: Path
+) -> None:
+    """The gate rejects a batch whose mislabeled task would break the val task; the other
+    task of the batch still teaches its rows, each example's rows gated alone."""
+    trainer = _coder(
+        tmp_path,
+        {
+            "decision": [("Create a directory called dist", "Create the dist directory")],
+            "command": [("Create the dist directory", "mkdir -p dist")],
+        },
+    )
+    val = [Example({"task": "Create a directory called build", "check": "test -d build"})]
+    mislabeled = Example(
+        {"task": "Create a directory called cache", "check": "test -e cache"},
+        {"decision": ["Create the cache directory"], "command": ["touch cache"]},
+    )
+    task = "Reverse the lines of notes.txt into backwards.txt"
+    good = Example(
+        {"task": task, "check": "test -s backwards.txt"},
+        {"decision": [task], "command": ["tac notes.txt > backwards.txt"]},
+        {"notes.txt": "a\nb\n"},
+    )
+    _, report = asyncio.run(trainer.step([mislabeled, good], val))
+    print(report.reason, report.plan.describe())
+    assert report.accepted and report.reason.startswith("accepted in part")
+    assert report.loss_after <= report.loss_before
+    command = trainer.module.experience["command"]
+    learned = [r.value for r in command.rows() if r.provenance["source"] == "training"]
+    assert learned == ["tac notes.txt > backwards.txt"]
     assert asyncio.run(trainer.evaluate(val)).passed == [True]
 
 

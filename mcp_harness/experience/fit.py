@@ -67,7 +67,7 @@ REMOVALS = frozenset(canonical(w) for w in ("remove", "strip", "kill", "omit", "
 REMOVED_SPAN = 2  # "Delete all empty lines": the removed words follow the verb
 
 
-def measure(key, new, aligned, slots, fills, negated: bool) -> Fit:
+def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
     """How well the row fits the input: the aligned Jaccard of their content tokens (a key
     token counts as matched when the input has it, or half when it is a slot the input
     filled with another value); x 0.75 for every key token the input has no counterpart for
@@ -78,7 +78,8 @@ def measure(key, new, aligned, slots, fills, negated: bool) -> Fit:
     `tr` row), x 0.1 when one side is negated and the other is not ("files that do
     not contain", "non-executable") or says the opposite ("lowercase" for "uppercase", "from
     LF to CRLF" for "from CRLF to LF") or, sharing most words, says two of them in the other
-    order ("tab-separated ... to comma-separated")."""
+    order ("tab-separated ... to comma-separated"). `streams` are the key's and the input's
+    tokens with their stop words."""
     slot_words = {s["text"].lower() for s in slots or ()}
     distinctive = {s["text"].lower() for s in slots or () if is_distinctive(s)}
     filled = {k.lower() for k in fills}
@@ -122,7 +123,7 @@ def measure(key, new, aligned, slots, fills, negated: bool) -> Fit:
     turned = negated
     if overlap >= REWORDED:  # the same sentence: the words that differ are the point
         wording *= (SUBSTITUTED_IN_FRAME / SUBSTITUTED) ** swaps
-        if _swapped(key, new):
+        if _swapped(key, new, streams):
             vetoes *= NEGATED
             turned = True
     return Fit(overlap, vetoes, wording, swaps, in_frame, turned)
@@ -149,7 +150,7 @@ def opposed(key: list[Token], new: list[Token], key_all: list[Token], new_all: l
     return there is not None and back is not None and there != back and there == back[::-1]
 
 
-def _swapped(key: list[Token], new: list[Token]) -> bool:
+def _swapped(key: list[Token], new: list[Token], streams) -> bool:
     """Whether two runs of words that key and input each say once trade places while the
     other words they both say once stay in order, at least three such words in all ("the
     tab-separated file ... to comma-separated" for "the comma-separated file ... to
@@ -157,7 +158,8 @@ def _swapped(key: list[Token], new: list[Token]) -> bool:
     final file name of each path (strip the directories)"): in an input that shares most of
     the key's words, the operation turned around. A sentence built another way ("Put the
     number of lines of a in b" for "Count the lines in a and write the number to b") moves
-    words in more ways than that, or shares too few words to tell."""
+    words in more ways than that, or shares too few words to tell; a compound said as a
+    genitive ("weekday name", "name of the weekday") is one phrase (`_genitive`)."""
     key_forms, new_forms = forms_of(key), forms_of(new)
     words = [
         form
@@ -168,8 +170,9 @@ def _swapped(key: list[Token], new: list[Token]) -> bool:
     if len(order) < 3 or order == sorted(order):
         return False
     want, n = sorted(order), len(order)
-    if sum(at != should for at, should in zip(order, want, strict=True)) == 2:
-        return True
+    moved = [w for w, at, should in zip(words, order, want, strict=True) if at != should]
+    if len(moved) == 2:
+        return not _genitive(*moved, *streams) and not _genitive(*moved, *reversed(streams))
     # Two runs around words that stay ("A M B" -> "B M A"); a clause moved to the front or
     # the back ("Using the list in x, delete each file") moves one run past another instead.
     return any(
@@ -179,6 +182,26 @@ def _swapped(key: list[Token], new: list[Token]) -> bool:
         for c in range(b + 1, n)
         for d in range(c + 1, n + 1)
     )
+
+
+GENITIVE = frozenset({"of", "the", "a", "an", "its", "their", "each", "every"})
+
+
+def _genitive(x: str, y: str, one: list[Token], other: list[Token]) -> bool:
+    """Whether `one` says the words `x` and `y` (canonical forms) side by side, as a compound,
+    and `other` says them the other way round joined by "of" ("weekday name" / "name of the
+    weekday"): one phrase, not two words trading places."""
+    a, b = forms_of(one), forms_of(other)
+    pair = {x, y}
+    if not any({a[i], a[i + 1]} == pair for i in range(len(a) - 1)):
+        return False
+    for i, form in enumerate(b):
+        for j in range(i + 2, len(b)):
+            if {form, b[j]} == pair and (a.index(form) > a.index(b[j])):
+                between = {t.lower for t in other[i + 1 : j]}
+                if "of" in between and between <= GENITIVE:
+                    return True
+    return False
 
 
 def _direction(tokens: list[Token]) -> tuple[str, str] | None:
@@ -196,7 +219,7 @@ def _direction(tokens: list[Token]) -> tuple[str, str] | None:
 def negations(tokens: list[Token]) -> frozenset[str]:
     """What the text negates: the word after each negation ("do not contain" -> contain,
     "everything except the digits" -> digit, "all but the last" -> last, "doesn't match" ->
-    match, "non-empty" -> empty),
+    match, "non-empty" -> empty, "except the 5th" -> num),
     so "not contain the word x" differs from "the word x (whole, not part of another)" although
     both say "not"."""
     out = set()
@@ -210,8 +233,14 @@ def negations(tokens: list[Token]) -> frozenset[str]:
             or (word == "but" and i > 0 and tokens[i - 1].lower == "all")  # "all but the last"
         ):
             after = [t for t in tokens[i + 1 :] if is_content(t)][:1]
-            out.add(canonical(after[0].lower) if after else word)
+            out.add(_negated_form(after[0]) if after else word)
     return frozenset(out)
+
+
+def _negated_form(token: Token) -> str:
+    """A negated word as itself, a negated parameter as its kind: "except the fifth" negates
+    what "without its 2nd field" does (a number), whichever number it is."""
+    return canonical(token.lower) if token.kind == "word" else token.kind
 
 
 def negated(key: list[Token], new: list[Token]) -> bool:
@@ -240,20 +269,24 @@ def _framed(key: list[Token], new: list[Token], fill_at: set[int]) -> set[int]:
     """Key positions whose words the input replaces with others between words both say
     ("Sort the version numbers in x in version order" -> "Sort the sizes in y in
     human-readable size order"): the same frame saying another thing there, not a rewording.
-    A negation there is not another thing said: `negations` compares what each side negates."""
+    Runs that share a word say it again another way ("alphabetically, ignoring upper/lower
+    case" for "case-insensitively"): a rewording. A negation there is not another thing said:
+    `negations` compares what each side negates."""
 
     def shape(tokens: list[Token]) -> list[str]:  # parameters meet as their kind
         return [
             f if t.kind == "word" else t.kind for f, t in zip(forms_of(tokens), tokens, strict=True)
         ]
 
-    opcodes = difflib.SequenceMatcher(None, shape(key), shape(new), autojunk=False).get_opcodes()
+    key_shape, new_shape = shape(key), shape(new)
+    opcodes = difflib.SequenceMatcher(None, key_shape, new_shape, autojunk=False).get_opcodes()
     out: set[int] = set()
     for at, (op, i1, i2, j1, j2) in enumerate(opcodes):
         if (
             op == "replace"
             and 0 < at < len(opcodes) - 1
             and opcodes[at - 1][0] == opcodes[at + 1][0] == "equal"
+            and not with_parts(key_shape[i1:i2]) & with_parts(new_shape[j1:j2])
             and any(
                 new[j].kind == "word" and j not in fill_at and new[j].lower not in NEGATIONS
                 for j in range(j1, j2)

@@ -207,7 +207,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     still = [s["text"] for s in unfilled if is_distinctive(s) and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
     turned = negated(key_all, input_all) or opposed(key_tokens, input_tokens, key_all, input_all)
-    fit = measure(key_tokens, input_tokens, aligned, slots, fills, turned)
+    fit = measure(key_tokens, input_tokens, aligned, slots, fills, turned, (key_all, input_all))
     framed = template.fill(key, value, new_input)
     if framed is not None and framed.share > fit.value:  # the key's sentence, other parameters
         return Adaptation(_rewrite(value, framed.fills), framed.fills, [], framed.share)
@@ -266,7 +266,7 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
 def _roles(tokens: list[Token]) -> dict[str, str]:
     """How the file names of a text relate: one whose stem starts another's is its `source`
     (response.json for response_pretty.json), that other the `derived` one; failing that, a
-    file after "into"/"to"/"as" is where the result goes (`derived`) and one after "from"/"of"
+    file after "into"/"to"/"as"/"->" is where the result goes (`derived`) and one after "from"/"of"
     what it is made from (`source`). `tokens` are all words, stop words too."""
     stems = {t.lower: t.lower.rsplit(".", 1)[0] for t in tokens if t.kind == "file"}
     roles: dict[str, str] = {}
@@ -285,7 +285,7 @@ def _roles(tokens: list[Token]) -> dict[str, str]:
 
 
 _ROLE_AFTER = {
-    **dict.fromkeys(("into", "to", "as"), "derived"),
+    **dict.fromkeys(("into", "to", "as", "->", "→"), "derived"),
     **dict.fromkeys(("from", "of"), "source"),
 }
 

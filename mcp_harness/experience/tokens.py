@@ -13,10 +13,14 @@ from mcp_harness.experience.keywords import STOP_WORDS, canonical
 TOKEN = re.compile(
     r"'(?P<sq>[^'\n]*)'|\"(?P<dq>[^\"\n]*)\"|`(?P<bq>[^`\n]*)`"  # quoted strings
     r"|[$~./]*[\w$@%+=:,.\-/~]*\w[\w$@%+=:,.\-/~]*"  # words, paths, flags, identifiers
+    r"|->|→"  # an arrow says where the result goes ("a.txt -> b.txt"), as "to" does
 )
 EDGE_PUNCT = ".,:;=!?"
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.IGNORECASE)
+# Ordinals said in words are numbers too ("the third column" is column 3).
+_ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth"
+ORDINAL_WORDS = {word: str(n) for n, word in enumerate(_ORDINALS.split(), start=1)}
 _RANGE = re.compile(r"\d+(?:[-:]\d+)+")
 _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 # A span as a whole word of a value (a number also inside a flag or format: `-f2`, `%05d`).
@@ -71,6 +75,8 @@ def tokenize(text: str) -> list[Token]:
             out.extend(Token(n, "num") for n in re.split("[-:]", word))
         elif _ORDINAL.fullmatch(word):  # "the 4th column": the number 4
             out.append(Token(word[:-2], "num"))
+        elif word.lower() in ORDINAL_WORDS:
+            out.append(Token(ORDINAL_WORDS[word.lower()], "num"))
         elif word:
             kind = kind_of(word)
             if kind == "word" and word.endswith("/") and len(word) > 1:  # "in images/": a name

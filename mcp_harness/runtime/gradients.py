@@ -68,6 +68,13 @@ class Gradients:
     row_credit: dict[str, dict[int, float]] = field(
         default_factory=lambda: defaultdict(lambda: defaultdict(float))
     )
+    # (experience, row, credit, element): who gave each credit, so a step can be split by example.
+    credits: list[tuple[str, int, float, str]] = field(default_factory=list)
+
+    def credit(self, experience: str, row: int, amount: float, element: str) -> None:
+        """Credit (< 0: it answered right) or blame (> 0) a row for what `element` did."""
+        self.row_credit[experience][row] += amount
+        self.credits.append((experience, row, amount, element))
 
     def add_target(self, node: FutureTensor, coords: Coords, text: str) -> None:
         """First target wins: an explicit (dataset) target is never overwritten."""

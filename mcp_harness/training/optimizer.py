@@ -10,8 +10,10 @@ one commit.
 
 The gate is a coroutine `gate(experiences) -> held-out loss`. With a gate, the step is first
 applied to scratch copies of the experiences; if the held-out loss gets worse the step is
-rejected and nothing real changes. Every step, accepted or not, is one line in the step log
-(JSONL) with its reason, what it would change, and the gate's numbers.
+rejected and nothing real changes, and then each of its batch examples' new rows and row credit
+are tried alone the same way and kept if they do not make it worse (one mislabeled task does
+not cost the batch its other lessons). Every step, accepted or not, is one line in the step log
+(JSONL) with its reason, what it changed or would change, and the gate's numbers.
 """
 
 from __future__ import annotations
@@ -147,14 +149,7 @@ class StSGD(torch.optim.Optimizer):
         """What the step would change: clamped weights, and rows not already stored. An
         ungated step changes only rows training made: the seed's and the harvest's rows are
         changed only by a step that passes the validation gate."""
-        plan = Plan()
-        for name, credit in grads.row_credit.items():
-            experience = self.experiences[name]
-            plan.weights[name] = {
-                row: min(MAX_WEIGHT, max(MIN_WEIGHT, experience.row(row).weight - self.lr * c))
-                for row, c in credit.items()
-                if c and (gated or self._trained(experience, row))
-            }
+        plan = Plan(weights=self._weights(grads.row_credit, gated))
         for patch in grads.patches:
             if gated or self._trained(self.experiences[patch.experience], patch.row):
                 plan.patches.setdefault(patch.experience, {}).setdefault(patch.row, patch.diff)
@@ -180,6 +175,20 @@ class StSGD(torch.optim.Optimizer):
             )
         return plan
 
+    def _weights(
+        self, credit: dict[str, dict[int, float]], gated: bool = True
+    ) -> dict[str, dict[int, float]]:
+        """Row weights after `credit` (clamped); ungated, only rows training made change."""
+        out = {}
+        for name, rows in credit.items():
+            experience = self.experiences[name]
+            out[name] = {
+                row: min(MAX_WEIGHT, max(MIN_WEIGHT, experience.row(row).weight - self.lr * c))
+                for row, c in rows.items()
+                if c and (gated or self._trained(experience, row))
+            }
+        return out
+
     def _trained(self, experience: Store, row: int) -> bool:
         return experience.row(row).provenance.get("source") == self.step_source
 
@@ -197,7 +206,7 @@ class StSGD(torch.optim.Optimizer):
         if gate is None or plan.empty():
             return self._decide(plan, self._ungated, facts or {})
         try:
-            report = await self._gated(plan, gate, gate_key)
+            report = await self._gated(plan, grads, gate, gate_key)
         except StalePatch as exc:
             report = StepReport(False, f"rejected: {exc}", plan)
         return self._finish(report, facts or {})
@@ -227,7 +236,7 @@ class StSGD(torch.optim.Optimizer):
             sync(param)
         return report
 
-    async def _gated(self, plan: Plan, gate: Gate, key: Any) -> StepReport:
+    async def _gated(self, plan: Plan, grads: Gradients, gate: Gate, key: Any) -> StepReport:
         """With a `key`, the gate's loss before the step is measured once and carried over:
         after an accepted step it is that step's loss after, after a rejected one it is
         unchanged (only this optimizer changes the experience during training)."""
@@ -236,26 +245,55 @@ class StSGD(torch.optim.Optimizer):
         else:
             before = await gate(self.experiences)
             self._gate_loss = (key, before) if key is not None else None
+        after = await self._try(plan, gate)
+        if after <= before:
+            self._apply(plan, self.experiences, self._journal())
+            self._gate_loss = (key, after) if key is not None else None
+            return StepReport(
+                True, f"accepted: validation loss {before:.4f} -> {after:.4f}", plan, before, after
+            )
+        rejected = f"rejected: validation loss would rise {before:.4f} -> {after:.4f}"
+        examples = _examples(plan, grads)
+        if len(examples) < 2:
+            return StepReport(False, rejected, plan, before, after)
+        # One example may be what raises it: each example's new rows and row credit go in
+        # alone, in batch order, when they do not raise the loss (patches stay out).
+        kept, start, now = Plan(), before, before
+        for rows, credits in examples:
+            part = Plan(rows=rows, weights=self._weights(credits))
+            loss = await self._try(part, gate)
+            if loss <= now:
+                self._apply(part, self.experiences, self._journal())
+                for name, added in part.rows.items():
+                    kept.rows.setdefault(name, []).extend(added)
+                for name, weights in part.weights.items():
+                    kept.weights.setdefault(name, {}).update(weights)
+                now = loss
+        self._gate_loss = (key, now) if key is not None else None
+        if kept.empty():
+            return StepReport(
+                False, f"{rejected}, and so would each example's rows", plan, start, after
+            )
+        taken = sum(map(len, kept.rows.values()))
+        return StepReport(
+            True,
+            f"accepted in part: the whole step would raise the validation loss {start:.4f} -> "
+            f"{after:.4f}; the changes of some of its examples taken alone ({taken} new rows): "
+            f"{start:.4f} -> {now:.4f}",
+            kept,
+            start,
+            now,
+        )
+
+    async def _try(self, plan: Plan, gate: Gate) -> float:
+        """The gate's loss were `plan` applied (to scratch copies: nothing real changes)."""
         with tempfile.TemporaryDirectory(prefix="stsgd-") as scratch:
             copies = {
                 name: Experience.open(snapshot(experience, Path(scratch) / name, as_searched=True))
                 for name, experience in self.experiences.items()
             }
             self._apply(plan, copies)
-            after = await gate(copies)
-        if after > before:
-            return StepReport(
-                False,
-                f"rejected: validation loss would rise {before:.4f} -> {after:.4f}",
-                plan,
-                before,
-                after,
-            )
-        self._apply(plan, self.experiences, self._journal())
-        self._gate_loss = (key, after) if key is not None else None
-        return StepReport(
-            True, f"accepted: validation loss {before:.4f} -> {after:.4f}", plan, before, after
-        )
+            return await gate(copies)
 
     @staticmethod
     def _apply(plan: Plan, experiences: dict[str, Store], journal: Path | None = None) -> None:
@@ -296,6 +334,27 @@ class StSGD(torch.optim.Optimizer):
             **report.plan.describe(),
         }
         append_lines(self.log, [json.dumps(line, ensure_ascii=False)])
+
+
+def _examples(
+    plan: Plan, grads: Gradients
+) -> list[tuple[dict[str, list[Row]], dict[str, dict[int, float]]]]:
+    """The plan's new rows and the step's row credit per batch example that caused them (the
+    first coordinate of the element), in the order they came."""
+    parts: dict[str, tuple[dict[str, list[Row]], dict[str, dict[int, float]]]] = {}
+    for name, rows in plan.rows.items():
+        for row in rows:
+            example = _example_of(str(row.fields.get("element", "")))
+            parts.setdefault(example, ({}, {}))[0].setdefault(name, []).append(row)
+    for name, row, amount, element in grads.credits:
+        credit = parts.setdefault(_example_of(element), ({}, {}))[1].setdefault(name, {})
+        credit[row] = credit.get(row, 0.0) + amount
+    return list(parts.values())
+
+
+def _example_of(element: str) -> str:
+    """The batch example of an element named `node@(coords)`: its first coordinate."""
+    return element.partition("@")[2].strip("()").split(",")[0].strip()
 
 
 def _commit(pending: dict[str, Any], experiences: dict[str, Store]) -> None:

@@ -136,11 +136,11 @@ class Expert(Op):
             )
             right = element.status.ok and element.text.strip() == target.strip()
             answered = element.meta.get("answered")
+            where = f"{node.name}@{tuple(coords)}"
             if answered is not None and input_right:
-                grads.row_credit[name][answered] += -1.0 if right else 1.0
+                grads.credit(name, answered, -1.0 if right else 1.0, where)
             if right:
                 continue
-            where = f"{node.name}@{tuple(coords)}"
             holder = experience.find_value(target)
             if holder is not None and holder.key.strip() != source.text.strip():
                 grads.add_target(upstream, coords, holder.key)
