@@ -148,27 +148,25 @@ class Lookahead:
 
     A caller enters before it prepares a request (for an expert: retrieval and adapting each
     row to the input, synchronous work on the event loop) and leaves once the call is answered.
-    At most `window` callers are inside at once (None: no bound) — with a window of twice the
-    concurrency limit, the calls in flight plus as many requests prepared ahead — and each
-    entry waits for a turn of the event loop of its own. Without the turns, every element
-    ready at once would prepare back to back in one pass of the loop before any call could
-    start or any finished call be taken up; with them, the loop runs what became ready
-    between two preparations: calls prepared earlier start, finished calls release their slots
-    and the requests prepared for those slots go out at once. The order of entry is the order
-    of arrival (both waits are FIFO), and nothing about a request or its answer changes.
+    At most `window` callers are inside at once — with a window of twice the concurrency
+    limit, the calls in flight plus as many requests prepared ahead — and each entry waits for
+    a turn of the event loop of its own. Without the turns, every element ready at once would
+    prepare back to back in one pass of the loop before any call could start or any finished
+    call be taken up; with them, the loop runs what became ready between two preparations:
+    calls prepared earlier start, finished calls release their slots and the requests prepared
+    for those slots go out at once. Entry is in order of arrival (both waits are FIFO), and
+    nothing about a request or its answer changes.
     """
 
-    def __init__(self, window: int | None) -> None:
-        if window is not None and window < 1:
+    def __init__(self, window: int) -> None:
+        if window < 1:
             raise HarnessError(f"lookahead window is {window}", "use a window >= 1")
-        self._window = asyncio.Semaphore(window) if window is not None else None
+        self._window = asyncio.Semaphore(window)
         self._turn = asyncio.Lock()
 
     @contextlib.asynccontextmanager
     async def admit(self) -> AsyncIterator[None]:
-        async with contextlib.AsyncExitStack() as stack:
-            if self._window is not None:
-                await stack.enter_async_context(self._window)
+        async with self._window:
             async with self._turn:  # one entry at a time, each on its own turn of the loop
                 await asyncio.sleep(0)
             yield
