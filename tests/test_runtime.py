@@ -397,3 +397,46 @@ def test_experts_prepare_requests_ahead_while_calls_are_in_flight(tmp_path: Path
         ahead += {"prepare": 1, "start": -1}.get(kind, 0)
         assert in_flight <= limit  # the concurrency limit holds
         assert ahead <= limit  # at most N prepared requests wait for a slot
+
+
+def test_a_cancelled_run_leaves_the_lookahead_and_the_limit_free(tmp_path: Path) -> None:
+    """Elements cancelled while in flight, prepared or waiting to prepare give their places
+    back: the same runner serves the next run at its full limit."""
+    from mcp_harness.kernels.base import KernelReply
+    from mcp_harness.kernels.runner import KernelRunner
+
+    class Held:
+        name = "held"
+
+        def __init__(self) -> None:
+            self.started = asyncio.Event()
+            self.hold = True
+
+        async def complete(self, request):
+            self.started.set()
+            while self.hold:
+                await asyncio.Event().wait()  # never set: only cancellation ends it
+            return KernelReply(f"done {request.input}")
+
+    kernel = Held()
+    runner = KernelRunner(kernel, concurrency=2)
+    tasks = node("ft_const", value=[f"t{i}" for i in range(8)])
+    log: list[tuple[str, str]] = []
+
+    async def scenario() -> list[Element]:
+        first = Run(tmp_path / "a", kernel=runner, experience={"cmd": LoggedExperience(log)})
+        pending = asyncio.ensure_future(first.forward(node("ft_expert", tasks, experience="cmd")))
+        await kernel.started.wait()
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        await first.close()  # its cancelled elements have ended
+        # Every place is free again (checked here, so a leak fails instead of hanging below).
+        assert runner._limit()._value == 2
+        assert runner._lookahead is not None and runner._lookahead._window._value == 4
+        kernel.hold = False
+        second = Run(tmp_path / "b", kernel=runner, experience={"cmd": LoggedExperience(log)})
+        return await second.forward(node("ft_expert", tasks, experience="cmd"))
+
+    out = asyncio.run(scenario())
+    assert [e.text for e in out] == [f"done t{i}" for i in range(8)]
