@@ -334,3 +334,109 @@ def test_run_files_are_redacted(tmp_path: Path) -> None:
     assert key in element.text  # in memory the run sees the real text
     stored = (tmp_path / shown.name / "storage" / "0" / "data").read_text()
     assert key not in stored and "[REDACTED]" in stored
+
+
+class LoggedExperience:
+    """An experience stub that logs each retrieval: the start of an expert's preparation."""
+
+    def __init__(self, log: list[tuple[str, str]]) -> None:
+        self.log = log
+
+    def search(self, text: str, k: int = 4, method: str = "jaccard") -> list:
+        self.log.append(("prepare", text))
+        return []
+
+
+class TurnsKernel:
+    """A kernel whose every call stays in flight for a fixed number of event-loop turns (no
+    clock involved), logging when each call starts and ends."""
+
+    name = "turns"
+
+    def __init__(self, log: list[tuple[str, str]], turns: int) -> None:
+        self.log, self.turns = log, turns
+
+    async def complete(self, request):
+        from mcp_harness.kernels.base import KernelReply
+
+        self.log.append(("start", request.input))
+        for _ in range(self.turns):
+            await asyncio.sleep(0)
+        self.log.append(("end", request.input))
+        return KernelReply(f"done {request.input}")
+
+
+def test_experts_prepare_requests_ahead_while_calls_are_in_flight(tmp_path: Path) -> None:
+    """With a limit of N calls, the preparation of element N+1 (retrieval, adapting rows) runs
+    while the first N calls are in flight; each call starts as soon as its own request is ready
+    (not after everyone's), and at most N requests wait prepared ahead of the calls."""
+    from mcp_harness.kernels.runner import KernelRunner
+
+    limit, count = 2, 8
+    log: list[tuple[str, str]] = []
+    runner = KernelRunner(TurnsKernel(log, turns=20), concurrency=limit)
+    tasks = node("ft_const", value=[f"t{i}" for i in range(count)])
+    expert = node("ft_expert", tasks, experience="cmd")
+    run = Run(tmp_path / "run", kernel=runner, experience={"cmd": LoggedExperience(log)})
+    out = asyncio.run(run.forward(expert))
+    assert [e.text for e in out] == [f"done t{i}" for i in range(count)]
+
+    at = {event: position for position, event in enumerate(log)}
+    # The first call starts before the second element prepares: nobody waits for the rest.
+    assert at["start", "t0"] < at["prepare", "t1"]
+    # Element N+1 (t2) is prepared while the first N calls are in flight ...
+    first = [f"t{i}" for i in range(limit)]
+    assert max(at["start", t] for t in first) < at["prepare", "t2"]
+    assert at["prepare", "t2"] < min(at["end", t] for t in first)
+    # ... and starts its call once a slot frees, before any further preparation.
+    freed = min(at["end", t] for t in first)
+    assert freed < at["start", "t2"] < at["prepare", f"t{2 * limit}"]
+    in_flight = ahead = 0
+    for kind, _ in log:
+        in_flight += {"start": 1, "end": -1}.get(kind, 0)
+        ahead += {"prepare": 1, "start": -1}.get(kind, 0)
+        assert in_flight <= limit  # the concurrency limit holds
+        assert ahead <= limit  # at most N prepared requests wait for a slot
+
+
+def test_a_cancelled_run_leaves_the_lookahead_and_the_limit_free(tmp_path: Path) -> None:
+    """Elements cancelled while in flight, prepared or waiting to prepare give their places
+    back: the same runner serves the next run at its full limit."""
+    from mcp_harness.kernels.base import KernelReply
+    from mcp_harness.kernels.runner import KernelRunner
+
+    class Held:
+        name = "held"
+
+        def __init__(self) -> None:
+            self.started = asyncio.Event()
+            self.hold = True
+
+        async def complete(self, request):
+            self.started.set()
+            while self.hold:
+                await asyncio.Event().wait()  # never set: only cancellation ends it
+            return KernelReply(f"done {request.input}")
+
+    kernel = Held()
+    runner = KernelRunner(kernel, concurrency=2)
+    tasks = node("ft_const", value=[f"t{i}" for i in range(8)])
+    log: list[tuple[str, str]] = []
+
+    async def scenario() -> list[Element]:
+        first = Run(tmp_path / "a", kernel=runner, experience={"cmd": LoggedExperience(log)})
+        pending = asyncio.ensure_future(first.forward(node("ft_expert", tasks, experience="cmd")))
+        await kernel.started.wait()
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        await first.close()  # its cancelled elements have ended
+        # Every place is free again (checked here, so a leak fails instead of hanging below).
+        assert runner._limit()._value == 2
+        assert runner._lookahead is not None and runner._lookahead._window._value == 4
+        kernel.hold = False
+        second = Run(tmp_path / "b", kernel=runner, experience={"cmd": LoggedExperience(log)})
+        return await second.forward(node("ft_expert", tasks, experience="cmd"))
+
+    out = asyncio.run(scenario())
+    assert [e.text for e in out] == [f"done t{i}" for i in range(8)]

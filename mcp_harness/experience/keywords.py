@@ -9,6 +9,7 @@ on search queries, so both sides always agree.
 
 from __future__ import annotations
 
+import functools
 import re
 import zlib
 
@@ -137,11 +138,12 @@ def _build_synonyms() -> dict[str, str]:
 SYNONYMS = _build_synonyms()
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def canonical(word: str) -> str:
     """The canonical form of a lowercased keyword: the stem of its synonym group's head word
     (`folders` -> `directory`, `converted` -> `convert`), else its own stem (`stem`); a
     hyphen before or after digits goes (`sha-256` -> `sha256`); anything with a digit, dot or
-    slash otherwise as is."""
+    slash otherwise as is. A pure function of the word, remembered for the words seen last."""
     if "-" in word and not word.startswith("-") and "." not in word and "/" not in word:
         word = _join_digit_parts(word)
     key = stem(word)

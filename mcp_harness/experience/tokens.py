@@ -4,6 +4,7 @@ string, a number, a path, a file name or a word) and their canonical forms. Shar
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -43,7 +44,7 @@ class Token:
     text: str  # a quoted string's text is its contents
     kind: str  # str, num, path, file or word
 
-    @property
+    @functools.cached_property
     def lower(self) -> str:
         return self.text.lower()
 
@@ -62,8 +63,14 @@ def kind_of(text: str) -> str:
 def tokenize(text: str) -> list[Token]:
     """Tokens in order; sentence punctuation at a word's end is not part of it, and a range
     date or time of numbers (`2-5`, `2019-08-27`, `09:30`) is its numbers, and an ordinal
-    (`4th`) its number."""
-    out = []
+    (`4th`) its number. A fresh list each call; the tokens of a recent text are remembered
+    (a forward pass adapts the same retrieved rows to input after input)."""
+    return list(_tokens(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _tokens(text: str) -> tuple[Token, ...]:
+    out: list[Token] = []
     for match in TOKEN.finditer(text):
         inner = next((g for g in ("sq", "dq", "bq") if match.group(g) is not None), None)
         if inner is not None:
@@ -82,7 +89,7 @@ def tokenize(text: str) -> list[Token]:
             if kind == "word" and word.endswith("/") and len(word) > 1:  # "in images/": a name
                 word = word.rstrip("/")
             out.append(Token(word, kind))
-    return out
+    return tuple(out)
 
 
 def is_content(token: Token) -> bool:

@@ -2,7 +2,8 @@
 
 Backends only turn a request into text; `KernelRunner` wraps any of them and is itself a
 `Kernel`:
-- one semaphore per runner bounds the calls in flight;
+- one semaphore per runner bounds the calls in flight, and `admit()` paces the preparation of
+  requests so that limit stays full (`Lookahead`);
 - each attempt runs under `asyncio.wait_for`; a timeout is a HarnessError naming the kernel and
   the limit, and is not retried (a stuck endpoint would otherwise cost retries x timeout);
 - 429 / 5xx / connection failures are retried with exponential backoff and jitter from a seeded
@@ -17,10 +18,12 @@ Backends only turn a request into text; `KernelRunner` wraps any of them and is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import threading
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 
 from mcp_harness.errors import HarnessError
@@ -140,8 +143,52 @@ def _negate(usage: Usage) -> Usage:
     return Usage(-usage.input_tokens, -usage.output_tokens, -usage.calls, -usage.cost_usd)
 
 
+class Lookahead:
+    """Paces the preparation of kernel requests so a concurrency limit stays full.
+
+    A caller enters before it prepares a request (for an expert: retrieval and adapting each
+    row to the input, synchronous work on the event loop) and leaves once the call is answered.
+    At most `window` callers are inside at once — with a window of twice the concurrency
+    limit, the calls in flight plus as many requests prepared ahead — and each entry waits for
+    a turn of the event loop of its own. Without the turns, every element ready at once would
+    prepare back to back in one pass of the loop before any call could start or any finished
+    call be taken up; with them, the loop runs what became ready between two preparations:
+    calls prepared earlier start, finished calls release their slots and the requests prepared
+    for those slots go out at once. Entry is in order of arrival (both waits are FIFO), and
+    nothing about a request or its answer changes.
+    """
+
+    def __init__(self, window: int) -> None:
+        if window < 1:
+            raise HarnessError(f"lookahead window is {window}", "use a window >= 1")
+        self._window = asyncio.Semaphore(window)
+        self._turn = asyncio.Lock()
+
+    @contextlib.asynccontextmanager
+    async def admit(self) -> AsyncIterator[None]:
+        async with self._window:
+            async with self._turn:  # one entry at a time, each on its own turn of the loop
+                await asyncio.sleep(0)
+            yield
+
+
+def admission(kernel: Kernel) -> AbstractAsyncContextManager[object]:
+    """`kernel.admit()` for a KernelRunner: enter it before preparing a request for `kernel`
+    and leave it once the call is answered. A bare kernel has no limit to keep full, so
+    there is nothing to wait for."""
+    if isinstance(kernel, KernelRunner):
+        return kernel.admit()
+    return contextlib.nullcontext()
+
+
 class KernelRunner:
-    """Wraps a kernel with the shared call policy; `await runner.complete(request)`."""
+    """Wraps a kernel with the shared call policy; `await runner.complete(request)`, or, to
+    keep the concurrency limit full when preparing a request takes work of its own::
+
+        async with runner.admit():
+            request = prepare()
+            reply = await runner.complete(request)
+    """
 
     def __init__(
         self,
@@ -174,6 +221,7 @@ class KernelRunner:
         self.notes: list[str] = []
         self._rng = random.Random(seed)
         self._semaphore: asyncio.Semaphore | None = None
+        self._lookahead: Lookahead | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._entered = 0
 
@@ -187,7 +235,16 @@ class KernelRunner:
                     "run all kernel calls of one run on one event loop",
                 )
             self._loop, self._semaphore = loop, asyncio.Semaphore(self.concurrency)
+            self._lookahead = Lookahead(2 * self.concurrency)
         return self._semaphore
+
+    def admit(self) -> AbstractAsyncContextManager[None]:
+        """Enter before preparing a request, leave once its call is answered: up to
+        `concurrency` requests are prepared ahead while the calls in flight wait, one per turn
+        of the event loop (`Lookahead`), so a slot that frees is taken at once."""
+        self._limit()
+        assert self._lookahead is not None
+        return self._lookahead.admit()
 
     @property
     def model(self) -> str | None:

@@ -6,6 +6,7 @@ from mcp_harness.errors import HarnessError
 from mcp_harness.experience.slots import adapt, siblings
 from mcp_harness.kernels.base import Example, KernelRequest
 from mcp_harness.kernels.registry import reflects
+from mcp_harness.kernels.runner import admission
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run, Trajectory
 from mcp_harness.runtime.gradients import RowPatch, RowProposal, trainable
 from mcp_harness.runtime.ops.base import Op, ShapeError, register
@@ -63,17 +64,20 @@ class Expert(Op):
         if queued is not None:
             return queued
         k = max(self.args["topk"], getattr(run.kernel, "reads", 0))
-        hits = experience.search(source.text, k=k, method=self.args["method"])
-        examples = _examples(hits, source.text)
-        request = KernelRequest(
-            self.args["task"],
-            source.text,
-            examples,
-            trajectory,
-            tried=tried,
-            candidates=self.args["candidates"],
-        )
-        reply = await run.kernel.complete(request)
+        # Preparing the request (retrieval, adapting each row) is work on the event loop:
+        # admitted by the kernel's lookahead, it overlaps the calls in flight (kernels.runner).
+        async with admission(run.kernel):
+            hits = experience.search(source.text, k=k, method=self.args["method"])
+            examples = _examples(hits, source.text)
+            request = KernelRequest(
+                self.args["task"],
+                source.text,
+                examples,
+                trajectory,
+                tried=tried,
+                candidates=self.args["candidates"],
+            )
+            reply = await run.kernel.complete(request)
         status = (
             Status.confidence(reply.confidence) if reply.ok else Status.failed(reply.confidence)
         )
