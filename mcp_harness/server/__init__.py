@@ -11,3 +11,6 @@ every result; `confine` holds the path rules; `http` the token and Host/Origin c
 `serve --http`; `output` keeps results under Claude Code's tool-output limit by saving the
 full text to a file (and resource) the result points at.
 """
+
+# First, before any tool module: the schema cache's fingerprint of the sources (see there).
+from mcp_harness.server import schema_cache  # noqa: F401

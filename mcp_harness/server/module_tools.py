@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field
 
 from mcp_harness.redaction import redact
 from mcp_harness.server import module_catalog, notify, runs
-from mcp_harness.server.declare import add, concise, tool_names
+from mcp_harness.server.declare import add, concise, save_schemas, tool_names
 from mcp_harness.server.runs import RunResult
 
 TOOLSET = "modules"
@@ -182,6 +182,7 @@ class ModuleTools:
                 ToolAnnotations(destructive_hint=True, open_world_hint=True),
             )
             self.tools[name] = made_from
+        save_schemas()
         return True
 
     async def sync(self) -> bool:
