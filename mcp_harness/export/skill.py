@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.transfer import snapshot
 from mcp_harness.export.template import fill_template
@@ -210,6 +208,8 @@ def _skip(directory: str, names: list[str]) -> set[str]:
 def _copy_module(loaded: Any, destination: Path) -> dict[str, int]:
     """Copy the module dir; each experience under its writer lock (after finishing any
     interrupted commit), so the copy holds whole commits only. Returns rows per experience."""
+    import filelock  # here, not at the top: the server imports this module at start
+
     from mcp_harness.storage.transaction import recover
 
     root = loaded.path.resolve()
@@ -232,7 +232,7 @@ def _copy_module(loaded: Any, destination: Path) -> dict[str, int]:
             copy_to = destination / "experience" / name
             spec.setdefault("experience", {})[name] = f"experience/{name}"
             moved = True
-        with FileLock(str(path / ".lock")):
+        with filelock.FileLock(str(path / ".lock")):
             recover(path)
             shutil.copytree(
                 path, copy_to, ignore=lambda d, names: _skip(d, names) | _EXPERIENCE_CACHES
