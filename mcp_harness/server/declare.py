@@ -24,12 +24,20 @@ from typing import Any
 from mcp.server import MCPServer
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict
 
 from mcp_harness.server import schema_cache
 from mcp_harness.server.errors import tool_errors
 
 log = logging.getLogger(__name__)
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+class Result(BaseModel):
+    """The base of the tools' result models: each builds its validator on first use, not at
+    import (`defer_build`), so a server start does not pay for some 45 of them."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 def concise(text: str | None) -> str:
