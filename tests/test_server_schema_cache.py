@@ -115,6 +115,16 @@ async def test_a_stale_or_broken_cache_is_not_served(
     assert all(isinstance(entry["input"], dict) for entry in rewritten["tools"].values())
 
 
+async def test_an_unwritable_cache_costs_nothing_but_time(
+    cold: tuple[str, list[str]], harness_home: Path, tmp_path: Path
+) -> None:
+    path = harness_home / CACHE
+    path.unlink()
+    path.mkdir()  # neither readable nor replaceable as a file
+    assert await _session(harness_home, tmp_path) == cold
+    assert path.is_dir()
+
+
 def test_listing_is_what_the_sdk_builds(harness_home: Path) -> None:
     """In process, after a cache was written: every listed schema is what `Tool.from_function`
     (what `MCPServer.add_tool` runs) makes of the tool's function now."""

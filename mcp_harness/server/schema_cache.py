@@ -35,6 +35,7 @@ import pydantic
 import pydantic_core
 
 import mcp_harness
+from mcp_harness.errors import HarnessError
 from mcp_harness.paths import data_home
 from mcp_harness.storage.atomic import atomic_write
 
@@ -111,7 +112,9 @@ class SchemaCache:
             text = json.dumps({"fingerprint": self.stamp, "tools": self.tools})
             try:
                 atomic_write(self.path, text, durable=False)
-            except OSError as exc:  # a read-only home: the next start builds them again
+            except (OSError, HarnessError) as exc:
+                # A read-only home, or (saved during a tool call) a path the call's write
+                # guard refuses: the next start builds them again, nothing else.
                 log.debug("cannot write %s: %s", self.path, exc)
                 return
             self.dirty = False
