@@ -7,23 +7,26 @@ when one of its keywords occurs; the secret is its `secretGroup` (else the first
 group, else the whole match); a secret at or below the rule's `entropy` or caught by a global
 or rule allowlist (regexes, stopwords) is left alone. Update it by copying a newer file.
 
-`OWN_RULES` covers what gitleaks does not name as a provider token (Docker Hub tokens, Azure
+`own_rules()` covers what gitleaks does not name as a provider token (Docker Hub tokens, Azure
 storage keys, `curl -u user:pass`, `mysql -pPASS`, a service-account key's id).
+
+`regex` and `tomllib` are imported when the rules are first compiled, not with this module:
+the server imports `redaction` at start and redacts nothing until its first answer.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-import tomllib
 import warnings
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import regex
+if TYPE_CHECKING:
+    import regex
 
 RULES_FILE = ("data", "gitleaks", "gitleaks.toml")
 # Rules not applied: generic-api-key flags any high-entropy value after words such as "key"
@@ -68,6 +71,8 @@ class Rule:
 
 def _compile(pattern: str) -> regex.Pattern[str]:
     # Go's RE2 spells end of text \z; inline flags mid-pattern are accepted by `regex`.
+    import regex
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return regex.compile(pattern.replace(r"\z", r"\Z"))
@@ -94,6 +99,8 @@ def entropy(text: str) -> float:
 @functools.cache
 def gitleaks_rules() -> tuple[tuple[Rule, ...], tuple[Allowlist, ...]]:
     """The vendored rules and the global allowlists, compiled once."""
+    import tomllib
+
     source = resources.files("mcp_harness").joinpath(*RULES_FILE)
     config = tomllib.loads(source.read_text(encoding="utf-8"))
     rules = []
@@ -114,29 +121,32 @@ def gitleaks_rules() -> tuple[tuple[Rule, ...], tuple[Allowlist, ...]]:
     return tuple(rules), (_allowlist(glob),) if glob else ()
 
 
-OWN_RULES = (
-    Rule("dockerhub-pat", _compile(r"\b(dckr_(?:pat|oat)_[A-Za-z0-9_-]{20,})"), ("dckr_",)),
-    Rule(
-        "azure-storage-account-key",
-        _compile(r"(?i)\b(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{20,}={0,2})"),
-        ("accountkey", "sharedaccesskey"),
-    ),
-    Rule(
-        "curl-user-password",
-        _compile(r"""\bcurl\b[^\n]*?\s(?:-u|--user)[ \t]*['"]?[^\s:'"]+:([^\s'"]+)"""),
-        ("curl",),
-    ),
-    Rule(
-        "mysql-password-flag",
-        _compile(r"\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]*?\s-p([^\s'\"-][^\s'\"]*)"),
-        ("mysql", "mariadb"),
-    ),
-    Rule(
-        "service-account-private-key-id",
-        _compile(r'"private_key_id"\s*:\s*"([0-9a-f]{40})"'),
-        ("private_key_id",),
-    ),
-)
+@functools.cache
+def own_rules() -> tuple[Rule, ...]:
+    """Our rules, compiled once."""
+    return (
+        Rule("dockerhub-pat", _compile(r"\b(dckr_(?:pat|oat)_[A-Za-z0-9_-]{20,})"), ("dckr_",)),
+        Rule(
+            "azure-storage-account-key",
+            _compile(r"(?i)\b(?:AccountKey|SharedAccessKey)=([A-Za-z0-9+/]{20,}={0,2})"),
+            ("accountkey", "sharedaccesskey"),
+        ),
+        Rule(
+            "curl-user-password",
+            _compile(r"""\bcurl\b[^\n]*?\s(?:-u|--user)[ \t]*['"]?[^\s:'"]+:([^\s'"]+)"""),
+            ("curl",),
+        ),
+        Rule(
+            "mysql-password-flag",
+            _compile(r"\b(?:mysql|mysqldump|mysqladmin|mariadb)\b[^\n]*?\s-p([^\s'\"-][^\s'\"]*)"),
+            ("mysql", "mariadb"),
+        ),
+        Rule(
+            "service-account-private-key-id",
+            _compile(r'"private_key_id"\s*:\s*"([0-9a-f]{40})"'),
+            ("private_key_id",),
+        ),
+    )
 
 
 def _secret_span(rule: Rule, m: regex.Match[str]) -> tuple[int, int]:
@@ -211,7 +221,7 @@ def _windows(text: str, lowered: str, keywords: tuple[str, ...]) -> list[tuple[i
 @functools.cache
 def _keywords() -> frozenset[str]:
     rules, _ = gitleaks_rules()
-    return frozenset(k for rule in (*OWN_RULES, *rules) for k in rule.keywords)
+    return frozenset(k for rule in (*own_rules(), *rules) for k in rule.keywords)
 
 
 def redact_providers(text: str, mark: str) -> str:
@@ -219,7 +229,7 @@ def redact_providers(text: str, mark: str) -> str:
     rules, global_lists = gitleaks_rules()
     lowered = text.lower()
     present = {k for k in _keywords() if k in lowered}  # replacing never adds a keyword
-    for rule, lists in [*((r, ()) for r in OWN_RULES), *((r, global_lists) for r in rules)]:
+    for rule, lists in [*((r, ()) for r in own_rules()), *((r, global_lists) for r in rules)]:
         keywords = tuple(k for k in rule.keywords if k in present)
         if rule.keywords and not keywords:
             continue

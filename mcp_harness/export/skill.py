@@ -31,13 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock
-
 from mcp_harness.errors import HarnessError
-from mcp_harness.experience.transfer import snapshot
 from mcp_harness.export.template import fill_template
 from mcp_harness.redaction import redact
-from mcp_harness.storage.swap import swap_in
 
 NAME_PATTERN = re.compile(r"^[a-z0-9-]{1,64}$")
 DESCRIPTION_LIMIT = 1536  # description + when_to_use, as Claude Code's skill listing cuts it
@@ -142,6 +138,8 @@ def export_skill(
 
 
 def _export(loaded: Any, to: str | Path | None, name: str | None) -> ExportedSkill:
+    from mcp_harness.storage.swap import swap_in  # ctypes: not at the top (see _copy_module)
+
     skill_name = name if name is not None else check_name(loaded.name, given=False)
     target = Path(to).expanduser().absolute() if to is not None else default_target()
     source = loaded.path.resolve()
@@ -210,6 +208,9 @@ def _skip(directory: str, names: list[str]) -> set[str]:
 def _copy_module(loaded: Any, destination: Path) -> dict[str, int]:
     """Copy the module dir; each experience under its writer lock (after finishing any
     interrupted commit), so the copy holds whole commits only. Returns rows per experience."""
+    import filelock  # here, not at the top: the server imports this module at start
+
+    from mcp_harness.experience.transfer import snapshot
     from mcp_harness.storage.transaction import recover
 
     root = loaded.path.resolve()
@@ -232,7 +233,7 @@ def _copy_module(loaded: Any, destination: Path) -> dict[str, int]:
             copy_to = destination / "experience" / name
             spec.setdefault("experience", {})[name] = f"experience/{name}"
             moved = True
-        with FileLock(str(path / ".lock")):
+        with filelock.FileLock(str(path / ".lock")):
             recover(path)
             shutil.copytree(
                 path, copy_to, ignore=lambda d, names: _skip(d, names) | _EXPERIENCE_CACHES

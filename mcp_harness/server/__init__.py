@@ -9,5 +9,10 @@ registers one family of tools with `declare.tool`, `tools_ops` a tool per ft_* o
 list_changed; `errors` turns HarnessError into a tool error the model can read and redacts
 every result; `confine` holds the path rules; `http` the token and Host/Origin checks of
 `serve --http`; `output` keeps results under Claude Code's tool-output limit by saving the
-full text to a file (and resource) the result points at.
+full text to a file (and resource) the result points at. `declare` registers each tool as a
+`DeferredTool` (listed at once, its SDK `Tool` built on first call), its schemas from
+`schema_cache` (kept between starts under a fingerprint of the sources).
 """
+
+# First, before any tool module: the schema cache's fingerprint of the sources (see there).
+from mcp_harness.server import schema_cache  # noqa: F401

@@ -14,6 +14,7 @@ from mcp.server import MCPServer
 
 from mcp_harness.server import module_tools, notify, prompts, resources, toolsets
 from mcp_harness.server import tools as families
+from mcp_harness.server.declare import save_schemas
 from mcp_harness.server.state import ServerState
 
 INSTRUCTIONS = (
@@ -63,6 +64,7 @@ def build_server(tools: Iterable[str] | str | None = None) -> MCPServer:
         catalog.sync_now()
     resources.register(server)
     prompts.register(server)
+    save_schemas()
     return server
 
 

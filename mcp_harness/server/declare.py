@@ -3,21 +3,41 @@
 It wraps the function in `errors.tool_errors` (HarnessError -> a readable tool error, every
 result redacted) and registers it with a title and its docstring, dedented and with the lines
 of each paragraph joined, as the description the model reads.
+
+What the server holds for each tool is a `DeferredTool`: its listing (name, title,
+description, annotations, input and output schema) at once, the SDK's `Tool` (the pydantic
+argument model that validates a call, the result conversion) built by `Tool.from_function`
+on the tool's first call. The schemas come from `schema_cache` when it has them for this
+source and signature; else they are built from that `Tool` at once, as the SDK's `add_tool`
+does, and cached. A call and its errors are the SDK's either way; `tools/list` is the same.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from mcp.server import MCPServer
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import ToolAnnotations
+from pydantic import BaseModel, ConfigDict
 
+from mcp_harness.server import schema_cache
 from mcp_harness.server.errors import tool_errors
 
+log = logging.getLogger(__name__)
 READ = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+
+class Result(BaseModel):
+    """The base of the tools' result models: each builds its validator on first use, not at
+    import (`defer_build`), so a server start does not pay for some 45 of them."""
+
+    model_config = ConfigDict(defer_build=True)
 
 
 def concise(text: str | None) -> str:
@@ -43,6 +63,61 @@ def tool(
     return decorate
 
 
+class DeferredTool:
+    """A tool as the SDK's tool manager holds it: the attributes `tools/list` reads, and
+    `run`, which hands the call to the SDK `Tool` made from `fn` (built on first use; any
+    other attribute is that `Tool`'s)."""
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        name: str,
+        title: str,
+        description: str,
+        annotations: ToolAnnotations,
+    ) -> None:
+        self.fn = fn
+        self.name = name
+        self.title = title
+        self.description = description or fn.__doc__ or ""
+        self.annotations = annotations
+        self.icons = None
+        self.meta = None
+        self._tool: Tool | None = None
+        self._lock = threading.Lock()
+        cache = schema_cache.cache()
+        key = schema_cache.tool_key(name, fn)
+        cached = cache.get(key)
+        if cached is None:
+            built = self.tool()
+            cached = (compact(built.parameters), built.output_schema)
+            cache.put(key, cached)
+        self.parameters, self.output_schema = cached
+
+    def tool(self) -> Tool:
+        """The SDK's `Tool` for `fn`, as `MCPServer.add_tool` makes it."""
+        with self._lock:
+            if self._tool is None:
+                self._tool = Tool.from_function(
+                    self.fn,
+                    name=self.name,
+                    title=self.title,
+                    description=self.description,
+                    annotations=self.annotations,
+                )
+            return self._tool
+
+    async def run(
+        self, arguments: dict[str, Any], context: Any, convert_result: bool = False
+    ) -> Any:
+        return await self.tool().run(arguments, context, convert_result=convert_result)
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        return getattr(self.tool(), attribute)
+
+
 def add(
     server: MCPServer,
     fn: Any,
@@ -52,13 +127,18 @@ def add(
     annotations: ToolAnnotations,
 ) -> None:
     """Register `fn` (wrapped in `tool_errors`) with a compact input schema (`compact`):
-    Claude Code sends it with every request."""
-    server.add_tool(
-        tool_errors(fn), name=name, title=title, description=description, annotations=annotations
-    )
-    registered = server._tool_manager.get_tool(name)
-    if registered is not None:
-        registered.parameters = compact(registered.parameters)
+    Claude Code sends it with every request. Like `MCPServer.add_tool`, a second tool of the
+    same name is ignored with a warning."""
+    tools = server._tool_manager._tools  # the SDK has no public way to add a built tool
+    if name in tools:
+        log.warning("Tool already exists: %s", name)
+        return
+    tools[name] = DeferredTool(tool_errors(fn), name, title, description, annotations)  # type: ignore[assignment]
+
+
+def save_schemas() -> None:
+    """Write the schemas built since the cache was read (`schema_cache`)."""
+    schema_cache.cache().save()
 
 
 def compact(schema: Any) -> Any:

@@ -26,11 +26,11 @@ from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.redaction import redact
 from mcp_harness.server import module_catalog, notify, runs
-from mcp_harness.server.declare import add, concise, tool_names
+from mcp_harness.server.declare import Result, add, concise, save_schemas, tool_names
 from mcp_harness.server.runs import RunResult
 
 TOOLSET = "modules"
@@ -41,7 +41,7 @@ OWN_PARAMS = ("kernel", "background", "ctx")
 KERNEL_HELP = "offline, anthropic, openai, claude-code or replay (default: configured)"
 
 
-class ModuleAnswer(BaseModel):
+class ModuleAnswer(Result):
     job_id: str
     state: str = Field(description="done, failed, stopped, or running (then poll job_status)")
     progress: str
@@ -182,6 +182,7 @@ class ModuleTools:
                 ToolAnnotations(destructive_hint=True, open_world_hint=True),
             )
             self.tools[name] = made_from
+        save_schemas()
         return True
 
     async def sync(self) -> bool:

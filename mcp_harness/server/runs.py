@@ -17,11 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import limits
 from mcp_harness.server.confine import allowed_path, check_name, confined_tree
+from mcp_harness.server.declare import Result
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.server.state import Job, ServerState
 
@@ -30,7 +31,7 @@ TEXT_FLOOR = 400  # the least each task's screen keeps in a result
 SCREEN_LINES = 12
 
 
-class TaskOutcome(BaseModel):
+class TaskOutcome(Result):
     index: int
     passed: bool
     commands: list[str] = Field(description="what each step ran ('(none: why)' if nothing)")
@@ -38,7 +39,7 @@ class TaskOutcome(BaseModel):
     reason: str | None = Field(default=None, description="why a failed task failed")
 
 
-class RunResult(BaseModel):
+class RunResult(Result):
     run_dir: str = Field(description="every node's elements, statuses and metadata")
     seconds: float
     passed: int
@@ -47,7 +48,7 @@ class RunResult(BaseModel):
     kernel: str = Field(description="the kernel and what it spent")
 
 
-class JobStarted(BaseModel):
+class JobStarted(Result):
     job_id: str
     kind: str
     description: str

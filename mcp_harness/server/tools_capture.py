@@ -10,11 +10,11 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.server import notify
-from mcp_harness.server.declare import tool
+from mcp_harness.server.declare import Result, tool
 from mcp_harness.server.output import LIMIT_CHARS, fit
 
 TOOLSET = "capture"
@@ -23,14 +23,14 @@ FIELD_FLOOR = 300  # the least each long field of a logged call keeps
 LONG_FIELDS = ("output", "screen_before", "screen_after")
 
 
-class TensorHarvest(BaseModel):
+class TensorHarvest(Result):
     tensor: str = Field(description="the experience name (<project>.decision / .command)")
     path: str
     added: int
     skipped_duplicates: int
 
 
-class HarvestResult(BaseModel):
+class HarvestResult(Result):
     transcripts: str | None = Field(description="the Claude Code projects dir imported, if any")
     imported: dict[str, Any] | None = Field(description="files and new calls from transcripts")
     calls_seen: int
@@ -39,7 +39,7 @@ class HarvestResult(BaseModel):
     tensors: list[TensorHarvest]
 
 
-class LoggedCall(BaseModel):
+class LoggedCall(Result):
     call_id: str
     session_id: str | None
     tool_use_id: str | None
@@ -58,7 +58,7 @@ class LoggedCall(BaseModel):
     screen_after: str | None
 
 
-class CaptureLog(BaseModel):
+class CaptureLog(Result):
     total: int = Field(description="calls recorded in all")
     calls: list[LoggedCall] = Field(description="the most recent calls, oldest first")
 

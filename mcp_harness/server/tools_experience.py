@@ -11,12 +11,12 @@ from typing import Annotated, Any, Literal
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.store import Row, StoredRow
 from mcp_harness.limits import limits
-from mcp_harness.server.declare import tool
+from mcp_harness.server.declare import Result, tool
 from mcp_harness.server.experience_cache import ExperienceCache
 from mcp_harness.server.output import LIMIT_CHARS, fit
 
@@ -38,7 +38,7 @@ ExperienceArg = Annotated[
 RowIndex = Annotated[int, Field(ge=0, description="row index (0-based)")]
 
 
-class RowOut(BaseModel):
+class RowOut(Result):
     row: int = Field(description="row index (0-based; later rows move up after a delete)")
     query: str = Field(description="retrieval keywords, one per line")
     key: str = Field(description="the situation or task")
@@ -51,7 +51,7 @@ class HitOut(RowOut):
     score: float = Field(description="similarity x row weight")
 
 
-class SearchResult(BaseModel):
+class SearchResult(Result):
     experience: str = Field(description="path of the experience")
     text: str
     method: str
@@ -60,20 +60,20 @@ class SearchResult(BaseModel):
     note: str | None = Field(default=None, description="why there are no hits, if there are none")
 
 
-class RowResult(BaseModel):
+class RowResult(Result):
     experience: str
     rows: int = Field(description="rows in the experience now")
     created: bool = Field(default=False, description="whether the experience was created now")
     entry: RowOut
 
 
-class DeleteResult(BaseModel):
+class DeleteResult(Result):
     experience: str
     deleted: int
     rows: int = Field(description="rows left")
 
 
-class StatsResult(BaseModel):
+class StatsResult(Result):
     path: str
     rows: int
     sources: dict[str, int] = Field(description="rows per provenance source")

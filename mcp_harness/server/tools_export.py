@@ -16,15 +16,15 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.server import notify
-from mcp_harness.server.declare import tool
+from mcp_harness.server.declare import Result, tool
 
 TOOLSET = "export"
 
 
-class SkillExport(BaseModel):
+class SkillExport(Result):
     name: str = Field(description="the skill name (its directory; invoke it as /<name>)")
     skill_dir: str
     skill_md: str = Field(description="the SKILL.md written")

@@ -17,7 +17,7 @@ from typing import Annotated, Any
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.backend import (
@@ -32,7 +32,7 @@ from mcp_harness.experience.store import Experience
 from mcp_harness.paths import data_home
 from mcp_harness.server import notify
 from mcp_harness.server.confine import allowed_path, check_name, confined_tree
-from mcp_harness.server.declare import tool
+from mcp_harness.server.declare import Result, tool
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.storage import layout
 
@@ -55,14 +55,14 @@ DimsArg = Annotated[
 ]
 
 
-class ArgInfo(BaseModel):
+class ArgInfo(Result):
     name: str
     types: list[str] = Field(description="accepted JSON types")
     required: bool
     default: Any = Field(default=None, description="value when omitted (if not required)")
 
 
-class OpInfo(BaseModel):
+class OpInfo(Result):
     name: str
     min_inputs: int
     max_inputs: int | None = Field(description="null: any number")
@@ -70,11 +70,11 @@ class OpInfo(BaseModel):
     doc: str = Field(description="what the op does, its shape contract and its output")
 
 
-class Catalog(BaseModel):
+class Catalog(Result):
     ops: list[OpInfo]
 
 
-class NodeInfo(BaseModel):
+class NodeInfo(Result):
     id: str
     op: str
     inputs: list[str]
@@ -82,7 +82,7 @@ class NodeInfo(BaseModel):
     args: dict[str, Any]
 
 
-class GraphInfo(BaseModel):
+class GraphInfo(Result):
     name: str | None
     output: str
     output_shape: list[int]
@@ -90,7 +90,7 @@ class GraphInfo(BaseModel):
     nodes: list[NodeInfo] = Field(description="in build order")
 
 
-class ElementOut(BaseModel):
+class ElementOut(Result):
     coords: list[int]
     ok: bool
     status: str = Field(description="confidence(v) or failed(v), not_bounded, context_overflow")
@@ -98,7 +98,7 @@ class ElementOut(BaseModel):
     meta: dict[str, Any] = Field(default_factory=dict)
 
 
-class RunOut(BaseModel):
+class RunOut(Result):
     name: str
     run_dir: str = Field(description="every node's elements, statuses and metadata")
     seconds: float

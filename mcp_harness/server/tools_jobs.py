@@ -10,10 +10,10 @@ from typing import Annotated, Any, Literal
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.server import notify
-from mcp_harness.server.declare import READ, tool
+from mcp_harness.server.declare import READ, Result, tool
 from mcp_harness.server.state import Job, ServerState
 
 TOOLSET = "jobs"
@@ -21,7 +21,7 @@ STOP_WAIT_S = 15.0  # how long job_stop waits for a job to wind down (checkpoint
 MAX_WAIT_S = 30.0
 
 
-class JobStatus(BaseModel):
+class JobStatus(Result):
     job_id: str
     kind: str = Field(description="run or train")
     description: str
@@ -36,7 +36,7 @@ class JobStatus(BaseModel):
     resource: str = Field(description="the job as a resource (harness://jobs/{id})")
 
 
-class JobList(BaseModel):
+class JobList(Result):
     jobs: list[JobStatus]
 
 

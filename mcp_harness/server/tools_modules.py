@@ -16,13 +16,13 @@ import anyio
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import limits
 from mcp_harness.server import module_catalog, notify, runs
 from mcp_harness.server.confine import allowed_path
-from mcp_harness.server.declare import READ, tool
+from mcp_harness.server.declare import READ, Result, tool
 from mcp_harness.server.runs import JobStarted
 from mcp_harness.server.state import Job, ServerState
 
@@ -33,7 +33,7 @@ KERNEL_HELP = (
 )
 
 
-class ModuleInfo(BaseModel):
+class ModuleInfo(Result):
     name: str
     builtin: bool = Field(description="a built-in template ships with mcp-harness")
     installed: bool = Field(description="a copy exists under the data dir (made on first use)")
@@ -43,12 +43,12 @@ class ModuleInfo(BaseModel):
     error: str | None = Field(default=None, description="why the module cannot be used")
 
 
-class ModuleList(BaseModel):
+class ModuleList(Result):
     modules: list[ModuleInfo]
     modules_home: str = Field(description="where modules live: <data home>/modules")
 
 
-class NodeInfo(BaseModel):
+class NodeInfo(Result):
     id: str
     op: str
     inputs: list[str]
@@ -56,7 +56,7 @@ class NodeInfo(BaseModel):
     args: dict[str, Any]
 
 
-class ExperienceInfo(BaseModel):
+class ExperienceInfo(Result):
     name: str
     path: str
     rows: int
@@ -64,7 +64,7 @@ class ExperienceInfo(BaseModel):
     weight_mean: float | None
 
 
-class ModuleShow(BaseModel):
+class ModuleShow(Result):
     name: str
     path: str
     description: str

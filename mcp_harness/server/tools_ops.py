@@ -20,12 +20,12 @@ from typing import Annotated, Any
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.paths import data_home
 from mcp_harness.server import notify
-from mcp_harness.server.declare import add, concise
+from mcp_harness.server.declare import Result, add, concise
 from mcp_harness.server.output import LIMIT_CHARS, fit
 
 TOOLSET = "ops"
@@ -38,7 +38,7 @@ TensorArg = Annotated[
 ]
 
 
-class OpResult(BaseModel):
+class OpResult(Result):
     op: str
     shape: list[int] = Field(description="the output's shape")
     texts: Any = Field(description="the output's element texts, nested in its shape")

@@ -19,11 +19,11 @@ from urllib.parse import unquote, urlparse
 import anyio
 from mcp.server import MCPServer
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.paths import data_home
 from mcp_harness.server import confine
-from mcp_harness.server.declare import tool
+from mcp_harness.server.declare import Result, tool
 from mcp_harness.storage.atomic import read_guard, write_guard
 
 TOOLSET = None  # always offered
@@ -32,7 +32,7 @@ ROOTS_WAIT_S = 5.0
 log = logging.getLogger(__name__)
 
 
-class AllowedDirectories(BaseModel):
+class AllowedDirectories(Result):
     directories: list[str] = Field(description="client-given paths must lie under one of these")
     sources: dict[str, str] = Field(
         description="where each comes from: data home, client roots, server working directory "

@@ -15,14 +15,14 @@ from typing import Annotated
 from mcp.server import MCPServer
 from mcp.server.mcpserver import Context
 from mcp.types import ToolAnnotations
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import limits
 from mcp_harness.paths import runtime_dir
 from mcp_harness.server import notify
 from mcp_harness.server.confine import allowed_path
-from mcp_harness.server.declare import tool
+from mcp_harness.server.declare import Result, tool
 from mcp_harness.server.output import fit
 from mcp_harness.terminal.pool import socket_path
 from mcp_harness.terminal.session import TerminalError, TerminalSession
@@ -41,36 +41,36 @@ NameArg = Annotated[
 ]
 
 
-class TerminalInfo(BaseModel):
+class TerminalInfo(Result):
     name: str
     attach: str = Field(description="shell command a person can run to watch this terminal")
     screen: str = Field(description="the visible screen")
 
 
-class RunResult(BaseModel):
+class RunResult(Result):
     name: str
     exit_code: int | None = Field(description="exit status of the command; null if timed out")
     timed_out: bool = Field(description="true: the command is still running")
     screen: str = Field(description="the visible screen after the command")
 
 
-class ScreenResult(BaseModel):
+class ScreenResult(Result):
     name: str
     idle: bool = Field(description="the shell is at its prompt with nothing running")
     screen: str
 
 
-class SentResult(BaseModel):
+class SentResult(Result):
     name: str
     sent: int = Field(description="characters or keys sent")
 
 
-class TerminalList(BaseModel):
+class TerminalList(Result):
     terminals: list[str] = Field(description="names of the live terminals, sorted")
     attach: str = Field(description="how a person watches one: replace NAME")
 
 
-class KillResult(BaseModel):
+class KillResult(Result):
     name: str
     killed: bool
 

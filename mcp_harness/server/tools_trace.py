@@ -9,11 +9,11 @@ import json
 from typing import Annotated, Any, Literal
 
 from mcp.server import MCPServer
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.server.confine import allowed_path, confined_file
-from mcp_harness.server.declare import READ, tool
+from mcp_harness.server.declare import READ, Result, tool
 from mcp_harness.server.output import fit
 
 TOOLSET = "modules"
@@ -21,7 +21,7 @@ RECORD_TEXT_LIMIT = 2000
 TEXT_FLOOR = 400
 
 
-class TraceRecord(BaseModel):
+class TraceRecord(Result):
     fn: str
     node: str | None
     kind: Literal["numeric", "symbolic", "critique"]
@@ -41,7 +41,7 @@ class TraceRecord(BaseModel):
     )
 
 
-class TraceShow(BaseModel):
+class TraceShow(Result):
     path: str = Field(description="the step file read (the full records)")
     step: int
     steps: list[int] = Field(description="every step recorded in this run")

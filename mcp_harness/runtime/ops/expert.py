@@ -1,17 +1,21 @@
-"""`ft_expert`: retrieve experience rows for each element, then ask the run's kernel."""
+"""`ft_expert`: retrieve experience rows for each element, then ask the run's kernel.
+
+The kernels and the gradient code are imported by the methods that use them: every op is
+imported when the MCP server starts (to list the ft_* tools), and nothing runs there yet.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from mcp_harness.errors import HarnessError
 from mcp_harness.experience.slots import adapt, siblings
-from mcp_harness.kernels.base import Example, KernelRequest
-from mcp_harness.kernels.registry import reflects
-from mcp_harness.kernels.runner import admission
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run, Trajectory
-from mcp_harness.runtime.gradients import RowPatch, RowProposal, trainable
 from mcp_harness.runtime.ops.base import Op, ShapeError, register
 from mcp_harness.runtime.status import Status
-from mcp_harness.storage.textdiff import unified_diff
+
+if TYPE_CHECKING:
+    from mcp_harness.kernels.base import Example
 
 
 @register
@@ -45,6 +49,9 @@ class Expert(Op):
         return super().infer_shape(shapes, node)
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        from mcp_harness.kernels.base import KernelRequest
+        from mcp_harness.kernels.runner import admission
+
         source = await run.get(node.inputs[0], coords, trajectory)
         if not source.status.ok:
             return Element(source.text, source.status)
@@ -125,6 +132,10 @@ class Expert(Op):
         answering row is blamed only when the input was right. With an LLM kernel, reflection
         also patches the retrieved row and, if no stored row holds the target, asks what the
         upstream expert should have said."""
+        from mcp_harness.kernels.registry import reflects
+        from mcp_harness.runtime.gradients import RowPatch, RowProposal
+        from mcp_harness.storage.textdiff import unified_diff
+
         name = self.args["experience"]
         experience = run.experience[name]
         reflective = run.kernel is not None and reflects(getattr(run.kernel, "name", ""))
@@ -190,6 +201,8 @@ def _examples(hits, text: str) -> tuple[Example, ...]:
 
 def _example(hit, text: str, slots: list) -> Example:
     """A retrieved row as the kernel sees it, its value adapted to `text`."""
+    from mcp_harness.kernels.base import Example
+
     adaptation = adapt(hit.row.key, hit.row.value, slots, text)
     return Example(
         hit.row.key,
@@ -256,6 +269,8 @@ def _row_key(experience, upstream: FutureTensor, source: Element, wanted: str | 
     given when nothing trainable produced it (it is the world, not a decision) or when no
     stored row already answers that input differently; else none (it may be a wrong decision,
     and a row under it would teach the wrong situation)."""
+    from mcp_harness.runtime.gradients import trainable
+
     if wanted is not None:
         return wanted
     if not source.status.ok:
@@ -284,5 +299,7 @@ INPUT_REFLECTION = (
 
 async def _reflect(run: Run, task: str, text: str) -> str | None:
     """One reflection call to the run's kernel; None when it has no confident answer."""
+    from mcp_harness.kernels.base import KernelRequest
+
     reply = await run.kernel.complete(KernelRequest(task, text))
     return reply.text.strip() if reply.ok and reply.text.strip() else None

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 
-import regex
-
 from mcp_harness.limits import limits
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
 from mcp_harness.runtime.ops.base import Op, ShapeError, register
@@ -199,6 +197,8 @@ class SpeculativeRun(_Act):
     def infer_shape(self, shapes, node):
         pattern = self.args["pattern"]
         if pattern is not None:
+            import regex  # here, not at the top: the server imports every op at start
+
             try:
                 regex.compile(pattern)
             except regex.error as exc:
@@ -231,6 +231,8 @@ class SpeculativeRun(_Act):
 
 async def _found(pattern: str, screen: str) -> bool:
     """A multiline search with the configured time limit (a catastrophic pattern fails)."""
+    import regex
+
     try:
         match = await asyncio.to_thread(
             regex.search,

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 
-import regex
-
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import config_file, limits
 from mcp_harness.runtime.future import Coords, Element, FutureTensor, Run
@@ -34,6 +32,8 @@ class ValidateRegex(Op):
     ARGS = {"pattern": ((str, type(None)), None)}
 
     async def element(self, run: Run, node: FutureTensor, coords: Coords, trajectory: str):
+        import regex  # here, not at the top: the server imports every op at start
+
         subject = await run.get(node.inputs[0], coords, trajectory)
         if len(node.inputs) == 2:
             pattern = (await run.get(node.inputs[1], coords, trajectory)).text

@@ -1,0 +1,132 @@
+"""The tools' JSON schemas, kept between server starts so `serve` answers `tools/list` without
+building a pydantic argument model and two JSON schemas for each of its tools (most of the
+server's start-up on top of the SDK's).
+
+One file, `<data home>/cache/tool-schemas.json`, holds the input and output schema of every
+tool a server built, under a key made of the tool's name and its signature (annotations,
+defaults and `Field` texts: what a module tool's inputs or an op's args change). The file as a
+whole belongs to one `fingerprint`: the versions of mcp-harness, the MCP SDK, pydantic and
+Python, and the size and modification time of every `.py` file of the package, so an edit of
+any tool's code (or of a type it uses) or an upgrade discards it. A schema is served from the
+file only when both match; else it is built as before and the file rewritten (atomically, on
+`save`). A missing, unreadable or corrupt file is an empty cache; a file that cannot be
+written costs the next start the same work again, nothing else.
+
+`STAMP` is taken when this module is imported, which `mcp_harness.server` does before any tool
+module, so what a process builds is never filed under sources newer than the code it runs;
+`save` writes nothing if the sources changed since.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import inspect
+import json
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pydantic_core
+
+import mcp_harness
+from mcp_harness.errors import HarnessError
+from mcp_harness.paths import data_home
+from mcp_harness.storage.atomic import atomic_write
+
+FILE = Path("cache") / "tool-schemas.json"
+PACKAGE = Path(mcp_harness.__file__).parent
+log = logging.getLogger(__name__)
+
+Schemas = tuple[dict[str, Any], dict[str, Any] | None]  # input schema, output schema (or None)
+
+
+def fingerprint(root: Path = PACKAGE) -> str:
+    """What every cached schema depends on besides a tool's own signature: the library
+    versions and the size and mtime of each `.py` file under `root` (the package)."""
+    parts = [
+        mcp_harness.__version__,
+        importlib.metadata.version("mcp"),
+        pydantic.VERSION,
+        pydantic_core.__version__,
+        sys.version,
+    ]
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(f for f in files if f.endswith(".py")):
+            info = os.stat(os.path.join(folder, name))
+            relative = os.path.relpath(os.path.join(folder, name), root)
+            parts.append(f"{relative}:{info.st_size}:{info.st_mtime_ns}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def tool_key(name: str, fn: Callable[..., Any]) -> str:
+    """The cache key of tool `name` made from `fn`: its name and signature."""
+    signature = inspect.signature(fn)
+    return hashlib.sha256(f"{name}\n{signature}".encode()).hexdigest()
+
+
+class SchemaCache:
+    """The schemas of one cache file, read once; `save` writes what `put` added."""
+
+    def __init__(self, path: Path, stamp: str) -> None:
+        self.path = path
+        self.stamp = stamp
+        self.tools: dict[str, Any] = {}
+        self.dirty = False
+        self.lock = threading.Lock()
+        try:
+            stored = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError):
+            return
+        if (
+            isinstance(stored, dict)
+            and stored.get("fingerprint") == stamp
+            and isinstance(stored.get("tools"), dict)
+        ):
+            self.tools = stored["tools"]
+
+    def get(self, key: str) -> Schemas | None:
+        entry = self.tools.get(key)
+        if not isinstance(entry, dict):
+            return None
+        schema, output = entry.get("input"), entry.get("output")
+        if not isinstance(schema, dict) or not (output is None or isinstance(output, dict)):
+            return None
+        return schema, output
+
+    def put(self, key: str, schemas: Schemas) -> None:
+        with self.lock:
+            self.tools[key] = {"input": schemas[0], "output": schemas[1]}
+            self.dirty = True
+
+    def save(self) -> None:
+        with self.lock:
+            if not self.dirty or fingerprint() != self.stamp:
+                return
+            text = json.dumps({"fingerprint": self.stamp, "tools": self.tools})
+            try:
+                atomic_write(self.path, text, durable=False)
+            except (OSError, HarnessError) as exc:
+                # A read-only home, or (saved during a tool call) a path the call's write
+                # guard refuses: the next start builds them again, nothing else.
+                log.debug("cannot write %s: %s", self.path, exc)
+                return
+            self.dirty = False
+
+
+STAMP = fingerprint()
+_opened: dict[Path, SchemaCache] = {}
+
+
+def cache() -> SchemaCache:
+    """The cache of this process's data home (read on first use)."""
+    path = data_home() / FILE
+    if path not in _opened:
+        _opened[path] = SchemaCache(path, STAMP)
+    return _opened[path]
