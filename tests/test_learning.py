@@ -57,6 +57,10 @@ from mcp_harness.training.trainer import Example, Trainer
          "sort a.txt | uniq -c > counts.txt",
          "occurrences per line of browsers.txt -> browser_hist.txt",
          "sort browsers.txt | uniq -c > browser_hist.txt"),
+        ("Create release.tar.gz containing exactly the files named in manifest.txt",
+         "tar -czf release.tar.gz -T manifest.txt",
+         "Package only the paths that files.lst names into bundle.tgz, gzip-compressed",
+         "tar -czf bundle.tgz -T files.lst"),
         ("Remove the third column from users.csv into slim.csv",
          "cut -d, -f3 --complement users.csv > slim.csv",
          "Remove the first column from ledger.csv into rest.csv",
@@ -68,6 +72,19 @@ def test_slots_are_filled_from_the_aligned_spans(key, value, new_input, adapted)
     assert slots, "key and value share a parameter"
     result = adapt(key, value, slots, new_input)
     assert result.text == adapted and result.unfilled == []
+
+
+def test_one_number_of_a_date_does_not_fill_a_lone_number() -> None:
+    """A Unix timestamp is one number; the year of a date is one part of another parameter."""
+    key = "Write the UTC date of Unix timestamp 1700000000 to day.txt"
+    value = "date -u -d @1700000000 +%F > day.txt"
+    new = "Write the Unix timestamp of UTC midnight on 2024-01-01 to epoch.txt"
+    adapted = adapt(key, value, find_slots(key, value), new)
+    assert adapted.unfilled == ["1700000000"] and adapted.fit < 0.2
+    same = adapt(
+        key, value, find_slots(key, value), "Write the UTC date of Unix timestamp 5 to a.txt"
+    )
+    assert same.text == "date -u -d @5 +%F > a.txt"
 
 
 def test_the_command_a_value_runs_is_not_a_slot() -> None:
@@ -545,3 +562,11 @@ def test_a_template_gap_is_a_parameter_the_value_repeats() -> None:
     key, value = "Write the first 3 lines of a.txt to b.txt", "head -n 3 a.txt > b.txt"
     other = adapt(key, value, find_slots(key, value), "Write the last 3 lines of c.txt to d.txt")
     assert other.fit < DEFAULT_THRESHOLD
+
+
+def test_prior_to_is_not_after() -> None:
+    """ "60 days prior to 2024-04-15" says the opposite of "60 days after 2024-03-01"."""
+    key = "Write the date 30 days after 2024-03-01 to due.txt"
+    value = "date -u -d '2024-03-01 +30 days' +%F > due.txt"
+    new = "Write the date 60 days prior to 2024-04-15 into notice.txt"
+    assert adapt(key, value, find_slots(key, value), new).contradicted

@@ -95,6 +95,7 @@ executable: runnable
 write: save put store record written wrote stash
 first: top beginning initial
 last: bottom final
+before: prior
 replace: substitute swap
 sort: order alphabetize arrange
 find: search locate

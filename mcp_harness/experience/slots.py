@@ -186,6 +186,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
                 token.lower == lowered
                 and j is not None
                 and input_tokens[j].kind in COMPATIBLE.get(slot["kind"], ())
+                and input_tokens[j].part == token.part
                 and (slot["kind"] != NAME or _near(key_all, input_all, token, input_tokens[j]))
             ):
                 target = j
@@ -233,9 +234,12 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
         kind = "word" if slot["kind"] == NAME else slot["kind"]
         where = [i for i, t in enumerate(key) if t.lower == slot["text"].lower()]
         order = min(where, default=len(key))  # ties pair in order: the k-th with the k-th
+        parts = {key[i].part for i in where}
         for j, token in enumerate(new):
             if j in used or token.kind != kind or token.lower in key_words:
                 continue
+            if parts and token.part not in parts:
+                continue  # a date's year is not a count, nor a count one part of a range
             near = new_near.get(token.lower, set())
             if slot["kind"] == NAME:
                 around = [key_near.get(key[i].lower, set()) & near for i in where]
@@ -291,14 +295,31 @@ _ROLE_AFTER = {
 
 
 def _same_role(slot: Token, token: Token, key_roles: dict, new_roles: dict) -> int:
-    """Evidence that an input file takes a file slot's place: the same extension where the
-    key's files differ in theirs, the same role (`_roles`) where the input's names relate."""
+    """Evidence that an input file takes a file slot's place: the same extension or format
+    (`_FORMATS`) where the key's files differ in theirs, the same role (`_roles`) where the
+    input's names relate."""
     if slot.kind != "file" or token.kind != "file":
         return 0
     score = 2 * (key_roles.get(slot.lower) == new_roles.get(token.lower) is not None)
-    if slot.lower.rsplit(".", 1)[-1] == token.lower.rsplit(".", 1)[-1]:
+    if _format(slot.lower) == _format(token.lower):
         score += 1
     return score
+
+
+# Extensions of one format: `bundle.tgz` takes the place of `release.tar.gz`.
+_FORMATS = {
+    **dict.fromkeys(
+        ("tgz", "gz", "tar", "bz2", "tbz", "tbz2", "xz", "txz", "zst", "zip", "7z"), "archive"
+    ),
+    **dict.fromkeys(("yml", "yaml"), "yaml"),
+    **dict.fromkeys(("htm", "html"), "html"),
+    **dict.fromkeys(("jpg", "jpeg"), "jpeg"),
+}
+
+
+def _format(name: str) -> str:
+    extension = name.rsplit(".", 1)[-1]
+    return _FORMATS.get(extension, extension)
 
 
 def _near(key_all: list[Token], input_all: list[Token], a: Token, b: Token) -> bool:

@@ -43,6 +43,7 @@ COMPATIBLE = {
 class Token:
     text: str  # a quoted string's text is its contents
     kind: str  # str, num, path, file or word
+    part: bool = False  # one number of a range, date or time ("2024" of 2024-01-01)
 
     @functools.cached_property
     def lower(self) -> str:
@@ -79,7 +80,7 @@ def _tokens(text: str) -> tuple[Token, ...]:
             continue
         word = match.group(0).rstrip(EDGE_PUNCT)
         if _RANGE.fullmatch(word):  # "lines 2-5", a date, a time: each number is a parameter
-            out.extend(Token(n, "num") for n in re.split("[-:]", word))
+            out.extend(Token(n, "num", part=True) for n in re.split("[-:]", word))
         elif _ORDINAL.fullmatch(word):  # "the 4th column": the number 4
             out.append(Token(word[:-2], "num"))
         elif word.lower() in ORDINAL_WORDS:
