@@ -570,3 +570,40 @@ def test_prior_to_is_not_after() -> None:
     value = "date -u -d '2024-03-01 +30 days' +%F > due.txt"
     new = "Write the date 60 days prior to 2024-04-15 into notice.txt"
     assert adapt(key, value, find_slots(key, value), new).contradicted
+
+
+def test_two_words_that_trade_places_turn_the_row_around() -> None:
+    """Slots filled with each other's words ("Fahrenheit ... to Celsius" for "Celsius ... to
+    Fahrenheit") say the opposite conversion."""
+    key = "Convert the Celsius temperatures in c.txt to Fahrenheit, in f.txt"
+    value = "Compute C*9/5+32 for each line of c.txt and write the Fahrenheit values to f.txt"
+    slots = [
+        {"text": "Celsius", "kind": "name"},
+        {"text": "Fahrenheit", "kind": "name"},
+        {"text": "c.txt", "kind": "file"},
+        {"text": "f.txt", "kind": "file"},
+    ]
+    new = "Convert the Fahrenheit temperatures in body_f.txt to Celsius, in body_c.txt"
+    assert adapt(key, value, slots, new).contradicted
+    same = adapt(
+        key, value, slots, "Convert the Celsius temperatures in a.txt to Fahrenheit, in b.txt"
+    )
+    assert not same.contradicted and same.text.endswith("Fahrenheit values to b.txt")
+
+
+def test_a_negated_parameter_is_compared_as_the_input_fills_it() -> None:
+    """ "not public/" in the key is "not build_out/" once public is build_out."""
+    key = "Create the tarball site.tar.gz from inside public, so its entries are not public/"
+    value = "tar -czf site.tar.gz -C public ."
+    new = "Create the tarball out.tgz from inside build_out, so its entries are not build_out/"
+    adapted = adapt(key, value, find_slots(key, value), new)
+    assert not adapted.contradicted and adapted.text == "tar -czf out.tgz -C build_out ."
+
+
+def test_a_file_named_after_a_parameter_follows_its_fill() -> None:
+    """ "saving the original as readme.txt.bak" says "chapter1.md.bak" for chapter1.md."""
+    key = "Replace colour with color in readme.txt, saving the original as readme.txt.bak"
+    value = "sed -i.bak 's/colour/color/g' readme.txt"
+    new = "Replace Bob with Alice in chapter1.md, saving the original as chapter1.md.bak"
+    adapted = adapt(key, value, find_slots(key, value), new)
+    assert adapted.text == "sed -i.bak 's/Bob/Alice/g' chapter1.md" and adapted.fit > 0.5

@@ -92,15 +92,19 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
     fill_at = {j for j, t in enumerate(new) if t.text in fills.values()}
     framed = _framed(key, new, fill_at)
     said = with_parts(new_forms)
+    new_lowers = {t.lower for t in new}
     for i, token in enumerate(key):
         j = aligned.get(i)
+        derived = False
         if token.lower in slot_words:
             ok = token.lower in filled
         else:
             ok = key_forms[i] in said or set(parts_of(key_forms[i])) <= said
+            derived = not ok and _derived(token, fills) in new_lowers
+            ok = ok or derived
         # A parameter filled with another value is weaker evidence than a word both share:
         # any two file names "match".
-        matched += 0.5 if ok and token.lower in changed else ok
+        matched += 0.5 if ok and (token.lower in changed or derived) else ok
         if not ok and token.lower in distinctive:
             vetoes *= UNFILLED  # the command would act on the wrong file, path or number
         elif not ok:
@@ -127,6 +131,18 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
             vetoes *= NEGATED
             turned = True
     return Fit(overlap, vetoes, wording, swaps, in_frame, turned)
+
+
+def _derived(token: Token, fills: dict[str, str]) -> str | None:
+    """A file or path the key names after a filled parameter (`readme.txt.bak` after
+    `readme.txt`), named after its fill (`chapter1.md.bak`); None for other tokens."""
+    if token.kind not in ("file", "path"):
+        return None
+    out = token.lower
+    for k, v in fills.items():
+        if k.lower() != v.lower() and k.lower() in out:
+            out = out.replace(k.lower(), v.lower())
+    return out if out != token.lower else None
 
 
 def _technical(token: Token) -> bool:
@@ -243,12 +259,14 @@ def _negated_form(token: Token) -> str:
     return canonical(token.lower) if token.kind == "word" else token.kind
 
 
-def negated(key: list[Token], new: list[Token]) -> bool:
-    """Whether one side negates what the other does not (`negations`). Negating what the other
-    side removes says the same thing ("so it has no empty lines left" for "Delete all empty
-    lines", "a copy without any numerals" for "Delete the digits"), unless the negating side
-    removes something too ("Remove everything except the digits" keeps them)."""
-    said, other = negations(key), negations(new)
+def negated(key: list[Token], new: list[Token], fills: dict[str, str] | None = None) -> bool:
+    """Whether one side negates what the other does not (`negations`), the key's negated
+    parameters as the input fills them ("not public/" for "not build_out/"). Negating what the
+    other side removes says the same thing ("so it has no empty lines left" for "Delete all
+    empty lines", "a copy without any numerals" for "Delete the digits"), unless the negating
+    side removes something too ("Remove everything except the digits" keeps them)."""
+    filled = {canonical(k.lower()): canonical(v.lower()) for k, v in (fills or {}).items()}
+    said, other = frozenset(filled.get(w, w) for w in negations(key)), negations(new)
     return said - _removed(new, key) != other - _removed(key, new)
 
 

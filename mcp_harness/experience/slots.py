@@ -207,12 +207,24 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     _place_by_context(key_tokens, input_tokens, unfilled, fills, used, (key_all, input_all))
     still = [s["text"] for s in unfilled if is_distinctive(s) and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
-    turned = negated(key_all, input_all) or opposed(key_tokens, input_tokens, key_all, input_all)
+    turned = (
+        negated(key_all, input_all, fills)
+        or opposed(key_tokens, input_tokens, key_all, input_all)
+        or _trade(fills)
+    )
     fit = measure(key_tokens, input_tokens, aligned, slots, fills, turned, (key_all, input_all))
     framed = template.fill(key, value, new_input)
-    if framed is not None and framed.share > fit.value:  # the key's sentence, other parameters
+    if framed is not None and framed.share > fit.value and not _trade(framed.fills):
         return Adaptation(_rewrite(value, framed.fills), framed.fills, [], framed.share)
     return Adaptation(text, fills, still, fit.value, fit.rescue, fit.contradicted)
+
+
+def _trade(fills: dict[str, str]) -> bool:
+    """Whether two words of the key take each other's place ("Fahrenheit ... to Celsius" for
+    "Celsius ... to Fahrenheit"): the input turns the row around. Files and numbers may trade
+    places (`paste b a` for `paste a b`); words that do say another operation."""
+    lowered = {k.lower(): v.lower() for k, v in fills.items() if kind_of(k) == "word"}
+    return any(v != k and lowered.get(v) == k for k, v in lowered.items())
 
 
 def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
