@@ -65,16 +65,17 @@ class Gradients:
     targets: dict[str, dict[Coords, str]] = field(default_factory=lambda: defaultdict(dict))
     rows: list[RowProposal] = field(default_factory=list)
     patches: list[RowPatch] = field(default_factory=list)
-    row_credit: dict[str, dict[int, float]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(float))
-    )
     # (experience, row, credit, element): who gave each credit, so a step can be split by example.
     credits: list[tuple[str, int, float, str]] = field(default_factory=list)
 
-    def credit(self, experience: str, row: int, amount: float, element: str) -> None:
+    def credit(self, experience: str, row: int, amount: float, element: str = "") -> None:
         """Credit (< 0: it answered right) or blame (> 0) a row for what `element` did."""
-        self.row_credit[experience][row] += amount
         self.credits.append((experience, row, amount, element))
+
+    @property
+    def row_credit(self) -> dict[str, dict[int, float]]:
+        """Each row's summed credit, per experience."""
+        return summed(self.credits)
 
     def add_target(self, node: FutureTensor, coords: Coords, text: str) -> None:
         """First target wins: an explicit (dataset) target is never overwritten."""
@@ -99,6 +100,14 @@ class Gradients:
             "row_patches": [str(p) for p in self.patches],
             "row_credit": {name: dict(c) for name, c in self.row_credit.items()},
         }
+
+
+def summed(credits: list[tuple[str, int, float, str]]) -> dict[str, dict[int, float]]:
+    """Credits summed per experience and row (an experience without any reads as empty)."""
+    out: dict[str, dict[int, float]] = defaultdict(dict)
+    for experience, row, amount, _ in credits:
+        out[experience][row] = out[experience].get(row, 0.0) + amount
+    return out
 
 
 def trainable(node: FutureTensor) -> bool:

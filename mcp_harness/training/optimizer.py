@@ -34,7 +34,7 @@ from mcp_harness.experience.backend import Store, close_store, open_store
 from mcp_harness.experience.keywords import keywords_text
 from mcp_harness.experience.store import Experience, Row
 from mcp_harness.experience.transfer import snapshot
-from mcp_harness.runtime.gradients import Gradients, RowProposal
+from mcp_harness.runtime.gradients import Gradients, RowProposal, summed
 from mcp_harness.runtime.parameters import experience_parameter, is_experience_parameter, sync
 from mcp_harness.storage.atomic import append_lines, atomic_write
 from mcp_harness.storage.textdiff import PatchError, apply_patch
@@ -134,7 +134,7 @@ class StSGD(torch.optim.Optimizer):
             if param.grad is not None:
                 for row, credit in enumerate(param.grad.tolist()):
                     if credit:
-                        grads.row_credit[name][row] += credit
+                        grads.credit(name, row, credit)
             for change in param.symbolic_grad:
                 (grads.rows if isinstance(change, RowProposal) else grads.patches).append(change)
         self.last_report = self._decide(self.plan(grads), self._ungated, {})
@@ -341,15 +341,14 @@ def _examples(
 ) -> list[tuple[dict[str, list[Row]], dict[str, dict[int, float]]]]:
     """The plan's new rows and the step's row credit per batch example that caused them (the
     first coordinate of the element), in the order they came."""
-    parts: dict[str, tuple[dict[str, list[Row]], dict[str, dict[int, float]]]] = {}
+    parts: dict[str, tuple[dict[str, list[Row]], list[tuple[str, int, float, str]]]] = {}
     for name, rows in plan.rows.items():
         for row in rows:
             example = _example_of(str(row.fields.get("element", "")))
-            parts.setdefault(example, ({}, {}))[0].setdefault(name, []).append(row)
-    for name, row, amount, element in grads.credits:
-        credit = parts.setdefault(_example_of(element), ({}, {}))[1].setdefault(name, {})
-        credit[row] = credit.get(row, 0.0) + amount
-    return list(parts.values())
+            parts.setdefault(example, ({}, []))[0].setdefault(name, []).append(row)
+    for credit in grads.credits:
+        parts.setdefault(_example_of(credit[3]), ({}, []))[1].append(credit)
+    return [(rows, summed(credits)) for rows, credits in parts.values()]
 
 
 def _example_of(element: str) -> str:
