@@ -60,6 +60,7 @@ SIBLINGS = [
     (r"^tr -s ' ' ", "tr -d ' ' "),
     (r"^sed -i '(/[^']*/)a ", r"sed -i '\1i "),
     (r"^sed -i 's/\^([^=/]+)=\.\*/", r"sed -i 's/\1=/"),
+    (r"^sed -i '1s/\^\\xEF\\xBB\\xBF//' ", "sed -i '1d' "),
     (r"^sed -i '\d+s/", "sed -i 's/"),
     (r"^awk '\{print \$2, \$1\}' ", "cut -d' ' -f2,1 "),
     (r"^xargs rm < (\S+)", r"rm \1"),
@@ -147,6 +148,18 @@ SIBLINGS = [
     (r"^echo \$\(\((\d+) \* (\d+)\)\) ", r"echo $((\1 + \2)) "),
     (r"^tr 'A-Za-z' 'N-ZA-Mn-za-m' ", "tr '[:lower:]' '[:upper:]' "),
     (r"^grep -v '\^#' ", "grep '^#' "),
+    (r"^python3 -m json\.tool --sort-keys ", "python3 -m json.tool "),
+    (r"^(date -u -d @\d+) \+%T ", r"\1 +%F "),
+    (r"^awk -F\. -v OFS=\. '\{\$3\+\+; print\}' ", "awk -F. -v OFS=. '{$2++; $3=0; print}' "),
+    (r"^awk -F\. -v OFS=\. '\{\$2\+\+; \$3=0; print\}' ", "awk -F. -v OFS=. '{$3++; print}' "),
+    (r"^(python3 -c \"import sys, urllib\.parse; print\(urllib\.parse\.)unquote\(", r"\1quote("),
+    (r"^(python3 -c \"import sys, urllib\.parse; print\(urllib\.parse\.)quote\(", r"\1unquote("),
+    (r"^\(head -n 1 (\S+) && tail -n \+2 \S+ \| sort\) ", r"sort \1 "),
+    (r"^awk -F, 'NF != (\d+)' ", r"awk -F, 'NF == \1' "),
+    (
+        r"^echo \$\(\( \(\$\(date -u -d (\S+) \+%s\) - \$\(date -u -d (\S+) \+%s\)\) ",
+        r"echo $(( ($(date -u -d \2 +%s) - $(date -u -d \1 +%s)) ",
+    ),
 ]
 
 
