@@ -192,6 +192,31 @@ def test_expert_retrieves_then_asks_the_kernel(tmp_path: Path) -> None:
     assert not out[1].status.ok and "no experience row" in out[1].text
 
 
+def test_expert_reads_as_many_rows_as_the_kernel_behind_its_runner_asks(tmp_path: Path) -> None:
+    """A kernel that judges rows itself (offline reads 16) gets that many through the runner
+    every configured kernel is wrapped in, not just the expert's topk."""
+    from mcp_harness.kernels.base import KernelReply
+    from mcp_harness.kernels.runner import KernelRunner
+
+    class Reader:
+        name, reads = "reader", 6
+
+        def __init__(self) -> None:
+            self.seen: list[int] = []
+
+        async def complete(self, request):
+            self.seen.append(len(request.examples))
+            return KernelReply("ok")
+
+    experience = Experience.create(tmp_path / "exp")
+    experience.append([Row(f"list\nfiles{i}", f"list files {i}", f"ls {i}") for i in range(10)])
+    kernel = Reader()
+    expert = node("ft_expert", node("ft_const", value=["list the files"]), experience="cmd", topk=2)
+    run = Run(tmp_path / "run", kernel=KernelRunner(kernel), experience={"cmd": experience})
+    asyncio.run(run.forward(expert))
+    assert kernel.seen == [6]
+
+
 GRAPH = {
     "dims": {"n": 2},
     "experience": {"cmd": "x"},

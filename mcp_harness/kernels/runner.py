@@ -254,6 +254,11 @@ class KernelRunner:
     def billable(self) -> bool:
         return bool(getattr(self.kernel, "billable", True))
 
+    @property
+    def reads(self) -> int:
+        """How many rows the kernel reads per question whatever an expert's topk (0: topk)."""
+        return int(getattr(self.kernel, "reads", 0))
+
     def _estimate(self, request: KernelRequest) -> Usage:
         estimate = estimate_usage(request)
         price = price_of(self.model, self.prices)
