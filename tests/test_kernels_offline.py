@@ -55,7 +55,8 @@ async def test_offline_below_threshold_fails_with_best_score() -> None:
     low = request(Example("x", "y", 0.15, row=2), Example("z", "w", 0.1))
     reply = await OfflineKernel().complete(low)
     assert not reply.ok and reply.text == "" and reply.confidence == 0.15
-    assert "no experience row scored ≥ 0.2" in reply.reason and "0.150 (row 2)" in reply.reason
+    assert "no experience row scored ≥ 0.2" in reply.reason
+    assert "best fit 0.150 (row 2)" in reply.reason
     assert (await OfflineKernel(threshold=0.1).complete(low)).text == "y"
     empty = await OfflineKernel().complete(request())
     assert (empty.ok, empty.confidence) == (False, 0.0) and "no experience row" in empty.reason

@@ -148,7 +148,7 @@ class OfflineKernel:
         if sure >= self.threshold:
             return KernelReply(text=best.answer, ok=True, confidence=sure, row=best.row)
         row = f" (row {best.row})" if best.row is not None else ""
-        why = f"the best row{row} fit {sure:.3f} (retrieval score {best.score:.3f})"
+        why = f"best fit {sure:.3f}{row}, retrieval score {best.score:.3f}"
         if best.unfilled:
             why += f", with no counterpart for {', '.join(best.unfilled)}"
         return KernelReply(
