@@ -212,3 +212,22 @@ def test_runs_that_share_a_word_are_a_rewording_not_another_frame(encoder) -> No
     assert example(key, value, new).rescue > 0
     key, value = "Count the lines of a.txt into n.txt", "Count the lines of a.txt into n.txt"
     assert example(key, value, "Count the words of b.txt into m.txt").rescue == 0
+
+
+def test_words_joined_by_slashes_are_words_of_a_rewording(encoder) -> None:
+    """ "tabs/spaces" says "tabs": "tabs or spaces" in its place rewords it."""
+    key = "trim the tabs/spaces at the end of the lines in page.html"
+    value = "sed -i 's/[[:space:]]*$//' page.html"
+    new = "trim any spaces or tabs hanging off the end of each line in notes.md, editing it"
+    assert example(key, value, new).rescue > 0
+
+
+def test_a_frame_holds_most_of_the_key(encoder) -> None:
+    """Two words both say around another is no frame when the key says much else: "kill the
+    whitespace at line ends (in place)" rewords "Remove the trailing whitespace from every
+    line of a.py, editing the file in place"."""
+    key = "Remove the trailing whitespace from every line of a.py, editing the file in place"
+    value = "sed -i 's/[[:space:]]*$//' a.py"
+    assert example(key, value, "b.cfg: kill the whitespace at line ends (in place)").rescue > 0
+    key, value = "Count the lines of a.txt into n.txt", "Count the lines of a.txt into n.txt"
+    assert example(key, value, "Count the words of b.txt into m.txt").rescue == 0

@@ -63,6 +63,7 @@ class Fit:
 
 
 REWORDED = 0.45
+FRAMED_COVER = 0.5  # of the key's words in runs the input says too, for a frame
 REMOVALS = frozenset(canonical(w) for w in ("remove", "strip", "kill", "omit", "erase", "clear"))
 REMOVED_SPAN = 2  # "Delete all empty lines": the removed words follow the verb
 
@@ -283,12 +284,25 @@ def _removed(tokens: list[Token], other: list[Token]) -> frozenset[str]:
     return frozenset(out)
 
 
+def _words(tokens: list[Token], shape: list[str]) -> set[str]:
+    """The words a run says as `_framed` compares them (its `shape`: parameters as their
+    kind), with the parts of hyphenated words and of words joined by slashes ("spaces/tabs"
+    says "tabs")."""
+    out = with_parts(shape)
+    for token in tokens:
+        if token.kind == "path" and all(p.isalpha() for p in token.lower.split("/") if p):
+            out.update(canonical(p) for p in token.lower.split("/") if p)
+    return out
+
+
 def _framed(key: list[Token], new: list[Token], fill_at: set[int]) -> set[int]:
     """Key positions whose words the input replaces with others between words both say
     ("Sort the version numbers in x in version order" -> "Sort the sizes in y in
     human-readable size order"): the same frame saying another thing there, not a rewording.
     Runs that share a word say it again another way ("alphabetically, ignoring upper/lower
-    case" for "case-insensitively"): a rewording. A negation there is not another thing said:
+    case" for "case-insensitively"): a rewording. A frame holds most of the key
+    (`FRAMED_COVER` of its words in runs both say): two words in common around another in a
+    longer key are a rewording too. A negation there is not another thing said:
     `negations` compares what each side negates."""
 
     def shape(tokens: list[Token]) -> list[str]:  # parameters meet as their kind
@@ -297,14 +311,18 @@ def _framed(key: list[Token], new: list[Token], fill_at: set[int]) -> set[int]:
         ]
 
     key_shape, new_shape = shape(key), shape(new)
-    opcodes = difflib.SequenceMatcher(None, key_shape, new_shape, autojunk=False).get_opcodes()
+    matcher = difflib.SequenceMatcher(None, key_shape, new_shape, autojunk=False)
+    opcodes = matcher.get_opcodes()
+    same = sum(i2 - i1 for op, i1, i2, _, _ in opcodes if op == "equal")
+    if same < FRAMED_COVER * len(key_shape):
+        return set()
     out: set[int] = set()
     for at, (op, i1, i2, j1, j2) in enumerate(opcodes):
         if (
             op == "replace"
             and 0 < at < len(opcodes) - 1
             and opcodes[at - 1][0] == opcodes[at + 1][0] == "equal"
-            and not with_parts(key_shape[i1:i2]) & with_parts(new_shape[j1:j2])
+            and not _words(key[i1:i2], key_shape[i1:i2]) & _words(new[j1:j2], new_shape[j1:j2])
             and any(
                 new[j].kind == "word" and j not in fill_at and new[j].lower not in NEGATIONS
                 for j in range(j1, j2)
