@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp_harness.errors import HarnessError
+from mcp_harness.runtime import module_dirs as modules
 
 INPUT_LINE = re.compile(r"^- `([^`]+)`: (.+)$")
 
@@ -69,8 +70,6 @@ def _read(entry: Entry, folder: Any) -> None:
 
 def entries() -> list[Entry]:
     """Every module, sorted by name; an installed copy wins over its template."""
-    from mcp_harness.runtime import module as modules
-
     home = modules.modules_home()
     builtins = set(modules.builtin_names())
     installed = (
@@ -89,8 +88,6 @@ def entries() -> list[Entry]:
 
 def mark() -> tuple[Any, ...]:
     """What changes when a module is created, edited, trained or deleted."""
-    from mcp_harness.runtime import module as modules
-
     home = modules.modules_home()
     seen: list[Any] = []
     try:
