@@ -171,7 +171,8 @@ from mcp_harness.server.app import build_server
 server = build_server("all")
 before = [t.model_dump() for t in asyncio.run(server.list_tools())]
 imported = sorted(m for m in sys.modules if m.startswith("mcp_harness.server.tools_"))
-heavy = sorted(m for m in ("numpy", "torch", "mcp_harness.experience.store") if m in sys.modules)
+heavy = ("numpy", "torch", "mcp_harness.experience.store", "mcp_harness.runtime.graph")
+heavy = sorted(m for m in heavy if m in sys.modules)
 server._tool_manager.get_tool("ft_format").loaded()
 after = [t.model_dump() for t in asyncio.run(server.list_tools())]
 print(json.dumps({"imported": imported, "heavy": heavy, "same": before == after,
@@ -180,9 +181,9 @@ print(json.dumps({"imported": imported, "heavy": heavy, "same": before == after,
 
 
 def test_a_warm_start_imports_no_tool_family(harness_home: Path) -> None:
-    """A fresh process with the cache written imports no `tools_*` module (nor numpy, torch
-    or the experience store) to list its tools; using one imports its family, and the listing
-    stays the same."""
+    """A fresh process with the cache written imports no `tools_*` module (nor numpy, torch,
+    the experience store or the graph code) to list its tools; using one imports its family,
+    and the listing stays the same."""
     env = {**os.environ, "MCP_HARNESS_HOME": str(harness_home)}
     cold = "from mcp_harness.server.app import build_server; build_server('all')"
     subprocess.run([sys.executable, "-c", cold], env=env, check=True)  # writes the cache

@@ -85,6 +85,7 @@ class SchemaCache:
         self.stamp = stamp
         self.tools: dict[str, Any] = {}
         self.families: dict[str, Any] = {}
+        self.modules: Any = None  # the module catalog: {"signature": ..., "entries": [...]}
         self.dirty = False
         self.lock = threading.Lock()
         try:
@@ -99,6 +100,7 @@ class SchemaCache:
             self.tools = stored["tools"]
             families = stored.get("families")
             self.families = families if isinstance(families, dict) else {}
+            self.modules = stored.get("modules")
 
     def get(self, key: str) -> Schemas | None:
         entry = self.tools.get(key)
@@ -139,11 +141,29 @@ class SchemaCache:
             self.families[name] = listing
             self.dirty = True
 
+    def catalog(self, signature: list[Any]) -> list[Any] | None:
+        """The module catalog's entries as cached for files of this `signature`, else None."""
+        stored = self.modules
+        if not isinstance(stored, dict) or stored.get("signature") != signature:
+            return None
+        found = stored.get("entries")
+        return found if isinstance(found, list) else None
+
+    def put_catalog(self, signature: list[Any], entries: list[Any]) -> None:
+        with self.lock:
+            self.modules = {"signature": signature, "entries": entries}
+            self.dirty = True
+
     def save(self) -> None:
         with self.lock:
             if not self.dirty or fingerprint() != self.stamp:
                 return
-            stored = {"fingerprint": self.stamp, "tools": self.tools, "families": self.families}
+            stored = {
+                "fingerprint": self.stamp,
+                "tools": self.tools,
+                "families": self.families,
+                "modules": self.modules,
+            }
             text = json.dumps(stored)
             try:
                 atomic_write(self.path, text, durable=False)
