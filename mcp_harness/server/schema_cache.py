@@ -62,13 +62,21 @@ def fingerprint(root: Path = PACKAGE) -> str:
         sys.version,
         str(sys.flags.optimize),
     ]
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
-        for name in sorted(f for f in files if f.endswith(".py")):
-            info = os.stat(os.path.join(folder, name))
-            relative = os.path.relpath(os.path.join(folder, name), root)
-            parts.append(f"{relative}:{info.st_size}:{info.st_mtime_ns}")
+    _stat_sources(root, "", parts)
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def _stat_sources(folder: Path | str, prefix: str, parts: list[str]) -> None:
+    """Append `path:size:mtime` of each `.py` file under `folder`, in name order (`scandir`,
+    not `os.walk` and `relpath`: this runs at every start)."""
+    with os.scandir(folder) as found:
+        entries = sorted(found, key=lambda entry: entry.name)
+    for entry in entries:
+        if entry.name.endswith(".py") and entry.is_file():
+            info = entry.stat()
+            parts.append(f"{prefix}{entry.name}:{info.st_size}:{info.st_mtime_ns}")
+        elif entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
+            _stat_sources(entry.path, f"{prefix}{entry.name}/", parts)
 
 
 def tool_key(name: str, fn: Callable[..., Any]) -> str:
