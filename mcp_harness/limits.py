@@ -8,7 +8,6 @@ a HarnessError naming the limit and the setting that raises it.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -51,10 +50,16 @@ def limits() -> Limits:
     an edit applies without a restart)."""
     path = config_file()
     try:
-        table = tomllib.loads(path.read_text(encoding="utf-8")).get(SECTION, {})
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return Limits()
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HarnessError(f"cannot read {path}: {exc}", "fix or move the file") from None
+    import tomllib  # here, not with the module: a server's start reads no config.toml
+
+    try:
+        table = tomllib.loads(text).get(SECTION, {})
+    except tomllib.TOMLDecodeError as exc:
         raise HarnessError(f"cannot read {path}: {exc}", "fix or move the file") from None
     if not isinstance(table, dict):
         raise HarnessError(f"{path}: [{SECTION}] must be a table", f"write [{SECTION}]")

@@ -1,9 +1,14 @@
 """Secret redaction for everything the harness writes to disk or returns to a client (command
 output, transcripts, experience rows, tool results), so credentials that scroll past in a
-terminal are never persisted or passed on."""
+terminal are never persisted or passed on.
+
+The patterns are compiled on the first redaction (`_passes`), not at import: the server
+imports this module at start and redacts nothing before its first answer.
+"""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 
@@ -42,16 +47,16 @@ _SEP = (
 _SCHEME = r"(?i:bearer|basic|token|bot)"
 _PEM_KIND = r"[A-Z0-9 ]{0,30}PRIVATE KEY(?: BLOCK)?-----"
 
-_PEM = re.compile(
+_PEM = (
     rf"(?P<head>-----BEGIN {_PEM_KIND})"
     rf"(?:(?P<body>(?:[^-]|-(?!----))+)(?P<foot>-----END {_PEM_KIND})"
     # header without footer (truncated output): the base64 / "Proc-Type:" lines that follow
     r"|(?P<open>(?:\r?\n(?:[A-Za-z0-9+/=]+|[A-Za-z-]+: [^\r\n]*)(?=\r?\n|\Z))+))"
 )
 # --password value / -token value (never `-p`; `--password-file` etc. do not end in a keyword)
-_FLAG = re.compile(rf"-(?<![A-Za-z0-9_.-]-)[A-Za-z0-9_.-]*{_KEYWORD}[ \t]+(?!-){_VALUE}")
+_FLAG = rf"-(?<![A-Za-z0-9_.-]-)[A-Za-z0-9_.-]*{_KEYWORD}[ \t]+(?!-){_VALUE}"
 # Authorization headers and key=value / key: value / "key": "value" (DB_PASSWORD=, apiKey:...)
-_ASSIGN = re.compile(
+_ASSIGN = (
     r"[PpTtSsAa](?:"
     rf"(?<=[Aa])(?i:uthorization){_QUOTE}?[ \t]*[:=][ \t]*{_QUOTE}?(?:{_SCHEME}[ \t]+)?"
     rf"(?P<v>(?!\[REDACTED\])(?!{_SCHEME}(?![A-Za-z0-9_-]))[^\s\"'`,;\\]+)"
@@ -60,21 +65,19 @@ _ASSIGN = re.compile(
     rf"{_SEP}{_VALUE})"
 )
 # scheme://user:password@host -> only the password goes
-_URL = re.compile(r"://(?<=[A-Za-z0-9+.-]://)[^\s:/@?#\"'<>\\]*:(?P<v>[^\s/?#\"'<>\\]+)(?=@)")
-_SHAPED = [
-    re.compile(
+_URL = r"://(?<=[A-Za-z0-9+.-]://)[^\s:/@?#\"'<>\\]*:(?P<v>[^\s/?#\"'<>\\]+)(?=@)"
+_SHAPED = (
+    (
         r"(?P<k>sk-(?<![A-Za-z0-9_-]sk-)(?:ant-(?=[A-Za-z0-9_-]{8})"
         r"|(?:(?:proj|svcacct|admin)-)?(?=[A-Za-z_-]*[0-9])(?=[A-Za-z0-9_-]{20})))"
         r"[A-Za-z0-9_-]+"
     ),
-    re.compile(r"(?P<k>g(?<![A-Za-z0-9_]g)(?:h[pousr]_|ithub_pat_))[A-Za-z0-9_]{20,}"),
-    re.compile(r"(?P<k>xox(?<![A-Za-z0-9_-]xox)[abprs]-)[A-Za-z0-9-]{10,}"),
-    re.compile(r"(?P<k>hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/-]+"),
-    re.compile(
-        r"(?P<k>eyJ)(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
-    ),
-    re.compile(r"(?P<k>A(?<![A-Za-z0-9]A)(?:KIA|SIA))[A-Z0-9]{16}(?![A-Za-z0-9])"),
-]
+    r"(?P<k>g(?<![A-Za-z0-9_]g)(?:h[pousr]_|ithub_pat_))[A-Za-z0-9_]{20,}",
+    r"(?P<k>xox(?<![A-Za-z0-9_-]xox)[abprs]-)[A-Za-z0-9-]{10,}",
+    r"(?P<k>hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9_/-]+",
+    (r"(?P<k>eyJ)(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    r"(?P<k>A(?<![A-Za-z0-9]A)(?:KIA|SIA))[A-Z0-9]{16}(?![A-Za-z0-9])",
+)
 
 _SEPARATORS = ("\r\n", "\n", "\\r\\n", "\\n", " ")
 _IDENT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_")
@@ -104,7 +107,7 @@ def _is_shell_pwd(m: re.Match[str], value: str) -> bool:
 
 def _value(m: re.Match[str]) -> str:
     group = m.lastgroup or "v"  # the value group always closes last
-    if m.re is _ASSIGN and m.group("kw") and _is_shell_pwd(m, m.group(group)):
+    if "kw" in m.re.groupindex and m.group("kw") and _is_shell_pwd(m, m.group(group)):
         return m.group(0)
     text, (v_start, v_end) = m.string, m.span(group)
     return text[m.start() : v_start] + REDACTED + text[v_end : m.end()]
@@ -114,19 +117,19 @@ def _shape(m: re.Match[str]) -> str:
     return m.group("k") + _CUT + REDACTED
 
 
-_PASSES: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
-    (_PEM, _pem),
-    (_FLAG, _value),
-    (_ASSIGN, _value),
-    (_URL, _value),
-    *((pattern, _shape) for pattern in _SHAPED),
-]
+@functools.cache
+def _passes() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]:
+    """Each pattern compiled, with what replaces its matches (`_value` knows `_ASSIGN`'s by
+    its `kw` group, which no other pattern has)."""
+    texts = [(_PEM, _pem), (_FLAG, _value), (_ASSIGN, _value), (_URL, _value)]
+    texts += [(pattern, _shape) for pattern in _SHAPED]
+    return [(re.compile(text), handler) for text, handler in texts]
 
 
 def redact(text: str) -> str:
     """Return ``text`` with secrets replaced, keeping a recognisable prefix and the line layout:
     the passes above, then the provider rules of `secret_rules` (gitleaks' and our own)."""
-    for pattern, handler in _PASSES:
+    for pattern, handler in _passes():
         text = pattern.sub(handler, text)
     return redact_providers(text, REDACTED)
 

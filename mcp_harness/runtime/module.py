@@ -25,7 +25,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mcp_harness.errors import HarnessError, broken_install
+from mcp_harness.errors import HarnessError
 from mcp_harness.experience.backend import (
     STORES,
     PoolAddress,
@@ -38,24 +38,10 @@ from mcp_harness.experience.store import Experience
 from mcp_harness.paths import data_home
 from mcp_harness.runtime.future import Element, Run
 from mcp_harness.runtime.graph import Graph, build, load_spec
+from mcp_harness.runtime.module_dirs import SPEC, builtin_names, modules_home
 
 if TYPE_CHECKING:
     from mcp_harness.experience.pg_store import PoolExperience
-
-SPEC = "module.json"
-
-
-def modules_home() -> Path:
-    return data_home() / "modules"
-
-
-def builtin_names() -> list[str]:
-    """The built-in templates; none at all means the package was installed without its data."""
-    root = resources.files("mcp_harness.modules")
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / SPEC).is_file())
-    if not names:
-        raise broken_install(f"the built-in modules ({root}/*/{SPEC})")
-    return names
 
 
 def resolve(name_or_path: str) -> Path:

@@ -11,7 +11,8 @@ every result; `confine` holds the path rules; `http` the token and Host/Origin c
 `serve --http`; `output` keeps results under Claude Code's tool-output limit by saving the
 full text to a file (and resource) the result points at. `declare` registers each tool as a
 `DeferredTool` (listed at once, its SDK `Tool` built on first call), its schemas from
-`schema_cache` (kept between starts under a fingerprint of the sources).
+`schema_cache` (kept between starts under a fingerprint of the sources); `tools` lists a family
+from that cache as `declare.ListedTool`s and imports its module on the first use of one.
 """
 
 # First, before any tool module: the schema cache's fingerprint of the sources (see there).

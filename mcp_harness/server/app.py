@@ -56,9 +56,9 @@ def build_server(tools: Iterable[str] | str | None = None) -> MCPServer:
 
     server = MCPServer("mcp-harness", instructions=INSTRUCTIONS, lifespan=lifespan)
     notify.advertise_list_changed(server)
-    for family in families.FAMILIES:
-        if family.TOOLSET is None or family.TOOLSET in chosen:
-            family.register(server)
+    for family, toolset in families.FAMILIES:
+        if toolset is None or toolset in chosen:
+            families.register(server, family)
     if "modules" in chosen:
         catalog = module_tools.ModuleTools(server)
         catalog.sync_now()

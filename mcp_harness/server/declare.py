@@ -10,6 +10,10 @@ argument model that validates a call, the result conversion) built by `Tool.from
 on the tool's first call. The schemas come from `schema_cache` when it has them for this
 source and signature; else they are built from that `Tool` at once, as the SDK's `add_tool`
 does, and cached. A call and its errors are the SDK's either way; `tools/list` is the same.
+
+A family listed from the cache without being imported (`server/tools.py`) is held as a
+`ListedTool` per tool: its cached listing, and on its first use the family imported and
+registered, each `DeferredTool` replacing its `ListedTool` in place (the listing's order kept).
 """
 
 from __future__ import annotations
@@ -86,12 +90,12 @@ class DeferredTool:
         self._tool: Tool | None = None
         self._lock = threading.Lock()
         cache = schema_cache.cache()
-        key = schema_cache.tool_key(name, fn)
-        cached = cache.get(key)
+        self.key = schema_cache.tool_key(name, fn)
+        cached = cache.get(self.key)
         if cached is None:
             built = self.tool()
             cached = (compact(built.parameters), built.output_schema)
-            cache.put(key, cached)
+            cache.put(self.key, cached)
         self.parameters, self.output_schema = cached
 
     def tool(self) -> Tool:
@@ -117,6 +121,50 @@ class DeferredTool:
             raise AttributeError(attribute)
         return getattr(self.tool(), attribute)
 
+    def listing(self) -> schema_cache.Listing:
+        """What `ListedTool` needs to list this tool (its schemas are under `key`)."""
+        return {
+            "name": self.name,
+            "title": self.title,
+            "description": self.description,
+            "annotations": self.annotations.model_dump(by_alias=True, exclude_unset=True),
+            "key": self.key,
+        }
+
+
+class ListedTool:
+    """A tool of a family not imported yet: its listing as cached, and `run`, which has
+    `load` import and register the family and hands the call to the `DeferredTool` made for
+    this name (any other attribute is that tool's)."""
+
+    def __init__(
+        self,
+        listing: schema_cache.Listing,
+        schemas: schema_cache.Schemas,
+        load: Callable[[], dict[str, DeferredTool]],
+    ) -> None:
+        self.name: str = listing["name"]
+        self.title: str = listing["title"]
+        self.description: str = listing["description"]
+        self.annotations = ToolAnnotations.model_validate(listing["annotations"])
+        self.parameters, self.output_schema = schemas
+        self.icons = None
+        self.meta = None
+        self._load = load
+
+    def loaded(self) -> DeferredTool:
+        return self._load()[self.name]
+
+    async def run(
+        self, arguments: dict[str, Any], context: Any, convert_result: bool = False
+    ) -> Any:
+        return await self.loaded().run(arguments, context, convert_result=convert_result)
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        return getattr(self.loaded(), attribute)
+
 
 def add(
     server: MCPServer,
@@ -128,12 +176,21 @@ def add(
 ) -> None:
     """Register `fn` (wrapped in `tool_errors`) with a compact input schema (`compact`):
     Claude Code sends it with every request. Like `MCPServer.add_tool`, a second tool of the
-    same name is ignored with a warning."""
+    same name is ignored with a warning; a `ListedTool` of the name is replaced."""
     tools = server._tool_manager._tools  # the SDK has no public way to add a built tool
-    if name in tools:
+    if name in tools and not isinstance(tools[name], ListedTool):
         log.warning("Tool already exists: %s", name)
         return
     tools[name] = DeferredTool(tool_errors(fn), name, title, description, annotations)  # type: ignore[assignment]
+
+
+def add_listed(server: MCPServer, listed: ListedTool) -> None:
+    """Register a family's tool as listed from the cache (a second of a name is ignored)."""
+    tools = server._tool_manager._tools
+    if listed.name in tools:
+        log.warning("Tool already exists: %s", listed.name)
+        return
+    tools[listed.name] = listed  # type: ignore[assignment]
 
 
 def save_schemas() -> None:

@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp_harness.errors import HarnessError
 from mcp_harness.limits import limits
 from mcp_harness.redaction import redact
-from mcp_harness.server.experience_cache import ExperienceCache
+
+if TYPE_CHECKING:
+    from mcp_harness.server.experience_cache import ExperienceCache
 
 log = logging.getLogger("mcp_harness.server")
 
@@ -71,12 +74,23 @@ class ServerState:
     # modules whose training is being set up right now.
     training: dict[str, Path] = field(default_factory=dict)
     starting: set[Path] = field(default_factory=set)
-    # The experiences opened by tools, each opened once.
-    experience: ExperienceCache = field(default_factory=ExperienceCache)
     # The per-module tools (`module_tools.ModuleTools`), when the modules toolset is served.
     module_tools: Any = None
     # Handshake-era client connections seen on a request: where notifications go.
     sessions: weakref.WeakSet[Any] = field(default_factory=weakref.WeakSet)
+    _experience: ExperienceCache | None = field(default=None, init=False, repr=False)
+    _experience_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    @property
+    def experience(self) -> ExperienceCache:
+        """The experiences opened by tools, each opened once; made on first use, since its
+        import (the experience store) is no part of a server's start."""
+        with self._experience_lock:  # tools run in worker threads
+            if self._experience is None:
+                from mcp_harness.server.experience_cache import ExperienceCache
+
+                self._experience = ExperienceCache()
+            return self._experience
 
     def training_job(self, module: Path) -> str | None:
         """The running job training `module`, or "starting" while one is set up, else None."""
@@ -141,4 +155,5 @@ class ServerState:
             task.cancel()
         if running:
             await asyncio.wait(running, timeout=grace)
-        self.experience.close()
+        if self._experience is not None:
+            self._experience.close()

@@ -17,8 +17,6 @@ from mcp_harness.server import notify
 from mcp_harness.server.declare import Result, tool
 from mcp_harness.server.output import LIMIT_CHARS, fit
 
-TOOLSET = "capture"
-
 FIELD_FLOOR = 300  # the least each long field of a logged call keeps
 LONG_FIELDS = ("output", "screen_before", "screen_after")
 

@@ -20,8 +20,6 @@ from mcp_harness.server.declare import Result, tool
 from mcp_harness.server.experience_cache import ExperienceCache
 from mcp_harness.server.output import LIMIT_CHARS, fit
 
-TOOLSET = "experience"
-
 MIN_CELL_CHARS = 2_000
 
 

@@ -21,8 +21,6 @@ from pydantic import Field
 from mcp_harness.server import notify
 from mcp_harness.server.declare import Result, tool
 
-TOOLSET = "export"
-
 
 class SkillExport(Result):
     name: str = Field(description="the skill name (its directory; invoke it as /<name>)")

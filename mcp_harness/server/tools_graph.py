@@ -36,8 +36,6 @@ from mcp_harness.server.declare import Result, tool
 from mcp_harness.server.output import LIMIT_CHARS, fit
 from mcp_harness.storage import layout
 
-TOOLSET = "ops"
-
 MIN_ELEMENT_CHARS = 2_000
 MAX_RUN_S = 600
 

@@ -16,7 +16,6 @@ from mcp_harness.server import notify
 from mcp_harness.server.declare import READ, Result, tool
 from mcp_harness.server.state import Job, ServerState
 
-TOOLSET = "jobs"
 STOP_WAIT_S = 15.0  # how long job_stop waits for a job to wind down (checkpoint, terminals)
 MAX_WAIT_S = 30.0
 

@@ -26,7 +26,6 @@ from mcp_harness.server.declare import READ, Result, tool
 from mcp_harness.server.runs import JobStarted
 from mcp_harness.server.state import Job, ServerState
 
-TOOLSET = "modules"
 MODULE_HELP = "a module name (built-in such as 'coder', or one under the data dir) or a path"
 KERNEL_HELP = (
     "offline, anthropic, openai, claude-code or replay (default: configured, else offline)"

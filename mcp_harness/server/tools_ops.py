@@ -28,7 +28,6 @@ from mcp_harness.server import notify
 from mcp_harness.server.declare import Result, add, concise
 from mcp_harness.server.output import LIMIT_CHARS, fit
 
-TOOLSET = "ops"
 NOT_TOOLS = {"ft_input"}
 OP_TIMEOUT_S = 120.0
 MIN_TEXT = 500

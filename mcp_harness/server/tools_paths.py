@@ -26,8 +26,6 @@ from mcp_harness.server import confine
 from mcp_harness.server.declare import Result, tool
 from mcp_harness.storage.atomic import read_guard, write_guard
 
-TOOLSET = None  # always offered
-
 ROOTS_WAIT_S = 5.0
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,6 @@ from mcp_harness.server.output import fit
 from mcp_harness.terminal.pool import socket_path
 from mcp_harness.terminal.session import TerminalError, TerminalSession
 
-TOOLSET = "terminal"
-
 IDLE_WAIT_S = 5.0
 GONE = ("does not exist", "no longer exists")
 

@@ -16,7 +16,6 @@ from mcp_harness.server.confine import allowed_path, confined_file
 from mcp_harness.server.declare import READ, Result, tool
 from mcp_harness.server.output import fit
 
-TOOLSET = "modules"
 RECORD_TEXT_LIMIT = 2000
 TEXT_FLOOR = 400
 
