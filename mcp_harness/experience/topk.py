@@ -21,6 +21,7 @@ from mcp_harness.experience.bounds import Bound
 BM25_K1 = 1.2
 BM25_B = 0.75
 _SORT_AT_MOST = 4096  # `kth_largest` sorts arrays this short
+ONE_PASS_AT_MOST = 1024  # an index of this many slots is scored in one pass: see `score`
 _MASK_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint32) + (np.uint64,) * 4  # by (groups-1)//8
 
 
@@ -81,11 +82,12 @@ def score(
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
     """(live slots, score x weight, their k-th best score) of every slot that can be among the
     top `k`: Jaccard when `idf` is None, else BM25. With `k` None, every slot in the query's
-    postings, and no k-th score."""
+    postings, and no k-th score; so too for an index of at most ONE_PASS_AT_MOST slots, where
+    a pass over every group costs less than the passes that would prune some."""
     n_slots = len(live.alive)
     sizes = [sum(len(p) for p in members) for members in groups]
     by_size = sorted(range(len(groups)), key=sizes.__getitem__)
-    taken = 1 if k is not None else len(groups)
+    taken = 1 if k is not None and n_slots > ONE_PASS_AT_MOST else len(groups)
     while True:
         slots, member = _candidates(live, groups, by_size[:taken])
         for g in by_size[taken:]:
