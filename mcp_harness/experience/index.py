@@ -200,17 +200,13 @@ class RetrievalIndex:
 
     # ---- queries --------------------------------------------------------------------------
     def postings(self, term: int) -> np.ndarray:
-        """The term's slots, ascending, as numpy's own index type: stored as int32 (half the
-        memory), they would be converted at every use as an index, twice by `a[p] |= b`."""
         base = (
             self._inv_slots[self._inv_ptr[term] : self._inv_ptr[term + 1]]
             if term + 1 < len(self._inv_ptr)
             else self._inv_slots[:0]
         )
         extra = self._delta.get(term)
-        if extra:
-            return np.concatenate([base, np.asarray(extra, dtype=np.int32)]).astype(np.intp)
-        return base.astype(np.intp)
+        return np.concatenate([base, np.asarray(extra, dtype=np.int32)]) if extra else base
 
     def search(
         self,

@@ -88,6 +88,8 @@ def score(
     sizes = [sum(len(p) for p in members) for members in groups]
     by_size = sorted(range(len(groups)), key=sizes.__getitem__)
     taken = 1 if k is not None and n_slots > ONE_PASS_AT_MOST else len(groups)
+    if n_slots <= ONE_PASS_AT_MOST:  # short postings: as int32 each use as an index converts
+        groups = [[p.astype(np.intp) for p in members] for members in groups]
     while True:
         slots, member = _candidates(live, groups, by_size[:taken])
         for g in by_size[taken:]:
