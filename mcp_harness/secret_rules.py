@@ -218,21 +218,38 @@ def _windows(text: str, lowered: str, keywords: tuple[str, ...]) -> list[tuple[i
     return merged
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The rules in the order they apply (own, then gitleaks' with the global allowlists),
+    which of them each keyword calls for, and those that run whatever the text holds."""
+
+    rules: tuple[tuple[Rule, tuple[Allowlist, ...]], ...]
+    by_keyword: dict[str, tuple[int, ...]]
+    always: frozenset[int]
+
+
 @functools.cache
-def _keywords() -> frozenset[str]:
-    rules, _ = gitleaks_rules()
-    return frozenset(k for rule in (*own_rules(), *rules) for k in rule.keywords)
+def _plan() -> _Plan:
+    rules, global_lists = gitleaks_rules()
+    ordered = (*((r, ()) for r in own_rules()), *((r, global_lists) for r in rules))
+    by_keyword: dict[str, list[int]] = {}
+    for position, (rule, _) in enumerate(ordered):
+        for keyword in dict.fromkeys(rule.keywords):
+            by_keyword.setdefault(keyword, []).append(position)
+    always = frozenset(i for i, (rule, _) in enumerate(ordered) if not rule.keywords)
+    return _Plan(ordered, {k: tuple(v) for k, v in by_keyword.items()}, always)
 
 
 def redact_providers(text: str, mark: str) -> str:
-    """`text` with every provider secret (own rules, then gitleaks') replaced by `mark`."""
-    rules, global_lists = gitleaks_rules()
+    """`text` with every provider secret (own rules, then gitleaks') replaced by `mark`. Only
+    the rules a keyword of the text calls for are looked at (most texts hold none)."""
+    plan = _plan()
     lowered = text.lower()
-    present = {k for k in _keywords() if k in lowered}  # replacing never adds a keyword
-    for rule, lists in [*((r, ()) for r in own_rules()), *((r, global_lists) for r in rules)]:
+    present = {k for k in plan.by_keyword if k in lowered}  # replacing never adds a keyword
+    due = set(plan.always).union(*(plan.by_keyword[k] for k in present))
+    for position in sorted(due):
+        rule, lists = plan.rules[position]
         keywords = tuple(k for k in rule.keywords if k in present)
-        if rule.keywords and not keywords:
-            continue
         replace = _replacer(rule, lists, mark)
         windows = _windows(text, lowered, keywords) if keywords else [(0, len(text))]
         changed = False

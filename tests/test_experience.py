@@ -205,6 +205,30 @@ def test_other_process_changes_are_seen(exp: Experience, stores: Stores) -> None
     assert exp.row(0).value == "git status -sb"
 
 
+def test_a_repeated_search_follows_every_change(exp: Experience, stores: Stores) -> None:
+    """The same search asked again after each kind of change (answers are memoised per index
+    version) gives what a freshly opened experience gives."""
+
+    def answer(experience: Experience) -> list[tuple[int, float, str]]:
+        return [(h.row.index, h.score, h.row.value) for h in experience.search("git status", k=3)]
+
+    changes = [
+        lambda: exp.append([row("git status short", "git status -s")]),
+        lambda: exp.patch(0, weight=0.5),
+        lambda: exp.patch(2, query="git\nstatus\ncommit"),
+        lambda: exp.patch(0, value="git status -sb"),
+        lambda: exp.set_weights([1.0, 1.0, 3.0, 1.0, 1.0, 1.0]),
+        lambda: exp.delete([2]),
+        lambda: stores.reopen(exp).append([row("git status", "git status --porcelain")]),
+    ]
+    assert answer(exp) == answer(exp) == answer(stores.reopen(exp))
+    for change in changes:
+        before = answer(exp)
+        change()
+        assert answer(exp) == answer(stores.reopen(exp)), change
+        assert answer(exp) != before or change is changes[3]
+
+
 def test_incremental_index_matches_a_fresh_build(stores: Stores) -> None:
     """Random appends, patches, deletes and weights; the live index equals one built from disk."""
     rng = random.Random(3)

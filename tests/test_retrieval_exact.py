@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcp_harness.experience import cold, index_file
+from mcp_harness.experience import cold, index_file, topk
 from mcp_harness.experience.index import RetrievalIndex
 from mcp_harness.experience.index_bytes import Label, read
 
@@ -73,6 +73,14 @@ def from_file(index: RetrievalIndex, path: Path) -> cold.Arrays:
     return cold.Arrays(*read(path, label))
 
 
+@pytest.fixture(params=["one pass", "pruned"])
+def passes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small indexes are scored in one pass (`topk.ONE_PASS_AT_MOST`); "pruned" makes the
+    small indexes of a test go through the pruning passes that large ones take."""
+    if request.param == "pruned":
+        monkeypatch.setattr(topk, "ONE_PASS_AT_MOST", 0)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_sparse_scores_equal_dense_scores_through_every_change(seed: int, tmp_path: Path) -> None:
     rng = random.Random(seed)
@@ -114,7 +122,7 @@ def test_sparse_scores_equal_dense_scores_through_every_change(seed: int, tmp_pa
                     assert cold.top_k(stored, query, k, method) == expected, (query, method)
 
 
-def test_groups_sharing_a_term_are_not_pruned_away(tmp_path: Path) -> None:
+def test_groups_sharing_a_term_are_not_pruned_away(passes: None, tmp_path: Path) -> None:
     """Two file names share `<file>`: a one-term row holds both groups and outscores rows the
     first groups found, so the bound must count a row holding more groups than terms."""
     rows = [["z", "<file>", "w", "v"]] * 20 + [["<file>"]] * 5
@@ -129,7 +137,7 @@ def test_groups_sharing_a_term_are_not_pruned_away(tmp_path: Path) -> None:
 
 
 def test_pruning_keeps_rows_that_belong_in_the_top_k_through_every_change(
-    tmp_path: Path,
+    passes: None, tmp_path: Path
 ) -> None:
     """Rows holding only the common group `b` are pruned by the fewest terms a row holding `b`
     has (`min_len`) and by the highest weight: a short `b` row appended, put in by `replace`,

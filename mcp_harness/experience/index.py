@@ -17,6 +17,7 @@ the same rows.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from mcp_harness.experience.bounds import Bound, shared_terms
 
 METHODS = ("jaccard", "bm25")
 _NO_ROW = np.iinfo(np.int32).max  # `min_len` of a term no row holds
+_VERSIONS = itertools.count()  # `RetrievalIndex.version`s, unique across indexes
 
 
 class _Growable:
@@ -91,6 +93,10 @@ class RetrievalIndex:
         self._cached: topk.Live | None = None  # until the next change
         self._ordered = True  # rows ascend with slots (until a `replace`)
         self._min_len = _Growable(np.int32, fill=_NO_ROW)  # per term, a lower bound: see `topk`
+        # What a search can answer changes only with the version: a fresh one (no other index
+        # has had it) is taken at the end of every change, so an answer read from one version
+        # holds for as long as the index has it (`search_cache`).
+        self.version = next(_VERSIONS)
 
     # ---- updates --------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -102,6 +108,7 @@ class RetrievalIndex:
         first_row = len(self)
         self._row_slot.extend(slots)
         self._slot_row.view[slots] = np.arange(first_row, len(self))
+        self.version = next(_VERSIONS)
 
     def replace(self, row: int, keywords: Sequence[str], weight: float) -> None:
         """Re-index one row after its query text or weight changed."""
@@ -110,10 +117,12 @@ class RetrievalIndex:
         slot = int(self._new_slots([keywords], [weight])[0])
         self._row_slot.view[row] = slot
         self._slot_row.view[slot] = row
+        self.version = next(_VERSIONS)
 
     def set_weight(self, row: int, weight: float) -> None:
         self._weight.view[self._row_slot.view[row]] = weight
         self._cached = None
+        self.version = next(_VERSIONS)
 
     def delete(self, rows: Iterable[int]) -> None:
         """Remove rows; later rows move up, as in `del list[i]`."""
@@ -124,6 +133,7 @@ class RetrievalIndex:
         self._row_slot = _Growable(np.int64)
         self._row_slot.extend(kept)
         self._slot_row.view[kept] = np.arange(len(kept))
+        self.version = next(_VERSIONS)
 
     def _new_slots(
         self, keyword_lists: list[Sequence[str]], weights: Sequence[float]

@@ -41,6 +41,7 @@ from mcp_harness.experience.rows import (
     meta_for,
     terms,
 )
+from mcp_harness.experience.search_cache import SearchCache
 from mcp_harness.experience.sidecar import (
     GENERATION_FILE,
     ROWS_FILE,
@@ -80,6 +81,7 @@ class Experience:
         self._generation = 0
         self._read_only = False
         self._cells: dict[int, tuple[str, ...]] = {}
+        self._searches = SearchCache()
 
     # ---- opening ----------------------------------------------------------------------------
     @classmethod
@@ -282,10 +284,17 @@ class Experience:
         noise: float = 0.0,
         seed: int | None = None,
     ) -> list[Hit]:
-        """Top-k rows for `text`; an empty list when the experience is empty or nothing matches."""
+        """Top-k rows for `text`; an empty list when the experience is empty or nothing matches.
+        Answers are memoised per index version (`search_cache`); the rows are read anew."""
         if sidecar_stamp(self.path) != self._stamp:
             self._refresh()
-        matches = self._index.search(query_keywords(extract_keywords(text)), k, method, noise, seed)
+        key = None if noise else SearchCache.key(text, k, method, self._index.version)
+        matches = None if key is None else self._searches.get(key)
+        if matches is None:
+            keywords = query_keywords(extract_keywords(text))
+            matches = self._index.search(keywords, k, method, noise, seed)
+            if key is not None:
+                self._searches.put(key, matches)
         return [Hit(m.score, self.row(m.row)) for m in matches]
 
     def weights(self) -> list[float]:

@@ -20,6 +20,8 @@ from mcp_harness.experience.bounds import Bound
 
 BM25_K1 = 1.2
 BM25_B = 0.75
+_SORT_AT_MOST = 4096  # `kth_largest` sorts arrays this short
+ONE_PASS_AT_MOST = 1024  # an index of this many slots is scored in one pass: see `score`
 _MASK_DTYPES = (np.uint8, np.uint16, np.uint32, np.uint32) + (np.uint64,) * 4  # by (groups-1)//8
 
 
@@ -80,11 +82,14 @@ def score(
 ) -> tuple[np.ndarray, np.ndarray, float | None]:
     """(live slots, score x weight, their k-th best score) of every slot that can be among the
     top `k`: Jaccard when `idf` is None, else BM25. With `k` None, every slot in the query's
-    postings, and no k-th score."""
+    postings, and no k-th score; so too for an index of at most ONE_PASS_AT_MOST slots, where
+    a pass over every group costs less than the passes that would prune some."""
     n_slots = len(live.alive)
     sizes = [sum(len(p) for p in members) for members in groups]
     by_size = sorted(range(len(groups)), key=sizes.__getitem__)
-    taken = 1 if k is not None else len(groups)
+    taken = 1 if k is not None and n_slots > ONE_PASS_AT_MOST else len(groups)
+    if n_slots <= ONE_PASS_AT_MOST:  # short postings: as int32 each use as an index converts
+        groups = [[p.astype(np.intp) for p in members] for members in groups]
     while True:
         slots, member = _candidates(live, groups, by_size[:taken])
         for g in by_size[taken:]:
@@ -107,7 +112,7 @@ def score(
         if len(positive) < k:
             need = len(groups)
         else:
-            kth = float(np.partition(positive, len(positive) - k)[len(positive) - k])
+            kth = kth_largest(positive, k)
             need = taken
             while need < len(groups) and not (
                 reach(live, by_size[need:], shortest, bound, idf) * (1 + 1e-6) < kth
@@ -117,6 +122,16 @@ def score(
             keep = values >= kth  # the top k are among these
             return slots[keep], values[keep], kth
         taken = need
+
+
+def kth_largest(values: np.ndarray, k: int) -> float:
+    """The `k`-th largest of `values` (at least `k` of them). A short array is sorted: numpy's
+    partition runs ten times slower when most values are equal, as Jaccard scores often are,
+    and sorting a few thousand costs no more than partitioning them."""
+    at = len(values) - k
+    if len(values) <= _SORT_AT_MOST:
+        return float(np.sort(values)[at])
+    return float(np.partition(values, at)[at])
 
 
 def reach(
@@ -192,7 +207,7 @@ def best(
         positive = values > 0
         slots, values = slots[positive], values[positive]
         if len(slots) > k:
-            kth = float(np.partition(values, len(values) - k)[len(values) - k])
+            kth = kth_largest(values, k)
     if kth is not None:
         above = np.flatnonzero(values > kth)
         tied = np.flatnonzero(values == kth)

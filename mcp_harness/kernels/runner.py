@@ -4,8 +4,9 @@ Backends only turn a request into text; `KernelRunner` wraps any of them and is 
 `Kernel`:
 - one semaphore per runner bounds the calls in flight, and `admit()` paces the preparation of
   requests so that limit stays full (`Lookahead`);
-- each attempt runs under `asyncio.wait_for`; a timeout is a HarnessError naming the kernel and
-  the limit, and is not retried (a stuck endpoint would otherwise cost retries x timeout);
+- each attempt runs under `asyncio.timeout` (in the caller's task: `wait_for` would start one
+  per call); a timeout is a HarnessError naming the kernel and the limit, and is not retried (a
+  stuck endpoint would otherwise cost retries x timeout);
 - 429 / 5xx / connection failures are retried with exponential backoff and jitter from a seeded
   RNG (reproducible delays), honouring a short `retry-after`; other failures fail at once;
 - usage is summed in `runner.usage`, priced from the model table when the backend reports no
@@ -305,7 +306,8 @@ class KernelRunner:
             if self.budget is not None and self.billable:
                 reservation = self.budget.reserve(self._estimate(request), self.name)
             try:
-                reply = await asyncio.wait_for(self.kernel.complete(request), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):
+                    reply = await self.kernel.complete(request)
             except TimeoutError:
                 self._release(reservation)
                 raise HarnessError(

@@ -25,7 +25,6 @@ import itertools
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from mcp_harness.errors import HarnessError
 from mcp_harness.redaction import redact
 from mcp_harness.runtime.status import Status
+from mcp_harness.runtime.writer import ElementWriter
 from mcp_harness.storage import layout
 from mcp_harness.storage.atomic import atomic_write
 from mcp_harness.terminal.pool import Panes
@@ -134,8 +134,7 @@ class Run:
         self._coefficients: dict[str, torch.Tensor] = {}
         # Element files are written by one thread as elements complete: file system calls
         # release the GIL, so the writing overlaps the waits on kernels and terminals.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="run-writer")
-        self._writes: list[Future[None]] = []
+        self._writer = ElementWriter()
         run_dir.mkdir(parents=True, exist_ok=True)
 
     async def get(self, node: FutureTensor, coords: Coords, trajectory: str = "") -> Element:
@@ -157,13 +156,7 @@ class Run:
         self.results.setdefault(node.name, {})[flat] = element
         self._pending.pop((node.name, flat), None)
         if node.op.name != "ft_const":  # literals live in the graph spec already
-            self._writes.append(
-                self._writer.submit(
-                    layout.write_fresh_elements,
-                    self.run_dir / node.name,
-                    {flat: redact(element.text)},
-                )
-            )
+            self._writer.write(self.run_dir / node.name, flat, redact(element.text))
         return element
 
     async def forward(self, node: FutureTensor, timeout: float | None = None) -> list[Element]:
@@ -210,9 +203,7 @@ class Run:
 
     def save(self) -> None:
         """Finish writing the elements, then each node's shape, statuses and metadata."""
-        for write in self._writes:
-            write.result()
-        self._writes.clear()
+        self._writer.wait()
         for name, node in self._nodes.items():
             directory = self.run_dir / name
             results = self.results.get(name, {})
