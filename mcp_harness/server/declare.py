@@ -67,7 +67,25 @@ def tool(
     return decorate
 
 
-class DeferredTool:
+class _Forwarding:
+    """A stand-in in the SDK's tool table: `run` and any attribute it does not hold itself go
+    to `target()`, the object that does the work (made on first use)."""
+
+    def target(self) -> Any:
+        raise NotImplementedError
+
+    async def run(
+        self, arguments: dict[str, Any], context: Any, convert_result: bool = False
+    ) -> Any:
+        return await self.target().run(arguments, context, convert_result=convert_result)
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("_"):
+            raise AttributeError(attribute)
+        return getattr(self.target(), attribute)
+
+
+class DeferredTool(_Forwarding):
     """A tool as the SDK's tool manager holds it: the attributes `tools/list` reads, and
     `run`, which hands the call to the SDK `Tool` made from `fn` (built on first use; any
     other attribute is that `Tool`'s)."""
@@ -111,15 +129,7 @@ class DeferredTool:
                 )
             return self._tool
 
-    async def run(
-        self, arguments: dict[str, Any], context: Any, convert_result: bool = False
-    ) -> Any:
-        return await self.tool().run(arguments, context, convert_result=convert_result)
-
-    def __getattr__(self, attribute: str) -> Any:
-        if attribute.startswith("_"):
-            raise AttributeError(attribute)
-        return getattr(self.tool(), attribute)
+    target = tool
 
     def listing(self) -> schema_cache.Listing:
         """What `ListedTool` needs to list this tool (its schemas are under `key`)."""
@@ -132,7 +142,7 @@ class DeferredTool:
         }
 
 
-class ListedTool:
+class ListedTool(_Forwarding):
     """A tool of a family not imported yet: its listing as cached, and `run`, which has
     `load` import and register the family and hands the call to the `DeferredTool` made for
     this name (any other attribute is that tool's)."""
@@ -155,15 +165,7 @@ class ListedTool:
     def loaded(self) -> DeferredTool:
         return self._load()[self.name]
 
-    async def run(
-        self, arguments: dict[str, Any], context: Any, convert_result: bool = False
-    ) -> Any:
-        return await self.loaded().run(arguments, context, convert_result=convert_result)
-
-    def __getattr__(self, attribute: str) -> Any:
-        if attribute.startswith("_"):
-            raise AttributeError(attribute)
-        return getattr(self.loaded(), attribute)
+    target = loaded
 
 
 def add(
