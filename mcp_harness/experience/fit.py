@@ -290,8 +290,9 @@ def _words(tokens: list[Token], shape: list[str]) -> set[str]:
     says "tabs")."""
     out = with_parts(shape)
     for token in tokens:
-        if token.kind == "path" and all(p.isalpha() for p in token.lower.split("/") if p):
-            out.update(canonical(p) for p in token.lower.split("/") if p)
+        parts = [part for part in token.lower.split("/") if part]
+        if token.kind == "path" and all(part.isalpha() for part in parts):
+            out.update(map(canonical, parts))
     return out
 
 
