@@ -94,6 +94,18 @@ def test_the_command_a_value_runs_is_not_a_slot() -> None:
     ]
 
 
+def test_a_slot_spelled_apart_from_a_word_of_the_key_is_that_spelling() -> None:
+    """ "the version in VERSION": the file is VERSION, not the word before it."""
+    key = "Bump the patch number of the version in VERSION"
+    value = "awk -F. -v OFS=. '{$3++; print}' VERSION > VERSION.tmp && mv VERSION.tmp VERSION"
+    slots = find_slots(key, value)
+    assert slots == [{"text": "VERSION", "kind": "word"}]
+    adapted = adapt(key, value, slots, "Bump the patch number of the version in release.txt")
+    assert adapted.text == value.replace("VERSION", "release.txt")
+    reordered = adapt(key, value, slots, "In app_version, bump the patch number of the version")
+    assert reordered.fills.get("VERSION") != "version"  # that "version" is the key's word
+
+
 def test_a_parameter_without_counterpart_is_reported() -> None:
     key, value = "Make run.sh executable", "chmod +x run.sh"
     result = adapt(key, value, find_slots(key, value), "Make it executable")
@@ -143,6 +155,53 @@ def test_another_operation_in_the_same_words_does_not_fit(key, value, other, sam
     slots = find_slots(key, value)
     assert adapt(key, value, slots, other).fit < DEFAULT_THRESHOLD
     assert adapt(key, value, slots, same).fit >= DEFAULT_THRESHOLD
+
+
+def shown(key: str, value: str, new_input: str, row: int, slots: list | None = None) -> Shown:
+    """A row as the offline kernel sees it for `new_input`."""
+    adapted = adapt(key, value, find_slots(key, value) if slots is None else slots, new_input)
+    return Shown(
+        key,
+        value,
+        1.0,
+        row,
+        adapted=adapted.text,
+        fit=adapted.fit,
+        rescue=adapted.rescue,
+        contradicted=adapted.contradicted,
+        kinship=adapted.kinship,
+        near_miss=adapted.near_miss,
+    )
+
+
+def test_a_near_miss_leaves_no_row_to_guess_from() -> None:
+    """ "The last line of x that contains y" is the first-line row's sentence saying another
+    thing: no row was taught it, so the row that shares some words ("lines ... mention ...
+    save") may not answer, though it would without the near miss; the near miss's own
+    operation still answers an input it fits."""
+    first = (
+        "Save the first line of server.log that contains ERROR to first_error.txt",
+        "Write the first line of server.log matching ERROR to first_error.txt",
+    )
+    word, sibling = (
+        (f"Which lines in {a} mention {w} as a separate word? Save them in {b}",
+         f"Write the lines of {a} containing the whole word {w} to {b}")
+        for a, w, b in (("inventory.csv", "bolt", "bolt_rows.csv"),
+                        ("parts.txt", "nut", "nut_rows.txt"))
+    )  # fmt: skip
+    slots = siblings([(v, find_slots(k, v)) for k, v in (word, sibling)])[0]
+    new = "Save the last line of cron.log that contains ABORTED to last_abort.txt"
+    kernel = OfflineKernel()
+    near, other = shown(*first, new, 1), shown(*word, new, 2, slots)
+    assert near.near_miss and not other.near_miss
+    alone = kernel.answer(KernelRequest("t", new, (other,)))
+    assert alone.ok and alone.text == (
+        "Write the lines of cron.log containing the whole word ABORTED to last_abort.txt"
+    )
+    reply = kernel.answer(KernelRequest("t", new, (near, other)))
+    assert not reply.ok and "row 1's sentence saying another thing (a near miss)" in reply.reason
+    same = "Save the first line of app.log that contains WARN to warn.txt"
+    assert kernel.answer(KernelRequest("t", same, (shown(*first, same, 1),))).ok
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,8 @@ class Fit:
     in their place, `framed` of those between words both say (the same frame saying another
     thing); `contradicted`, whether the input says the key turned around (negated, an
     opposite, two runs of words trading places): no row doing the same thing in other words
-    may stand in for it."""
+    may stand in for it; `kinship`, the same Jaccard over their words alone (no files, paths,
+    numbers or strings): how far the input is the key's sentence, whatever its parameters."""
 
     overlap: float
     vetoes: float
@@ -42,6 +43,7 @@ class Fit:
     substituted: int = 0
     framed: int = 0
     contradicted: bool = False
+    kinship: float = 0.0
 
     @property
     def value(self) -> float:
@@ -60,6 +62,15 @@ class Fit:
         not share are the point ("count the words" for "count the lines", "count
         subdirectories" for "count files") and no judge of meaning should overrule them."""
         return self.vetoes if not self.said and not self.framed else 0.0
+
+    @property
+    def near_miss(self) -> bool:
+        """Whether the input is the key's sentence with its point changed: sharing most of its
+        words (`kinship` at least `REWORDED`) but turned around, or saying another word in the
+        key's frame ("the last line of x that contains y" for "the first line of a that
+        contains b"). It asks for another operation than the row's, and a row that says
+        something else in other words is no safer a guess."""
+        return self.kinship >= REWORDED and (self.contradicted or self.framed > 0)
 
 
 REWORDED = 0.45
@@ -85,7 +96,7 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
     distinctive = {s["text"].lower() for s in slots or () if is_distinctive(s)}
     filled = {k.lower() for k in fills}
     key_forms, new_forms = forms_of(key), forms_of(new)
-    matched = 0.0
+    matched = kin = 0.0
     vetoes = NEGATED if negated else 1.0
     wording = 1.0
     swaps = in_frame = 0
@@ -105,7 +116,9 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
             ok = ok or derived
         # A parameter filled with another value is weaker evidence than a word both share:
         # any two file names "match".
-        matched += 0.5 if ok and (token.lower in changed or derived) else ok
+        share = 0.5 if ok and (token.lower in changed or derived) else float(ok)
+        matched += share
+        kin += share if token.kind == "word" else 0.0
         if not ok and token.lower in distinctive:
             vetoes *= UNFILLED  # the command would act on the wrong file, path or number
         elif not ok:
@@ -125,13 +138,15 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
             vetoes *= SUBSTITUTED
     union = len(key) + len(new) - matched
     overlap = matched / union if union else 0.0
+    words = sum(t.kind == "word" for t in key) + sum(t.kind == "word" for t in new) - kin
+    kinship = kin / words if words else 0.0
     turned = negated
     if overlap >= REWORDED:  # the same sentence: the words that differ are the point
         wording *= (SUBSTITUTED_IN_FRAME / SUBSTITUTED) ** swaps
         if _swapped(key, new, streams):
             vetoes *= NEGATED
             turned = True
-    return Fit(overlap, vetoes, wording, swaps, in_frame, turned)
+    return Fit(overlap, vetoes, wording, swaps, in_frame, turned, kinship)
 
 
 def _derived(token: Token, fills: dict[str, str]) -> str | None:

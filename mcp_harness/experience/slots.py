@@ -56,8 +56,10 @@ def find_slots(key: str, value: str) -> list[dict[str, str]]:
         return []
     candidates: dict[str, Token] = {}
     for token in tokenize(key):
-        if is_content(token):
-            candidates.setdefault(token.lower, token)
+        # Of spellings that differ in case ("the version in VERSION"), the value's own.
+        held = candidates.get(token.lower)
+        if is_content(token) and (held is None or (token.text in value) > (held.text in value)):
+            candidates[token.lower] = token
     taken: list[tuple[int, int]] = []
     slots: list[dict[str, str]] = []
     for lowered, token in sorted(candidates.items(), key=lambda kv: -len(kv[0])):
@@ -156,7 +158,8 @@ class Adaptation:
     """A row's value adapted to a new input: the filled text, the fills, the distinctive
     slots that found no counterpart, how well the row fits the input word by word (`fit.measure`,
     in [0, 1]), and `rescue`: how far a kernel that judges meaning may trust the row when the
-    input says the same thing in other words (`fit.Fit.rescue`)."""
+    input says the same thing in other words (`fit.Fit.rescue`); `kinship` and `near_miss` as
+    `fit.Fit` says them (a filled template is the key's sentence: kinship 1)."""
 
     text: str
     fills: dict[str, str] = field(default_factory=dict)
@@ -164,6 +167,8 @@ class Adaptation:
     fit: float = 0.0
     rescue: float = 0.0
     contradicted: bool = False
+    kinship: float = 0.0
+    near_miss: bool = False
 
 
 def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: str) -> Adaptation:
@@ -180,10 +185,13 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     for slot in slots or ():
         lowered = slot["text"].lower()
         target = None
+        # The slot's own spelling where the key has it: "VERSION", not the word before it,
+        # is the file in "the version in VERSION".
+        spelled = any(token.text == slot["text"] for token in key_tokens)
         for i, token in enumerate(key_tokens):
             j = aligned.get(i)
             if (
-                token.lower == lowered
+                (token.text == slot["text"] if spelled else token.lower == lowered)
                 and j is not None
                 and input_tokens[j].kind in COMPATIBLE.get(slot["kind"], ())
                 and input_tokens[j].part == token.part
@@ -196,11 +204,20 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             continue
         used.add(target)
         fills[slot["text"]] = input_tokens[target].text
-    # A word the alignment could not place but the input has (clauses in another order).
+    # A word the alignment could not place but the input has (clauses in another order),
+    # unless the key says that word in another spelling too (the input's is that one's).
     forms = forms_of(input_tokens)
     for slot in list(unfilled):
-        if slot["kind"] in ("word", NAME) and canonical(slot["text"].lower()) in forms:
-            j = forms.index(canonical(slot["text"].lower()))
+        form = canonical(slot["text"].lower())
+        if (
+            slot["kind"] in ("word", NAME)
+            and form in forms
+            and not any(
+                t.text != slot["text"] and f == form
+                for t, f in zip(key_tokens, forms_of(key_tokens), strict=True)
+            )
+        ):
+            j = forms.index(form)
             fills[slot["text"]] = input_tokens[j].text
             used.add(j)
             unfilled.remove(slot)
@@ -215,8 +232,12 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     fit = measure(key_tokens, input_tokens, aligned, slots, fills, turned, (key_all, input_all))
     framed = template.fill(key, value, new_input)
     if framed is not None and framed.share > fit.value and not _trade(framed.fills):
-        return Adaptation(_rewrite(value, framed.fills), framed.fills, [], framed.share)
-    return Adaptation(text, fills, still, fit.value, fit.rescue, fit.contradicted)
+        return Adaptation(
+            _rewrite(value, framed.fills), framed.fills, [], framed.share, kinship=1.0
+        )
+    return Adaptation(
+        text, fills, still, fit.value, fit.rescue, fit.contradicted, fit.kinship, fit.near_miss
+    )
 
 
 def _trade(fills: dict[str, str]) -> bool:

@@ -22,7 +22,9 @@ class Example:
     `fit` says how well the row's key fits the input token by token (None: not computed) and
     `rescue` how far a judge of meaning may trust the row when the input rewords its key
     (`experience.fit.Fit.rescue`), `contradicted` whether the input says the key's sentence
-    turned around (`experience.fit.Fit.contradicted`); `weight` is the row's trained weight."""
+    turned around (`experience.fit.Fit.contradicted`), `kinship` how far the input is the key's
+    sentence, parameters aside, and `near_miss` whether it is that sentence with its point changed
+    (`experience.fit.Fit.near_miss`); `weight` is the row's trained weight."""
 
     key: str
     value: str
@@ -34,6 +36,8 @@ class Example:
     weight: float = 1.0
     rescue: float = 0.0
     contradicted: bool = False
+    kinship: float = 0.0
+    near_miss: bool = False
 
     @property
     def answer(self) -> str:

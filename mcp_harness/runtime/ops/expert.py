@@ -215,6 +215,8 @@ def _example(hit, text: str, slots: list) -> Example:
         weight=hit.row.weight,
         rescue=adaptation.rescue,
         contradicted=adaptation.contradicted,
+        kinship=adaptation.kinship,
+        near_miss=adaptation.near_miss,
     )
 
 
