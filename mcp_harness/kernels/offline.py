@@ -11,9 +11,9 @@ parameters said as their kind (`slots.operation`), scaled by how far it beats ev
 another answer (but rows of its operation outvoted on how to fill the input's parameters), so
 "Set up the folder tree x/y/z" can use the row learned from "Make directories a/b/c, including
 missing parents". When the input is a row's sentence saying another thing (a near miss,
-`fit.Fit.near_miss`: "the last line of x" for "the first line of a"), only rows at least as
-close to the input's sentence, or giving that row's answer, may answer: no row was taught
-that operation. The best candidate that was not already tried (and failed) for this
+`fit.Fit.near_miss`: "the last line of x" for "the first line of a"), only rows closer to
+the input's sentence, or giving that row's answer, may answer: no row was taught that
+operation. The best candidate that was not already tried (and failed) for this
 element answers, when its confidence reaches the threshold; otherwise the reply fails and
 says how close the best row came: "no matching experience" beats a confident wrong command.
 Same request, same reply, always; it costs nothing.
@@ -147,11 +147,11 @@ class OfflineKernel:
                 f"({len(tried)} tried); add experience for inputs like this or use an LLM kernel",
             )
         # A near miss (the input is a row's sentence saying another thing: "the last line"
-        # for "the first line") asks for an operation no row here was taught; a row further
-        # from the input's sentence than that one would be a confident guess.
+        # for "the first line") asks for an operation no row here was taught; a row no closer
+        # to the input's sentence than that one would be a confident guess.
         near = max((e for e in ranked if e.near_miss), key=lambda e: e.kinship, default=None)
         if near is not None:
-            fresh = [e for e in fresh if e.kinship >= near.kinship or e.answer == near.answer]
+            fresh = [e for e in fresh if e.kinship > near.kinship or e.answer == near.answer]
         best = fresh[0] if fresh else near  # no fresh row left: the near miss (tried) says why
         sure = trust(best) if fresh else 0.0
         if fresh and sure >= self.threshold:
