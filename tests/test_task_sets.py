@@ -48,6 +48,10 @@ SIBLINGS = [
     (r"^sed -i\.bak ", "sed -i "),
     (r"^sed -E 's/\(\[a-z0-9\]\)\(\[A-Z\]\)/\\1_\\L\\2/g' ", r"sed -E 's/_([a-z0-9])/\\U\\1/g' "),
     (r"^sed -E 's/_\(\[a-z0-9\]\)/\\U\\1/g' ", r"sed -E 's/([a-z0-9])([A-Z])/\\1_\\L\\2/g' "),
+    (
+        r"^sed 's/&/\\&amp;/g; (s/</\\&lt;/g; s/>/\\&gt;/g)' ",
+        r"sed '\1; s/&/\\&amp;/g' ",
+    ),
     (r"/g' ", "' "),
     (r"^find \S+ ", "find . "),
     (r"^sort -V ", "sort "),
@@ -182,6 +186,33 @@ SIBLINGS = [
     (r"^awk -F, '!seen\[\$\d+\]\+\+' ", "awk '!seen[$0]++' "),
     (r"^awk '\{print length, \$0\}' (\S+) \| sort -n \| cut -d' ' -f2- ", r"sort \1 "),
     (r"^awk '\{printf \"%\.2f\\n\", \$1\}' ", r"""awk '{printf "%d\\n", $1}' """),
+    (r"^(sed -E 's#[^#]+#)\\3-\\2-\\1#", r"\1\\3-\\1-\\2#"),
+    (r"^(sed -E 's#[^#]+#)\\3-\\1-\\2#", r"\1\\3-\\2-\\1#"),
+    (r"^awk '\{for \(i = NF; i > 0; i--\) [^']*' ", "rev "),
+    (
+        r"json\.load\(open\('([^']+)'\)\); d\.update\(json\.load\(open\('([^']+)'\)\)\)",
+        r"json.load(open('\2')); d.update(json.load(open('\1')))",
+    ),
+    (r"\.split\('=', 1\)", ".split('=')"),
+    (
+        r"^python3 -c \"import json; print\('\\n'\.join\(f'\{k\}=\{v\}' for k, v in "
+        r"json\.load\(open\('([^']+)'\)\)\.items\(\)\)\)\" ",
+        r"""python3 -c "import json; print(json.dumps(dict(line.rstrip('\\n').split('=', 1) """
+        r"""for line in open('\1'))))" """,
+    ),
+    (r"^sed '0,/([^/']+)/s//([^/']*)/' ", r"sed 's/\1/\2/' "),
+    (r"^tac (\S+) \| (sed '0,[^']*') \| tac ", r"\2 \1 "),
+    (r"^(awk -F, -v OFS=, '\{)\$\d+ = toupper\(\$\d+\)", r"\1$0 = toupper($0)"),
+    (r"^tar --transform '[^']*' ", "tar "),
+    (r"^awk '\{s \+= \$1; print s\}' ", "awk '{s += $1} END {print s}' "),
+    (r"^awk 'NR > 1 \{print \$1 - p\} ", "awk '{print $1 - p} "),
+    (r"^(git init -q && git add -A) && .*$", r"\1"),
+    (r"f'\{int\(x\):,\}'", "f'{int(x)}'"),
+    (r"writerows\(zip\(\*(csv\.reader\(open\('[^']+'\)\))\)\)", r"writerows(\1)"),
+    (r"^awk -F, '\{s = 0; for ", "awk -F, '{for "),
+    (r"^realpath --relative-to=(\S+) (\S+) ", r"realpath --relative-to=\2 \1 "),
+    (r'(do mv "\$f" ")[^"$/]+/', r"\1"),
+    (r"^LC_ALL=C sort -M ", "LC_ALL=C sort "),
 ]
 
 
