@@ -177,8 +177,8 @@ def shown(key: str, value: str, new_input: str, row: int, slots: list | None = N
 def test_a_near_miss_leaves_no_row_to_guess_from() -> None:
     """ "The last line of x that contains y" is the first-line row's sentence saying another
     thing: no row was taught it, so the row that shares some words ("lines ... mention ...
-    save") may not answer, though it would without the near miss; the near miss's own
-    operation still answers an input it fits."""
+    save") may not answer, though it would without the near miss, until the near miss's own
+    answer was tried and failed; the near miss's operation still answers an input it fits."""
     first = (
         "Save the first line of server.log that contains ERROR to first_error.txt",
         "Write the first line of server.log matching ERROR to first_error.txt",
@@ -200,6 +200,8 @@ def test_a_near_miss_leaves_no_row_to_guess_from() -> None:
     )
     reply = kernel.answer(KernelRequest("t", new, (near, other)))
     assert not reply.ok and "row 1's sentence saying another thing (a near miss)" in reply.reason
+    retried = kernel.answer(KernelRequest("t", new, (near, other), tried=(near.answer,)))
+    assert retried.ok and retried.text == alone.text  # its answer failed: explore the rest
     same = "Save the first line of app.log that contains WARN to warn.txt"
     assert kernel.answer(KernelRequest("t", same, (shown(*first, same, 1),))).ok
 

@@ -13,8 +13,9 @@ another answer (but rows of its operation outvoted on how to fill the input's pa
 missing parents". When the input is a row's sentence saying another thing (a near miss,
 `fit.Fit.near_miss`: "the last line of x" for "the first line of a"), only rows closer to
 the input's sentence, or giving that row's answer, may answer: no row was taught that
-operation. The best candidate that was not already tried (and failed) for this
-element answers, when its confidence reaches the threshold; otherwise the reply fails and
+operation (once that row's answer was tried and failed, the retries explore the rest). The
+best candidate that was not already tried (and failed) for this element answers, when its
+confidence reaches the threshold; otherwise the reply fails and
 says how close the best row came: "no matching experience" beats a confident wrong command.
 Same request, same reply, always; it costs nothing.
 """
@@ -148,8 +149,11 @@ class OfflineKernel:
             )
         # A near miss (the input is a row's sentence saying another thing: "the last line"
         # for "the first line") asks for an operation no row here was taught; a row no closer
-        # to the input's sentence than that one would be a confident guess.
+        # to the input's sentence than that one would be a confident guess. Once that row's
+        # own answer was tried and failed, the retries explore the rest.
         near = max((e for e in ranked if e.near_miss), key=lambda e: e.kinship, default=None)
+        if near is not None and near.answer.strip() in tried:
+            near = None
         if near is not None:
             fresh = [e for e in fresh if e.kinship > near.kinship or e.answer == near.answer]
         best = fresh[0] if fresh else near  # no fresh row left: the near miss (tried) says why
