@@ -102,11 +102,20 @@ class Gradients:
         }
 
 
+CREDIT_BOUND = 1.0
+
+
 def summed(credits: list[tuple[str, int, float, str]]) -> dict[str, dict[int, float]]:
-    """Credits summed per experience and row (an experience without any reads as empty)."""
+    """Credits summed per experience and row, each sum within +-`CREDIT_BOUND` (an
+    experience without any reads as empty): a row that answered the same wrong thing at every
+    step of a loop made one mistake, and one step moves its weight by at most the learning
+    rate."""
     out: dict[str, dict[int, float]] = defaultdict(dict)
     for experience, row, amount, _ in credits:
         out[experience][row] = out[experience].get(row, 0.0) + amount
+    for rows in out.values():
+        for row, total in rows.items():
+            rows[row] = max(-CREDIT_BOUND, min(CREDIT_BOUND, total))
     return out
 
 
