@@ -14,7 +14,7 @@ from mcp_harness.experience.keywords import keywords_text
 from mcp_harness.experience.store import Experience, Row
 from mcp_harness.kernels.offline import OfflineKernel
 from mcp_harness.runtime.future import Run
-from mcp_harness.runtime.gradients import backward
+from mcp_harness.runtime.gradients import backward, summed
 from mcp_harness.runtime.graph import build
 from mcp_harness.training.losses import edit_distance, exact_match, status_loss
 from mcp_harness.training.optimizer import StSGD
@@ -94,6 +94,15 @@ def test_both_chained_experts_receive_gradients(chain) -> None:
     assert "+git init -q" in diffs["command"][(1,)]
     ok = asyncio.run(backward(run, graph, {"command": {(0,): "ls -la"}}))
     assert ok.row_credit["command"][0] == -1.0 and ok.row_credit["decision"] == {}
+
+
+def test_a_row_blamed_at_every_step_of_a_loop_made_one_mistake() -> None:
+    """Four steps of one task answered wrong from row 3, two right from row 5: one step of the
+    optimizer moves each row's weight by at most the learning rate."""
+    credits = [("decision", 3, 1.0, f"decision@(0, {t})") for t in range(4)]
+    credits += [("decision", 5, -1.0, f"decision@({b}, 0)") for b in range(2)]
+    credits.append(("command", 1, 0.5, "command@(0, 0)"))
+    assert summed(credits) == {"decision": {3: 1.0, 5: -1.0}, "command": {1: 0.5}}
 
 
 def test_unknown_target_node_is_named(chain) -> None:
