@@ -147,6 +147,17 @@ def test_a_parameter_without_counterpart_is_reported() -> None:
         ("List the files changed before the tag v1 into a.txt", "git diff --name-only v1 > a.txt",
          "List the files changed after the tag v2 into b.txt",
          "List the files changed before the tag v2 into b.txt"),
+        ("Convert the KEY=value lines of a.env into a JSON object in a.json",
+         "python3 env2json.py a.env > a.json",
+         "Convert the JSON object in b.json into KEY=value lines in b.env",
+         "Convert the KEY=value lines of c.env into a JSON object in c.json"),
+        ("Reorder each DD/MM/YYYY date of a.txt into year-month-day with a sed -E "
+         "substitution (\\3-\\2-\\1), writing the result to b.txt",
+         "sed -E 's#(..)/(..)/(....)#\\3-\\2-\\1#g' a.txt > b.txt",
+         "Reorder each MM/DD/YYYY date of c.txt into year-month-day with a sed -E "
+         "substitution (\\3-\\2-\\1), writing the result to d.txt",
+         "Reorder each DD/MM/YYYY date of e.txt into year-month-day with a sed -E "
+         "substitution (\\3-\\2-\\1), writing the result to f.txt"),
     ],
 )  # fmt: skip
 def test_another_operation_in_the_same_words_does_not_fit(key, value, other, same) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from mcp_harness.experience.keywords import canonical, opposite
 from mcp_harness.experience.tokens import (
+    DISTINCTIVE,
     Token,
     forms_of,
     is_content,
@@ -121,6 +122,8 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
         kin += share if token.kind == "word" else 0.0
         if not ok and token.lower in distinctive:
             vetoes *= UNFILLED  # the command would act on the wrong file, path or number
+        elif not ok and _built_in(token, j, new, slot_words):
+            vetoes *= UNFILLED  # the value builds this one in ("DD/MM/YYYY" as \3-\2-\1)
         elif not ok:
             substituted = i in framed or (
                 j is not None
@@ -147,6 +150,19 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
             vetoes *= NEGATED
             turned = True
     return Fit(overlap, vetoes, wording, swaps, in_frame, turned, kinship)
+
+
+def _built_in(token: Token, j: int | None, new: list[Token], slot_words: set[str]) -> bool:
+    """Whether the input says another parameter where the key says one that is not a slot:
+    the row's value builds that one in (a date format as the order of a substitution's
+    groups), so the input's cannot be filled in."""
+    return (
+        token.kind in DISTINCTIVE
+        and token.lower not in slot_words
+        and j is not None
+        and new[j].kind == token.kind
+        and new[j].lower != token.lower
+    )
 
 
 def _derived(token: Token, fills: dict[str, str]) -> str | None:
@@ -206,7 +222,10 @@ def _swapped(key: list[Token], new: list[Token], streams) -> bool:
     if len(moved) == 2:
         return not _genitive(*moved, *streams) and not _genitive(*moved, *reversed(streams))
     # Two runs around words that stay ("A M B" -> "B M A"); a clause moved to the front or
-    # the back ("Using the list in x, delete each file") moves one run past another instead.
+    # the back ("Using the list in x, delete each file") moves one run past another instead,
+    # unless both say "to" or "into" between the runs ("A into B" -> "B into A").
+    if _traded_across(words, order, streams):
+        return True
     return any(
         order[:a] + order[c:d] + order[b:c] + order[a:b] + order[d:] == want
         for a in range(n)
@@ -214,6 +233,35 @@ def _swapped(key: list[Token], new: list[Token], streams) -> bool:
         for c in range(b + 1, n)
         for d in range(c + 1, n + 1)
     )
+
+
+ACROSS = frozenset({"to", "into", "->", "→"})
+
+
+def _traded_across(words: list[str], order: list[int], streams) -> bool:
+    """Whether two adjacent runs of the key's words (canonical forms, in key order; `order`
+    their places in the input's words) trade places with "to" or "into" between them in both
+    texts ("Convert the KEY=value lines of a into a JSON object" / "Convert the JSON object in
+    b into KEY=value lines"): a conversion turned around."""
+    key_all, new_all = streams
+    want, n = sorted(order), len(order)
+    return any(
+        order[:a] + order[b:c] + order[a:b] + order[c:] == want
+        and _across(key_all, words[b - 1], words[b])
+        and _across(new_all, words[c - 1], words[a])
+        for a in range(n)
+        for b in range(a + 1, n)
+        for c in range(b + 1, n + 1)
+    )
+
+
+def _across(tokens: list[Token], before: str, after: str) -> bool:
+    """Whether "to" or "into" stands between the words `before` and `after` (canonical)."""
+    forms = forms_of(tokens)
+    if before not in forms or after not in forms:
+        return False
+    i, j = forms.index(before), forms.index(after)
+    return i < j and any(t.lower in ACROSS for t in tokens[i + 1 : j])
 
 
 GENITIVE = frozenset({"of", "the", "a", "an", "its", "their", "each", "every"})
