@@ -26,8 +26,12 @@ def encoder() -> sentences.SentenceEncoder:
     return found
 
 
-def example(key: str, value: str, new_input: str, row: int = 0) -> Example:
-    adapted = adapt(key, value, find_slots(key, value), new_input)
+def example(
+    key: str, value: str, new_input: str, row: int = 0, slots: list | None = None
+) -> Example:
+    """A row as the offline kernel sees it for `new_input` (its slots found from its own key
+    and value unless given)."""
+    adapted = adapt(key, value, find_slots(key, value) if slots is None else slots, new_input)
     return Example(
         key,
         value,
@@ -37,6 +41,8 @@ def example(key: str, value: str, new_input: str, row: int = 0) -> Example:
         fit=adapted.fit,
         rescue=adapted.rescue,
         contradicted=adapted.contradicted,
+        kinship=adapted.kinship,
+        near_miss=adapted.near_miss,
     )
 
 

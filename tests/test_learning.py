@@ -18,6 +18,7 @@ from mcp_harness.kernels.offline import DEFAULT_THRESHOLD, OfflineKernel
 from mcp_harness.runtime import module as modules
 from mcp_harness.training.losses import task_outcome
 from mcp_harness.training.trainer import Example, Trainer
+from tests.test_kernels_meaning import example
 
 
 # ---- slots and adaptation -----------------------------------------------------------------
@@ -168,23 +169,6 @@ def test_another_operation_in_the_same_words_does_not_fit(key, value, other, sam
     assert adapt(key, value, slots, same).fit >= DEFAULT_THRESHOLD
 
 
-def shown(key: str, value: str, new_input: str, row: int, slots: list | None = None) -> Shown:
-    """A row as the offline kernel sees it for `new_input`."""
-    adapted = adapt(key, value, find_slots(key, value) if slots is None else slots, new_input)
-    return Shown(
-        key,
-        value,
-        1.0,
-        row,
-        adapted=adapted.text,
-        fit=adapted.fit,
-        rescue=adapted.rescue,
-        contradicted=adapted.contradicted,
-        kinship=adapted.kinship,
-        near_miss=adapted.near_miss,
-    )
-
-
 def test_a_near_miss_leaves_no_row_to_guess_from() -> None:
     """ "The last line of x that contains y" is the first-line row's sentence saying another
     thing: no row was taught it, so the row that shares some words ("lines ... mention ...
@@ -203,7 +187,7 @@ def test_a_near_miss_leaves_no_row_to_guess_from() -> None:
     slots = siblings([(v, find_slots(k, v)) for k, v in (word, sibling)])[0]
     new = "Save the last line of cron.log that contains ABORTED to last_abort.txt"
     kernel = OfflineKernel()
-    near, other = shown(*first, new, 1), shown(*word, new, 2, slots)
+    near, other = example(*first, new, 1), example(*word, new, 2, slots)
     assert near.near_miss and not other.near_miss
     alone = kernel.answer(KernelRequest("t", new, (other,)))
     assert alone.ok and alone.text == (
@@ -214,7 +198,7 @@ def test_a_near_miss_leaves_no_row_to_guess_from() -> None:
     retried = kernel.answer(KernelRequest("t", new, (near, other), tried=(near.answer,)))
     assert retried.ok and retried.text == alone.text  # its answer failed: explore the rest
     same = "Save the first line of app.log that contains WARN to warn.txt"
-    assert kernel.answer(KernelRequest("t", same, (shown(*first, same, 1),))).ok
+    assert kernel.answer(KernelRequest("t", same, (example(*first, same, 1),))).ok
 
 
 @pytest.mark.parametrize(
