@@ -206,7 +206,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
         fills[slot["text"]] = input_tokens[target].text
     # A word the alignment could not place but the input has (clauses in another order),
     # unless the key says that word in another spelling too (the input's is that one's).
-    forms = forms_of(input_tokens)
+    forms, key_forms = forms_of(input_tokens), forms_of(key_tokens)
     for slot in list(unfilled):
         form = canonical(slot["text"].lower())
         if (
@@ -214,7 +214,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             and form in forms
             and not any(
                 t.text != slot["text"] and f == form
-                for t, f in zip(key_tokens, forms_of(key_tokens), strict=True)
+                for t, f in zip(key_tokens, key_forms, strict=True)
             )
         ):
             j = forms.index(form)

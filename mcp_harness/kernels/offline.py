@@ -154,11 +154,11 @@ class OfflineKernel:
         near = max((e for e in ranked if e.near_miss), key=lambda e: e.kinship, default=None)
         if near is not None and near.answer.strip() in tried:
             near = None
-        if near is not None:
+        if near is not None:  # the near miss itself stays (its answer was not tried)
             fresh = [e for e in fresh if e.kinship > near.kinship or e.answer == near.answer]
-        best = fresh[0] if fresh else near  # no fresh row left: the near miss (tried) says why
-        sure = trust(best) if fresh else 0.0
-        if fresh and sure >= self.threshold:
+        best = fresh[0]
+        sure = trust(best)
+        if sure >= self.threshold:
             return KernelReply(text=best.answer, ok=True, confidence=sure, row=best.row)
         row = f" (row {best.row})" if best.row is not None else ""
         why = f"best fit {sure:.3f}{row}, retrieval score {best.score:.3f}"
