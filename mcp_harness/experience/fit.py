@@ -192,10 +192,21 @@ def opposed(key: list[Token], new: list[Token], key_all: list[Token], new_all: l
     words count here: "after" for "before"), or turns a conversion around ("from LF to CRLF"
     for "from CRLF to LF"; `measure` also checks for two words that trade places, `_swapped`)."""
     key_forms, new_forms = with_parts(forms_of(key_all)), with_parts(forms_of(new_all))
-    if any(opposite(a, b) for a in key_forms - new_forms for b in new_forms - key_forms):
+    only_key, only_new = key_forms - new_forms, new_forms - key_forms
+    # A removal verb says what "delete" does: "strip the last one" for "append one".
+    if any(
+        opposite(a, b)
+        for a in only_key | _deleting(only_key)
+        for b in only_new | _deleting(only_new)
+    ):
         return True
     there, back = _direction(key_all), _direction(new_all)
     return there is not None and back is not None and there != back and there == back[::-1]
+
+
+def _deleting(forms: set[str]) -> set[str]:
+    """The canonical "delete" when the forms hold a removal verb ("strip", "erase")."""
+    return {canonical("delete")} if forms & REMOVALS else set()
 
 
 def _swapped(key: list[Token], new: list[Token], streams) -> bool:
@@ -331,7 +342,25 @@ def negated(key: list[Token], new: list[Token], fills: dict[str, str] | None = N
     side removes something too ("Remove everything except the digits" keeps them)."""
     filled = {canonical(k.lower()): canonical(v.lower()) for k, v in (fills or {}).items()}
     said, other = frozenset(filled.get(w, w) for w in negations(key)), negations(new)
-    return said - _removed(new, key) != other - _removed(key, new)
+    only_key, only_new = said - _removed(new, key) - other, other - _removed(key, new) - said
+    return bool(only_key & _says(new, fills)) or bool(only_new & _says(key, fills, filled=True))
+
+
+def _says(tokens: list[Token], fills: dict[str, str] | None, filled: bool = False) -> set[str]:
+    """What a side says, as `negations` names it (words in canonical form with their parts,
+    parameters as their kind; the key's slots as the input fills them): a negation the other
+    side does not share turns the row around only when this side says the negated thing
+    ("do not contain" for "contain"); "(local config, not global)" adds a detail to a key that
+    says nothing of it."""
+    forms = {canonical(k.lower()): canonical(v.lower()) for k, v in (fills or {}).items()}
+    out = set()
+    for token in tokens:
+        if token.kind != "word":
+            out.add(token.kind)
+        elif is_content(token):
+            form = canonical(token.lower)
+            out.update({forms.get(form, form) if filled else form, *parts_of(form)})
+    return out
 
 
 def _removed(tokens: list[Token], other: list[Token]) -> frozenset[str]:

@@ -171,7 +171,7 @@ head tail; min max; minimum maximum; before after; ascending descending; asc des
 open close; push pull; import export; input output; read write; include exclude;
 allow deny; accept reject; grant revoke; larger smaller; bigger smaller; newest oldest;
 new old; encrypt decrypt; join split; merge split; forward backward; visible hidden;
-append overwrite; prepend append; left right; plus minus; add subtract;
+append overwrite; prepend append; append remove; left right; plus minus; add subtract;
 largest smallest; biggest smallest; highest lowest; longest shortest; most least;
 greatest least; earliest latest; oldest latest; increasing decreasing; above below;
 inside outside; start end; begin end; beginning end; prefix suffix; leading trailing;

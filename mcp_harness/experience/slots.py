@@ -112,17 +112,24 @@ def siblings(rows: list[tuple[str, list[dict[str, Any]]]]) -> list[list[dict[str
 _KIND_WORD = {"file": "file", "path": "folder", "num": "number", "str": "text"}
 
 
-def operation(text: str) -> str:
-    """The sentence with each parameter (a file, path, number or quoted string) said as its
-    kind ("Make run.sh executable" -> "Make file executable"): what a judge of meaning should
-    compare, since two instances of one operation differ in their parameters."""
+def operation(text: str, names: frozenset[str] = frozenset()) -> str:
+    """The sentence with each parameter (a file, path, number or quoted string, and each word
+    of `names`, lowercased: the words a row's slots were filled with) said as its kind ("Make
+    run.sh executable" -> "Make file executable"; "swap oldLogger -> newLogger" -> "swap name
+    -> name"): what a judge of meaning should compare, since two instances of one operation
+    differ in their parameters."""
     out, end = [], 0
     for match in TOKEN.finditer(text):
         word = match.group(0).rstrip(EDGE_PUNCT)
         tokens = tokenize(word)
-        if not tokens or any(t.kind not in _KIND_WORD for t in tokens):
+        if len(tokens) == 1 and tokens[0].kind == "word" and word.lower() in names:
+            said = "name"
+        elif not tokens or any(t.kind not in _KIND_WORD for t in tokens):
             continue
-        said = _KIND_WORD[tokens[0].kind] if len(tokens) == 1 else re.sub(r"\d+", "number", word)
+        elif len(tokens) == 1:
+            said = _KIND_WORD[tokens[0].kind]
+        else:
+            said = re.sub(r"\d+", "number", word)
         out.append(text[end : match.start()] + said)
         end = match.start() + len(word)
     return "".join(out) + text[end:]
@@ -222,6 +229,18 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             used.add(j)
             unfilled.remove(slot)
     _place_by_context(key_tokens, input_tokens, unfilled, fills, used, (key_all, input_all))
+    # A word slot no sibling row showed to be a parameter, filled with the same word in
+    # another form or with a synonym ("lines" for "line", "field" for "column"), is the key's
+    # word said again: the value keeps its own.
+    for slot in slots or ():
+        word, fill = slot["text"], fills.get(slot["text"])
+        if (
+            slot["kind"] == "word"
+            and fill is not None
+            and fill.lower() != word.lower()
+            and canonical(fill.lower()) == canonical(word.lower())
+        ):
+            fills[word] = word
     still = [s["text"] for s in unfilled if is_distinctive(s) and s["text"] not in fills]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
     turned = (

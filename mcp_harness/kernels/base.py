@@ -24,7 +24,8 @@ class Example:
     (`experience.fit.Fit.rescue`), `contradicted` whether the input says the key's sentence
     turned around (`experience.fit.Fit.contradicted`), `kinship` how far the input is the key's
     sentence, parameters aside, and `near_miss` whether it is that sentence with its point changed
-    (`experience.fit.Fit.near_miss`); `weight` is the row's trained weight."""
+    (`experience.fit.Fit.near_miss`); `fills` the slots the input filled with other words (slot,
+    input's word); `weight` is the row's trained weight."""
 
     key: str
     value: str
@@ -38,6 +39,7 @@ class Example:
     contradicted: bool = False
     kinship: float = 0.0
     near_miss: bool = False
+    fills: tuple[tuple[str, str], ...] = ()
 
     @property
     def answer(self) -> str:

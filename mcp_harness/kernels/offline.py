@@ -40,13 +40,19 @@ def meaning(request: KernelRequest) -> list[float]:
     encoder = sentences.encoder()
     if encoder is None or not any(e.rescue > 0 for e in request.examples):
         return [0.0] * len(request.examples)
-    said = operation(request.input)
-    alike = [
-        max(
-            encoder.similarity(said, operation(e.key)), encoder.similarity(said, operation(e.value))
+    alike = []
+    for e in request.examples:
+        # The words the row's slots were filled with are parameters too ("oldLogger" in place
+        # of "getUser"): said as their kind on both sides, they do not hide the operation.
+        named = [(k, v) for k, v in e.fills if _identifier(k) and _identifier(v)]
+        said = operation(request.input, frozenset(v.lower() for _, v in named))
+        slots = frozenset(k.lower() for k, _ in named)
+        alike.append(
+            max(
+                encoder.similarity(said, operation(e.key, slots)),
+                encoder.similarity(said, operation(e.value, slots)),
+            )
         )
-        for e in request.examples
-    ]
     # Rows of one operation (values alike but for their parameters) that fill the input's
     # parameters differently ("into b" read as the source by one of them) are not rivals of
     # the fill more of them give; on a tie nobody knows which fill is right, and they are.
@@ -82,6 +88,12 @@ def meaning(request: KernelRequest) -> list[float]:
         )
         out.append(example.rescue * alike[i] * min(1.0, max(0.0, alike[i] - rival) / MARGIN))
     return out
+
+
+def _identifier(word: str) -> bool:
+    """Whether a word is shaped like a name in code (getUser, OLD_API_URL, v1client), not a
+    word of the language: a judge of meaning reads those as noise."""
+    return any(c.isdigit() or c == "_" for c in word) or any(c.isupper() for c in word[1:])
 
 
 def confidence(example: Example) -> float:

@@ -217,6 +217,7 @@ def _example(hit, text: str, slots: list) -> Example:
         contradicted=adaptation.contradicted,
         kinship=adaptation.kinship,
         near_miss=adaptation.near_miss,
+        fills=tuple((k, v) for k, v in adaptation.fills.items() if k.lower() != v.lower()),
     )
 
 
