@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from mcp_harness.experience.slots import adapt, find_slots
+from mcp_harness.experience.slots import adapt, find_slots, operation
 from mcp_harness.kernels import sentences
 from mcp_harness.kernels.base import Example, KernelRequest
-from mcp_harness.kernels.offline import OfflineKernel
+from mcp_harness.kernels.offline import MEANING_FLOOR, OfflineKernel
 
 KEY = "Create the nested directory path lib/core/util"
 VALUE = "Create nested directory lib/core/util with parents"
@@ -43,6 +43,7 @@ def example(
         contradicted=adapted.contradicted,
         kinship=adapted.kinship,
         near_miss=adapted.near_miss,
+        fills=tuple((k, v) for k, v in adapted.fills.items() if k.lower() != v.lower()),
     )
 
 
@@ -87,6 +88,18 @@ def test_a_reworded_key_is_trusted_for_its_meaning(encoder) -> None:
     assert shown.fit < 0.2 < shown.rescue  # words alone would not answer
     reply = OfflineKernel().answer(KernelRequest("t", REWORDED, (other, shown)))
     assert reply.ok and reply.text == "Create nested directory docs/api/v2 with parents"
+
+
+def test_names_in_code_are_parameters_to_meaning_too(encoder) -> None:
+    """ "deploy-7" in place of "v3" is a parameter, said as one on both sides: unsaid, the
+    names would outweigh the few words the sentences share."""
+    key, value = "Create a symbolic link named current that points to v3", "Link current to v3"
+    new = "Set up a link named active that targets deploy-7"
+    shown = example(key, value, new)
+    assert ("v3", "deploy-7") in shown.fills
+    assert encoder.similarity(operation(new), operation(key)) < MEANING_FLOOR
+    reply = OfflineKernel().answer(KernelRequest("t", new, (shown,)))
+    assert reply.ok and reply.text == "Link active to deploy-7"
 
 
 def test_meaning_never_overrules_a_veto_or_a_near_sibling(encoder) -> None:

@@ -354,6 +354,35 @@ def test_a_negation_counts_for_the_word_it_negates() -> None:
     assert adapt(key, value, slots, same).fit >= DEFAULT_THRESHOLD
 
 
+def test_a_negation_of_what_the_key_does_not_say_adds_a_detail() -> None:
+    """ "(local config, not global)" says nothing the key says the other way; "do not
+    contain" for "contain" does."""
+    key = "Create a git repository in the ledger folder and set its user.name to Grace Hopper"
+    value = "git init ledger && git -C ledger config user.name 'Grace Hopper'"
+    new = "Make blogsite a repository whose git user.name is Linus Torvalds (local, not global)"
+    assert not adapt(key, value, find_slots(key, value), new).contradicted
+    key, value = "Write the lines of a.txt that contain ERROR to b.txt", "grep ERROR a.txt > b.txt"
+    new = "Write the lines of c.txt that do not contain WARN to d.txt"
+    assert adapt(key, value, find_slots(key, value), new).contradicted
+
+
+def test_a_removal_verb_is_the_opposite_of_append() -> None:
+    key = "secret.txt must not end with a newline character, so strip the last one"
+    value = "truncate -s -1 secret.txt"
+    new = "ledger.txt has no line break after its last line; append one"
+    assert adapt(key, value, find_slots(key, value), new).contradicted
+
+
+def test_a_word_said_in_another_form_keeps_the_value_spelling() -> None:
+    """ "blank line" for "empty lines" is the operation's word, not a parameter: the value keeps
+    "lines"."""
+    key = "Delete all empty lines from config.ini"
+    value = "Remove blank lines from config.ini in place"
+    new = "Remove every blank line in queries.sql, modifying the file directly"
+    adapted = adapt(key, value, find_slots(key, value), new)
+    assert adapted.text == "Remove blank lines from queries.sql in place"
+
+
 def test_everything_except_a_thing_negates_it() -> None:
     key = "Remove all digits from labels.txt and write the result to labels_clean.txt"
     value = "tr -d '[:digit:]' < labels.txt > labels_clean.txt"
