@@ -213,6 +213,21 @@ SIBLINGS = [
     (r"^realpath --relative-to=(\S+) (\S+) ", r"realpath --relative-to=\2 \1 "),
     (r'(do mv "\$f" ")[^"$/]+/', r"\1"),
     (r"^LC_ALL=C sort -M ", "LC_ALL=C sort "),
+    (r"^sort -t, (-k\d+,\d+) -k\d+,\d+nr ", r"sort -t, \1 "),
+    (r'(\$d \+1) day" ', r'\1 month" '),
+    (r'(\$d \+1) month" ', r'\1 day" '),
+    (r"^sed 's/([^/']+)/([^/']*)/\d+' ", r"sed 's/\1/\2/' "),
+    (r"^sed -E 's/\(\.\*\)([^/']+)/\\1([^/']*)/' ", r"sed 's/\1/\2/' "),
+    (r"^\(cd (\S+) && find \. -type d -exec mkdir -p \.\./(\S+)/\{\} \\;\)$", r"cp -r \1 \2"),
+    (r"^jq -c 'select\(\.\w+ == (\"[^\"]*\")\)' ", r"grep -F '\1' "),
+    (
+        r"print\(sum\(item\['\w+'\] for item in (json\.load\(open\('[^']+'\)\))\)\)",
+        r"print(len(\1))",
+    ),
+    (r"^awk '\{print FILENAME \":\" \$0\}' ", "cat "),
+    (r"^TZ=\S+ date ", "date -u "),
+    (r"^(awk -F, -v OFS=, '\{print \$0, \$\d+) \* ", r"\1 + "),
+    (r"^grep (\S+) (\S+) \| grep (\S+) ", r"grep -E '\1|\3' \2 "),
 ]
 
 
