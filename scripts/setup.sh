@@ -28,7 +28,8 @@ if [ "$mode" = test ] && ! command -v npm >/dev/null &&
 fi
 # The bundled task sets' commands and checks (tests/test_task_sets.py runs them) use these.
 if [ "$mode" = test ]; then
-  for tool in zip unzip patch; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  for tool in zip unzip patch jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  [ -e /usr/share/zoneinfo/Europe/Berlin ] || missing+=(tzdata)
 fi
 if [ "$mode" = test ] && ! command -v pg_ctl >/dev/null &&
   ! compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null; then
