@@ -657,6 +657,19 @@ def test_prior_to_is_not_after() -> None:
     assert adapt(key, value, find_slots(key, value), new).contradicted
 
 
+def test_b_instead_of_a_converts_from_a_to_b() -> None:
+    """ "Windows line endings instead of Unix ones" converts to what "change them to Unix
+    ones" converts from; "LF newlines instead of CRLF" is "from CRLF to LF"."""
+    key = "data.csv has Windows line endings; change them to Unix ones in place"
+    value = "Convert CRLF to LF in data.csv"
+    new = "export.csv needs Windows (CRLF) line endings instead of Unix ones; change it in place"
+    assert adapt(key, value, find_slots(key, value), new).contradicted
+    key, value = "Convert script.sh from CRLF to LF line endings", "Convert CRLF to LF in script.sh"
+    new = "Fix deploy.py so it uses LF newlines instead of CRLF"
+    assert not adapt(key, value, find_slots(key, value), new).contradicted
+    assert adapt(key, value, find_slots(key, value), "Convert a.cmd from LF to CRLF").contradicted
+
+
 def test_two_words_that_trade_places_turn_the_row_around() -> None:
     """Slots filled with each other's words ("Fahrenheit ... to Celsius" for "Celsius ... to
     Fahrenheit") say the opposite conversion."""

@@ -200,8 +200,8 @@ def opposed(key: list[Token], new: list[Token], key_all: list[Token], new_all: l
         for b in only_new | _deleting(only_new)
     ):
         return True
-    there, back = _direction(key_all), _direction(new_all)
-    return there is not None and back is not None and there != back and there == back[::-1]
+    (key_from, key_to), (new_from, new_to) = _roles(key_all), _roles(new_all)
+    return bool(key_from & new_to - new_from) or bool(key_to & new_from - new_to)
 
 
 def _deleting(forms: set[str]) -> set[str]:
@@ -295,16 +295,36 @@ def _genitive(x: str, y: str, one: list[Token], other: list[Token]) -> bool:
     return False
 
 
-def _direction(tokens: list[Token]) -> tuple[str, str] | None:
-    """The words after "from" and after the next "to"/"into", when the text has both."""
+def _roles(tokens: list[Token]) -> tuple[set[str], set[str]]:
+    """The words a text converts from and to (canonical forms): the word after "from" and
+    after a "to"/"into" (" from CRLF to LF", "change them to Unix ones"), and for "B instead
+    of A" the word after "of" and the words just before "instead" ("needs Windows (CRLF)
+    line endings instead of Unix ones"). Parameters (files, numbers) have no role:
+    their fills tell them apart."""
     words = [t.lower for t in tokens]
-    if "from" not in words:
-        return None
-    start = words.index("from")
-    ends = [i for i, w in enumerate(words) if i > start + 1 and w in ("to", "into")]
-    if start + 1 >= len(words) or not ends or ends[0] + 1 >= len(words):
-        return None
-    return canonical(words[start + 1]), canonical(words[ends[0] + 1])
+    after = {
+        i: next((j for j in range(i + 1, len(tokens)) if is_content(tokens[j])), None)
+        for i in range(len(tokens))
+    }
+
+    def form(j: int | None) -> set[str]:
+        return {canonical(words[j])} if j is not None and tokens[j].kind == "word" else set()
+
+    sources: set[str] = set()
+    targets: set[str] = set()
+    for i, word in enumerate(words):
+        if word == "from":
+            sources |= form(after[i])
+        elif word in ("to", "into"):
+            targets |= form(after[i])
+        elif word == "instead" and i + 1 < len(words) and words[i + 1] == "of":
+            sources |= form(after[i + 1])
+            before = [k for k in range(i) if tokens[k].kind == "word" and is_content(tokens[k])]
+            targets |= {canonical(words[k]) for k in before[-INSTEAD_SPAN:]}
+    return sources, targets
+
+
+INSTEAD_SPAN = 4  # content words before "instead of" that say what the text converts to
 
 
 def negations(tokens: list[Token]) -> frozenset[str]:
