@@ -36,8 +36,7 @@ class Fit:
     thing); `contradicted`, whether the input says the key turned around (negated, an
     opposite, two runs of words trading places): no row doing the same thing in other words
     may stand in for it; `kinship`, the same Jaccard over their words alone (no files, paths,
-    numbers or strings): how far the input is the key's sentence, whatever its parameters;
-    `covered`, the share of the key's own words (not its slots) that the input says."""
+    numbers or strings): how far the input is the key's sentence, whatever its parameters."""
 
     overlap: float
     vetoes: float
@@ -46,7 +45,6 @@ class Fit:
     framed: int = 0
     contradicted: bool = False
     kinship: float = 0.0
-    covered: float = 0.0
 
     @property
     def value(self) -> float:
@@ -54,16 +52,14 @@ class Fit:
 
     @property
     def said(self) -> bool:
-        """Whether the input shares most of the key's words (an overlap of `REWORDED`), or says
-        every word of the key's own and more ("Bump the minor number of the version in x,
-        resetting the patch number to 0" for "Bump the patch number of the version in y"):
-        the same sentence, whose words that differ or are added are the point."""
-        return self.overlap >= REWORDED or self.covered == 1.0
+        """Whether the input shares most of the key's words: the same sentence, whose words
+        that differ are the point."""
+        return self.overlap >= REWORDED
 
     @property
     def rescue(self) -> float:
-        """The vetoes, when the input rewords the key (not `said`); 0 when it shares or says
-        the key's words or says another word in its frame, so the words it does
+        """The vetoes, when the input rewords the key (an overlap below `REWORDED`); 0 when it
+        shares most of the key's words or says another word in its frame, so the words it does
         not share are the point ("count the words" for "count the lines", "count
         subdirectories" for "count files") and no judge of meaning should overrule them."""
         return self.vetoes if not self.said and not self.framed else 0.0
@@ -105,7 +101,6 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
     vetoes = NEGATED if negated else 1.0
     wording = 1.0
     swaps = in_frame = 0
-    words_said = key_words = 0
     changed = {k.lower() for k, v in fills.items() if k.lower() != v.lower()}
     fill_at = {j for j, t in enumerate(new) if t.text in fills.values()}
     framed = _framed(key, new, fill_at)
@@ -124,9 +119,6 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
         # any two file names "match".
         share = 0.5 if ok and (token.lower in changed or derived) else float(ok)
         matched += share
-        if token.kind == "word" and token.lower not in slot_words:
-            words_said += ok
-            key_words += 1
         kin += share if token.kind == "word" else 0.0
         if not ok and token.lower in distinctive:
             vetoes *= UNFILLED  # the command would act on the wrong file, path or number
@@ -157,8 +149,7 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
         if _swapped(key, new, streams):
             vetoes *= NEGATED
             turned = True
-    covered = words_said / key_words if key_words else 0.0
-    return Fit(overlap, vetoes, wording, swaps, in_frame, turned, kinship, covered)
+    return Fit(overlap, vetoes, wording, swaps, in_frame, turned, kinship)
 
 
 def _built_in(token: Token, j: int | None, new: list[Token], slot_words: set[str]) -> bool:
