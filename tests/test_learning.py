@@ -107,6 +107,16 @@ def test_a_slot_spelled_apart_from_a_word_of_the_key_is_that_spelling() -> None:
     assert reordered.fills.get("VERSION") != "version"  # that "version" is the key's word
 
 
+def test_a_name_spelled_apart_is_placed_by_its_own_neighbours() -> None:
+    """ "VERSION" in "the version in VERSION" is the word after "in", not whatever follows
+    "the" as "version" does."""
+    key = "Bump the patch number of the version in VERSION"
+    value = "Add one to the third dot-separated field of VERSION, written back over VERSION"
+    new = "Bump the minor number of the version in chart_version, resetting the patch number to 0"
+    adapted = adapt(key, value, [{"text": "VERSION", "kind": "name"}], new)
+    assert adapted.fills == {"VERSION": "chart_version"}
+
+
 def test_a_parameter_without_counterpart_is_reported() -> None:
     key, value = "Make run.sh executable", "chmod +x run.sh"
     result = adapt(key, value, find_slots(key, value), "Make it executable")

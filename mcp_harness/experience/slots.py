@@ -284,7 +284,10 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
         if not is_distinctive(slot):
             continue
         kind = "word" if slot["kind"] == NAME else slot["kind"]
-        where = [i for i, t in enumerate(key) if t.lower == slot["text"].lower()]
+        # The slot's own spelling where the key has it ("VERSION", not "version" before it).
+        where = [i for i, t in enumerate(key) if t.text == slot["text"]] or [
+            i for i, t in enumerate(key) if t.lower == slot["text"].lower()
+        ]
         order = min(where, default=len(key))  # ties pair in order: the k-th with the k-th
         parts = {key[i].part for i in where}
         for j, token in enumerate(new):
@@ -292,9 +295,9 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
                 continue
             if parts and token.part not in parts:
                 continue  # a date's year is not a count, nor a count one part of a range
-            near = new_near.get(token.lower, set())
+            near = new_near.get(token.text, set())
             if slot["kind"] == NAME:
-                around = [key_near.get(key[i].lower, set()) & near for i in where]
+                around = [key_near.get(key[i].text, set()) & near for i in where]
                 shared = max(
                     (sum(2 if side < 0 else 1 for side, _ in a) for a in around), default=0
                 )
@@ -307,7 +310,7 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
                     (key_forms[i] == new_forms[j])
                     + (key_forms[i + 2] == new_forms[j + 2])
                     + _same_role(key[i], token, key_roles, new_roles)
-                    + _STOP_NEIGHBOUR * bool(_inner(key_near.get(key[i].lower, set()) & near))
+                    + _STOP_NEIGHBOUR * bool(_inner(key_near.get(key[i].text, set()) & near))
                     for i in where
                 ),
                 default=0,
@@ -377,9 +380,7 @@ def _format(name: str) -> str:
 def _near(key_all: list[Token], input_all: list[Token], a: Token, b: Token) -> bool:
     """Whether `b` in the input has one of the words around `a` in the key (a name paired by
     the alignment alone may be any word that happens to stand in its place)."""
-    return bool(
-        _neighbours(key_all).get(a.lower, set()) & _neighbours(input_all).get(b.lower, set())
-    )
+    return bool(_neighbours(key_all).get(a.text, set()) & _neighbours(input_all).get(b.text, set()))
 
 
 def _inner(near: set[tuple[int, str]]) -> set[tuple[int, str]]:
@@ -388,11 +389,12 @@ def _inner(near: set[tuple[int, str]]) -> set[tuple[int, str]]:
 
 
 def _neighbours(tokens: list[Token]) -> dict[str, set[tuple[int, str]]]:
-    """Each token's neighbours among all words (stop words too): (-1, before), (1, after)."""
+    """Each spelling's neighbours among all words (stop words too): (-1, before), (1, after);
+    by spelling, so "VERSION" in "the version in VERSION" has its own."""
     forms = ["^", *forms_of(tokens), "$"]
     near: dict[str, set[tuple[int, str]]] = {}
     for i, token in enumerate(tokens):
-        near.setdefault(token.lower, set()).update({(-1, forms[i]), (1, forms[i + 2])})
+        near.setdefault(token.text, set()).update({(-1, forms[i]), (1, forms[i + 2])})
     return near
 
 
