@@ -117,6 +117,16 @@ def test_a_name_spelled_apart_is_placed_by_its_own_neighbours() -> None:
     assert adapted.fills == {"VERSION": "chart_version"}
 
 
+def test_the_numbers_of_a_flag_are_parameters() -> None:
+    """ "-k1,1" in the key is "-k6,6" in the input: the command's keys follow."""
+    key = "Sort a.csv with sort -t, on key -k1,1 first and then on key -k3,3nr, into b.csv"
+    value = "sort -t, -k1,1 -k3,3nr a.csv > b.csv"
+    new = "Sort c.csv with sort -t, on key -k6,6 first and then on key -k5,5nr, into d.csv"
+    assert adapt(key, value, find_slots(key, value), new).text == (
+        "sort -t, -k6,6 -k5,5nr c.csv > d.csv"
+    )
+
+
 def test_a_parameter_without_counterpart_is_reported() -> None:
     key, value = "Make run.sh executable", "chmod +x run.sh"
     result = adapt(key, value, find_slots(key, value), "Make it executable")

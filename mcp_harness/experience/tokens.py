@@ -26,6 +26,7 @@ _RANGE = re.compile(r"\d+(?:[-:]\d+)+")
 _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 # A span as a whole word of a value (a number also inside a flag or format: `-f2`, `%05d`).
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
+_FLAG_WITH_NUMBERS = re.compile(r"-{1,2}[A-Za-z][\w,.=:-]*\d[\w,.=:-]*")
 _NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
 NAME = "name"  # a word slot that sibling rows fill with other words: a parameter (`siblings`)
@@ -63,9 +64,10 @@ def kind_of(text: str) -> str:
 
 def tokenize(text: str) -> list[Token]:
     """Tokens in order; sentence punctuation at a word's end is not part of it, and a range
-    date or time of numbers (`2-5`, `2019-08-27`, `09:30`) is its numbers, and an ordinal
-    (`4th`) its number. A fresh list each call; the tokens of a recent text are remembered
-    (a forward pass adapts the same retrieved rows to input after input)."""
+    date or time of numbers (`2-5`, `2019-08-27`, `09:30`) is its numbers, an ordinal
+    (`4th`) its number, and a flag with numbers (`-k3,3nr`, `-n5`) the flag, then its
+    numbers. A fresh list each call; the tokens of a recent text are remembered (a forward
+    pass adapts the same retrieved rows to input after input)."""
     return list(_tokens(text))
 
 
@@ -90,6 +92,8 @@ def _tokens(text: str) -> tuple[Token, ...]:
             if kind == "word" and word.endswith("/") and len(word) > 1:  # "in images/": a name
                 word = word.rstrip("/")
             out.append(Token(word, kind))
+            if kind == "word" and _FLAG_WITH_NUMBERS.fullmatch(word):  # "-k3,3nr": 3 and 3
+                out.extend(Token(n, "num", part=True) for n in re.findall(r"\d+", word))
     return tuple(out)
 
 
