@@ -127,6 +127,20 @@ def test_the_numbers_of_a_flag_are_parameters() -> None:
     )
 
 
+def test_a_fill_in_a_sed_substitution_is_escaped_for_its_place() -> None:
+    """ "'/' with '&'" means those characters: in the replacement `&` is the match and `/`
+    the delimiter; a plain pattern's fill is plain text too, a regex pattern's stays a regex."""
+    key = "On each line of a.csv, replace occurrence number 2 of ',' with ';' into b.csv"
+    value = "sed 's/,/;/2' a.csv > b.csv"
+    new = "On each line of c.txt, replace occurrence number 2 of '.' with '&/' into d.txt"
+    assert adapt(key, value, find_slots(key, value), new).text == (
+        r"sed 's/\./\&\//2' c.txt > d.txt"
+    )
+    key, value = "Delete the lines of a.txt matching '^#'", "sed -i '/x/d; s/^#//' a.txt"
+    new = "Delete the lines of b.txt matching '^;'"
+    assert adapt(key, value, find_slots(key, value), new).text == "sed -i '/x/d; s/^;//' b.txt"
+
+
 def test_a_parameter_without_counterpart_is_reported() -> None:
     key, value = "Make run.sh executable", "chmod +x run.sh"
     result = adapt(key, value, find_slots(key, value), "Make it executable")

@@ -424,12 +424,51 @@ def _both_content(a: Token, b: Token) -> bool:
 
 
 def _rewrite(value: str, fills: dict[str, str]) -> str:
-    """Replace every whole-word occurrence of each slot at once (no chained replacements)."""
+    """Replace every whole-word occurrence of each slot at once (no chained replacements); a
+    fill inside a sed substitution is escaped for its place there (`_sed_escaped`)."""
     if not fills:
         return value
-    lowered = {k.lower(): v for k, v in fills.items()}
+    lowered = {k.lower(): (k, v) for k, v in fills.items()}
     pattern = re.compile(
         "|".join(boundary(k).format(re.escape(k)) for k in sorted(fills, key=len, reverse=True)),
         re.IGNORECASE,
     )
-    return pattern.sub(lambda m: lowered[m.group(0).lower()], value)
+    parts = _sed_parts(value)
+
+    def fill(match: re.Match) -> str:
+        slot, text = lowered[match.group(0).lower()]
+        for start, end, role, delimiter, extended in parts:
+            if start <= match.start() and match.end() <= end:
+                return _sed_escaped(slot, text, role, delimiter, extended)
+        return text
+
+    return pattern.sub(fill, value)
+
+
+# A quoted sed substitution: s, its delimiter, the pattern, the replacement.
+_SED_S = re.compile(r"(?<=['\";])s([^\w\s\\])((?:\\.|(?!\1).)*)\1((?:\\.|(?!\1).)*)\1")
+_SED_EXTENDED = re.compile(r"\bsed\b[^|;']*\s-[A-Za-z]*[Er]")
+_BRE_SPECIAL, _ERE_SPECIAL = set("\\.[]*^$"), set("\\.[]*^$+?(){}|")
+
+
+def _sed_parts(value: str) -> list[tuple[int, int, str, str, bool]]:
+    """The pattern and replacement spans of each sed substitution in a command:
+    (start, end, "pattern" or "replacement", its delimiter, whether the regex is extended)."""
+    out = []
+    for match in _SED_S.finditer(value):
+        extended = bool(_SED_EXTENDED.search(value[: match.start()]))
+        delimiter = match.group(1)
+        out.append((match.start(2), match.end(2), "pattern", delimiter, extended))
+        out.append((match.start(3), match.end(3), "replacement", delimiter, extended))
+    return out
+
+
+def _sed_escaped(slot: str, text: str, role: str, delimiter: str, extended: bool) -> str:
+    """A fill as sed reads it where the slot stood: the delimiter always escaped; in a
+    replacement `&` and `\\` too (the input means those characters); in a pattern the regex's
+    special characters, when the row's own parameter there was plain text (a literal, not a
+    regex: "occurrence number 2 of '?'")."""
+    special = {delimiter, "\\", "&"} if role == "replacement" else {delimiter}
+    if role == "pattern" and not set(slot) & (_ERE_SPECIAL if extended else _BRE_SPECIAL):
+        special |= _ERE_SPECIAL if extended else _BRE_SPECIAL
+    return "".join("\\" + c if c in special else c for c in text)
