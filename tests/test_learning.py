@@ -141,6 +141,16 @@ def test_a_fill_in_a_sed_substitution_is_escaped_for_its_place() -> None:
     assert adapt(key, value, find_slots(key, value), new).text == "sed -i '/x/d; s/^;//' b.txt"
 
 
+def test_a_short_flags_argument_is_a_slot_quoted_as_the_shell_needs() -> None:
+    """ "-F:" takes its separator from the input, quoted when the shell would read it."""
+    key = "Split a.txt on ':' with awk -F and print $1 of the lines where $7 == \"bash\", to b.txt"
+    value = "awk -F: '$7 == \"bash\" {print $1}' a.txt > b.txt"
+    new = "Split c.psv on '|' with awk -F and print $3 of the lines where $2 == \"Lyon\", to d.txt"
+    assert adapt(key, value, find_slots(key, value), new).text == (
+        "awk -F'|' '$2 == \"Lyon\" {print $3}' c.psv > d.txt"
+    )
+
+
 def test_a_parameter_without_counterpart_is_reported() -> None:
     key, value = "Make run.sh executable", "chmod +x run.sh"
     result = adapt(key, value, find_slots(key, value), "Make it executable")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+import shlex
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -425,7 +426,8 @@ def _both_content(a: Token, b: Token) -> bool:
 
 def _rewrite(value: str, fills: dict[str, str]) -> str:
     """Replace every whole-word occurrence of each slot at once (no chained replacements); a
-    fill inside a sed substitution is escaped for its place there (`_sed_escaped`)."""
+    fill inside a sed substitution is escaped for its place there (`_sed_escaped`), and a
+    short flag's argument outside quotes that the shell would read (`|`, a space) is quoted."""
     if not fills:
         return value
     lowered = {k.lower(): (k, v) for k, v in fills.items()}
@@ -435,11 +437,17 @@ def _rewrite(value: str, fills: dict[str, str]) -> str:
     )
     parts = _sed_parts(value)
 
+    quoted = _quoted(value)
+
     def fill(match: re.Match) -> str:
         slot, text = lowered[match.group(0).lower()]
         for start, end, role, delimiter, extended in parts:
             if start <= match.start() and match.end() <= end:
                 return _sed_escaped(slot, text, role, delimiter, extended)
+        at = match.start()
+        flag = _SHORT_FLAG.fullmatch(value[max(0, at - 2) : at])
+        if flag and not quoted[at] and _SHELL_SPECIAL.search(text):
+            return shlex.quote(text)  # "-F:" filled with "|" is -F'|', not a pipe
         return text
 
     return pattern.sub(fill, value)
@@ -449,6 +457,28 @@ def _rewrite(value: str, fills: dict[str, str]) -> str:
 _SED_S = re.compile(r"(?<=['\";])s([^\w\s\\])((?:\\.|(?!\1).)*)\1((?:\\.|(?!\1).)*)\1")
 _SED_EXTENDED = re.compile(r"\bsed\b[^|;']*\s-[A-Za-z]*[Er]")
 _BRE_SPECIAL, _ERE_SPECIAL = set("\\.[]*^$"), set("\\.[]*^$+?(){}|")
+
+
+_SHORT_FLAG = re.compile(r"-[A-Za-z]")
+_SHELL_SPECIAL = re.compile(r"[\s|&;<>()$`\\\"'*?\[\]#~{}!]")
+
+
+def _quoted(value: str) -> list[bool]:
+    """Per character of a command, whether it stands inside single or double quotes."""
+    out, quote, escaped = [], None, False
+    for c in value:
+        if escaped:
+            escaped = False
+        elif quote is None and c == "\\":
+            escaped = True
+        elif quote is None and c in "'\"":
+            quote = c
+        elif c == quote:
+            quote = None
+            out.append(True)
+            continue
+        out.append(quote is not None)
+    return out
 
 
 def _sed_parts(value: str) -> list[tuple[int, int, str, str, bool]]:

@@ -27,6 +27,7 @@ _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 # A span as a whole word of a value (a number also inside a flag or format: `-f2`, `%05d`).
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 _FLAG_WITH_NUMBERS = re.compile(r"-{1,2}[A-Za-z][\w,.=:-]*\d[\w,.=:-]*")
+_FLAG_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<![A-Za-z0-9_])){}(?![A-Za-z0-9_])"
 _NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
 NAME = "name"  # a word slot that sibling rows fill with other words: a parameter (`siblings`)
@@ -126,5 +127,8 @@ def forms_of(tokens: list[Token]) -> list[str]:
 
 
 def boundary(text: str) -> str:
-    """The pattern (with `{}` for the escaped text) that finds `text` as a whole in a value."""
-    return _NUMBER_BOUNDARY if kind_of(text) == "num" else _BOUNDARY
+    """The pattern (with `{}` for the escaped text) that finds `text` as a whole in a value;
+    one that starts with punctuation also as a short flag's argument (`-F:`, `-i.bak`)."""
+    if kind_of(text) == "num":
+        return _NUMBER_BOUNDARY
+    return _FLAG_BOUNDARY if text[:1] and not text[0].isalnum() else _BOUNDARY
