@@ -363,23 +363,22 @@ def negated(key: list[Token], new: list[Token], fills: dict[str, str] | None = N
     filled = {canonical(k.lower()): canonical(v.lower()) for k, v in (fills or {}).items()}
     said, other = frozenset(filled.get(w, w) for w in negations(key)), negations(new)
     only_key, only_new = said - _removed(new, key) - other, other - _removed(key, new) - said
-    return bool(only_key & _says(new, fills)) or bool(only_new & _says(key, fills, filled=True))
+    return bool(only_key & _says(new)) or bool(only_new & _says(key, filled))
 
 
-def _says(tokens: list[Token], fills: dict[str, str] | None, filled: bool = False) -> set[str]:
+def _says(tokens: list[Token], filled: dict[str, str] | None = None) -> set[str]:
     """What a side says, as `negations` names it (words in canonical form with their parts,
-    parameters as their kind; the key's slots as the input fills them): a negation the other
-    side does not share turns the row around only when this side says the negated thing
-    ("do not contain" for "contain"); "(local config, not global)" adds a detail to a key that
-    says nothing of it."""
-    forms = {canonical(k.lower()): canonical(v.lower()) for k, v in (fills or {}).items()}
+    parameters as their kind; the key's slots as `filled` maps them to the input's words): a
+    negation the other side does not share turns the row around only when this side says the
+    negated thing ("do not contain" for "contain"); "(local config, not global)" adds a detail
+    to a key that says nothing of it."""
     out = set()
     for token in tokens:
         if token.kind != "word":
             out.add(token.kind)
         elif is_content(token):
             form = canonical(token.lower)
-            out.update({forms.get(form, form) if filled else form, *parts_of(form)})
+            out.update({(filled or {}).get(form, form), *parts_of(form)})
     return out
 
 

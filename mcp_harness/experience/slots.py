@@ -435,9 +435,7 @@ def _rewrite(value: str, fills: dict[str, str]) -> str:
         "|".join(boundary(k).format(re.escape(k)) for k in sorted(fills, key=len, reverse=True)),
         re.IGNORECASE,
     )
-    parts = _sed_parts(value)
-
-    quoted = _quoted(value)
+    parts, quoted = _sed_parts(value), _quoted(value)
 
     def fill(match: re.Match) -> str:
         slot, text = lowered[match.group(0).lower()]
@@ -457,8 +455,6 @@ def _rewrite(value: str, fills: dict[str, str]) -> str:
 _SED_S = re.compile(r"(?<=['\";])s([^\w\s\\])((?:\\.|(?!\1).)*)\1((?:\\.|(?!\1).)*)\1")
 _SED_EXTENDED = re.compile(r"\bsed\b[^|;']*\s-[A-Za-z]*[Er]")
 _BRE_SPECIAL, _ERE_SPECIAL = set("\\.[]*^$"), set("\\.[]*^$+?(){}|")
-
-
 _SHORT_FLAG = re.compile(r"-[A-Za-z]")
 _SHELL_SPECIAL = re.compile(r"[\s|&;<>()$`\\\"'*?\[\]#~{}!]")
 
@@ -499,6 +495,7 @@ def _sed_escaped(slot: str, text: str, role: str, delimiter: str, extended: bool
     special characters, when the row's own parameter there was plain text (a literal, not a
     regex: "occurrence number 2 of '?'")."""
     special = {delimiter, "\\", "&"} if role == "replacement" else {delimiter}
-    if role == "pattern" and not set(slot) & (_ERE_SPECIAL if extended else _BRE_SPECIAL):
-        special |= _ERE_SPECIAL if extended else _BRE_SPECIAL
+    regex = _ERE_SPECIAL if extended else _BRE_SPECIAL
+    if role == "pattern" and not set(slot) & regex:
+        special |= regex
     return "".join("\\" + c if c in special else c for c in text)
