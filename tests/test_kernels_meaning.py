@@ -38,6 +38,7 @@ def example(
         1.0,
         row,
         adapted=adapted.text,
+        unfilled=tuple(adapted.unfilled),
         fit=adapted.fit,
         rescue=adapted.rescue,
         contradicted=adapted.contradicted,
@@ -100,6 +101,20 @@ def test_names_in_code_are_parameters_to_meaning_too(encoder) -> None:
     assert encoder.similarity(operation(new), operation(key)) < MEANING_FLOOR
     reply = OfflineKernel().answer(KernelRequest("t", new, (shown,)))
     assert reply.ok and reply.text == "Link active to deploy-7"
+
+
+def test_meaning_never_answers_with_a_parameter_the_input_does_not_give(encoder) -> None:
+    """A row whose parameter found no counterpart in the reworded input would act on the row's
+    own file ("VERSION", spelled like a name in code, for a request about lib_version.txt)."""
+    key = "Bump the patch number of the version in VERSION"
+    value = "Add one to the third dot-separated field of VERSION with awk, writing it back"
+    new = "Bump the minor number of the version in lib_version.txt, resetting the patch number"
+    shown = example(key, value, new)
+    assert shown.unfilled == ("VERSION",) and shown.rescue > 0
+    assert encoder.similarity(operation(new), operation(key)) > MEANING_FLOOR
+    assert not OfflineKernel().answer(KernelRequest("t", new, (shown,))).ok
+    same = example(key, value, "Bump the patch number of the version in chart.ver")
+    assert same.unfilled == () and "chart.ver" in same.answer
 
 
 def test_meaning_never_overrules_a_veto_or_a_near_sibling(encoder) -> None:

@@ -39,6 +39,7 @@ from mcp_harness.experience.tokens import (
     forms_of,
     is_content,
     is_distinctive,
+    is_identifier,
     kind_of,
     tokenize,
 )
@@ -242,7 +243,12 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             and canonical(fill.lower()) == canonical(word.lower())
         ):
             fills[word] = word
-    still = [s["text"] for s in unfilled if is_distinctive(s) and s["text"] not in fills]
+    # A word slot spelled like a name in code ("VERSION") is a parameter the input must give.
+    still = [
+        s["text"]
+        for s in unfilled
+        if (is_distinctive(s) or is_identifier(s["text"])) and s["text"] not in fills
+    ]
     text = _rewrite(value, {k: v for k, v in fills.items() if k != v})
     turned = (
         negated(key_all, input_all, fills)

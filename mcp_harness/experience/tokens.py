@@ -109,6 +109,12 @@ def is_distinctive(slot: dict[str, Any]) -> bool:
     return slot["kind"] in DISTINCTIVE or slot["kind"] == NAME
 
 
+def is_identifier(word: str) -> bool:
+    """Whether a word is shaped like a name in code (getUser, OLD_API_URL, v1client, VERSION),
+    not a word of the language."""
+    return any(c.isdigit() or c == "_" for c in word) or any(c.isupper() for c in word[1:])
+
+
 def parts_of(form: str) -> list[str]:
     """The canonical parts of a hyphenated word (`base64-encode` -> base64, encod), else the
     form itself."""

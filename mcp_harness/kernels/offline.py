@@ -10,7 +10,8 @@ or value, whichever is closer (a decision row's value says its operation plainly
 parameters said as their kind (`slots.operation`), scaled by how far it beats every row with
 another answer (but rows of its operation outvoted on how to fill the input's parameters), so
 "Set up the folder tree x/y/z" can use the row learned from "Make directories a/b/c, including
-missing parents". When the input is a row's sentence saying another thing (a near miss,
+missing parents" (never a row with a parameter the input gives nothing for: its answer would
+act on the row's own file). When the input is a row's sentence saying another thing (a near miss,
 `fit.Fit.near_miss`: "the last line of x" for "the first line of a"), only rows closer to
 the input's sentence, or giving that row's answer, may answer: no row was taught that
 operation (once that row's answer was tried and failed, the retries explore the rest). The
@@ -23,6 +24,7 @@ Same request, same reply, always; it costs nothing.
 from __future__ import annotations
 
 from mcp_harness.experience.slots import operation
+from mcp_harness.experience.tokens import is_identifier
 from mcp_harness.kernels import sentences
 from mcp_harness.kernels.base import Example, KernelReply, KernelRequest, successive
 
@@ -43,8 +45,9 @@ def meaning(request: KernelRequest) -> list[float]:
     alike = []
     for e in request.examples:
         # The words the row's slots were filled with are parameters too ("oldLogger" in place
-        # of "getUser"): said as their kind on both sides, they do not hide the operation.
-        named = [(k, v) for k, v in e.fills if _identifier(k) and _identifier(v)]
+        # of "getUser"): said as their kind on both sides (a judge of meaning reads names in
+        # code as noise), they do not hide the operation.
+        named = [(k, v) for k, v in e.fills if is_identifier(k) and is_identifier(v)]
         said = operation(request.input, frozenset(v.lower() for _, v in named))
         slots = frozenset(k.lower() for k, _ in named)
         alike.append(
@@ -75,7 +78,14 @@ def meaning(request: KernelRequest) -> list[float]:
     out = []
     for i, example in enumerate(request.examples):
         speaker = request.examples[closest[example.answer]]
-        if example.rescue <= 0 or speaker.contradicted or alike[i] < MEANING_FLOOR:
+        # A parameter the input gives nothing for would stay the row's own in the answer
+        # ("VERSION" for a request about lib_version.txt): a command on the wrong thing.
+        if (
+            example.rescue <= 0
+            or example.unfilled
+            or speaker.contradicted
+            or alike[i] < MEANING_FLOOR
+        ):
             out.append(0.0)
             continue
         rival = max(
@@ -88,12 +98,6 @@ def meaning(request: KernelRequest) -> list[float]:
         )
         out.append(example.rescue * alike[i] * min(1.0, max(0.0, alike[i] - rival) / MARGIN))
     return out
-
-
-def _identifier(word: str) -> bool:
-    """Whether a word is shaped like a name in code (getUser, OLD_API_URL, v1client), not a
-    word of the language: a judge of meaning reads those as noise."""
-    return any(c.isdigit() or c == "_" for c in word) or any(c.isupper() for c in word[1:])
 
 
 def confidence(example: Example) -> float:
