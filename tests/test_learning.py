@@ -151,6 +151,17 @@ def test_a_short_flags_argument_is_a_slot_quoted_as_the_shell_needs() -> None:
     )
 
 
+def test_a_version_number_is_a_number_not_a_file() -> None:
+    """ "1.5.0" takes a number, never the input's file name in its place."""
+    key = "Load a.json with json, set its version key to the string 1.5.0, write it back to a.json"
+    value = "python3 -c \"import json; d = json.load(open('a.json')); d['version'] = '1.5.0'\""
+    new = "Load t.json with json, set its accent key to the string teal, write it back to t.json"
+    result = adapt(key, value, find_slots(key, value), new)
+    assert "'1.5.0'" in result.text and result.unfilled == ["1.5.0"]
+    new = "Load b.json with json, set its version key to the string 2.10.3, write it back to b.json"
+    assert "'2.10.3'" in adapt(key, value, find_slots(key, value), new).text
+
+
 def test_a_parameter_without_counterpart_is_reported() -> None:
     key, value = "Make run.sh executable", "chmod +x run.sh"
     result = adapt(key, value, find_slots(key, value), "Make it executable")

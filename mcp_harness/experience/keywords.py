@@ -202,5 +202,7 @@ def opposite(a: str, b: str) -> bool:
     return common >= 3 and frozenset((a[:-common], b[:-common])) in OPPOSITES
 
 
-# Persisted indexes hold canonical terms: one built under another vocabulary is stale.
-VOCABULARY = f"{zlib.crc32((_STOP_WORDS_TEXT + _SYNONYMS_TEXT + _OPPOSITES_TEXT).encode()):08x}-1"
+# Persisted indexes hold canonical terms and typed placeholders: one built under another
+# vocabulary is stale. The suffix counts changes to how tokens are typed (-2: versions are
+# numbers).
+VOCABULARY = f"{zlib.crc32((_STOP_WORDS_TEXT + _SYNONYMS_TEXT + _OPPOSITES_TEXT).encode()):08x}-2"

@@ -17,7 +17,7 @@ TOKEN = re.compile(
     r"|->|→"  # an arrow says where the result goes ("a.txt -> b.txt"), as "to" does
 )
 EDGE_PUNCT = ".,:;=!?"
-_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)*")  # 3, -2.5, a version 1.5.0, an address 10.0.0.1
 _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.IGNORECASE)
 # Ordinals said in words are numbers too ("the third column" is column 3).
 _ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth"
