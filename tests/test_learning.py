@@ -151,6 +151,20 @@ def test_a_short_flags_argument_is_a_slot_quoted_as_the_shell_needs() -> None:
     )
 
 
+def test_names_built_on_a_stem_and_counted_nouns_are_parameters() -> None:
+    """ "named guestpart_aa, guestpart_ab" says the prefix guestpart_, and "2-line" the
+    number 2: both follow the input."""
+    key = "Split guests.txt into pieces of 2 lines each, named guestpart_aa, guestpart_ab"
+    value = "Split guests.txt into 2-line pieces with prefix guestpart_"
+    new = "Split chorus.txt into pieces of 5 lines each, named verse_aa, verse_ab"
+    assert adapt(key, value, find_slots(key, value), new).text == (
+        "Split chorus.txt into 5-line pieces with prefix verse_"
+    )
+    key, value = value, "split -l 2 guests.txt guestpart_"
+    new = "Split chorus.txt into 5-line pieces with prefix verse_"
+    assert adapt(key, value, find_slots(key, value), new).text == "split -l 5 chorus.txt verse_"
+
+
 def test_a_version_number_is_a_number_not_a_file() -> None:
     """ "1.5.0" takes a number, never the input's file name in its place."""
     key = "Load a.json with json, set its version key to the string 1.5.0, write it back to a.json"

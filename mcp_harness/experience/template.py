@@ -39,15 +39,49 @@ def fill(key: str, value: str, new_input: str) -> Template | None:
             equal += i2 - i1
             continue
         gap = _span(key_words[i1:i2])
-        if op != "replace" or not _parameter(gap, i1 == 0) or not _in(gap, value):
+        if op != "replace" or not _parameter(gap, i1 == 0):
             return None  # a word the input drops, adds or says otherwise: not the template
         said = _span(new_words[j1:j2])
         if not _parameter(said, j1 == 0) or (i2 - i1 == 1 and j2 - j1 > 1):
             return None  # "it" for run.sh; several words for one: words around a parameter
+        if not _in(gap, value):
+            # Names built on a stem the value says ("named part_aa, part_ab" for the prefix
+            # part_): the stem is the parameter.
+            gap, said = _stems(key_words[i1:i2], new_words[j1:j2])
+            if not gap or not _in(gap, value):
+                return None
         fills[gap] = said
     if not fills or equal < FRAME_SHARE * len(key_words):
         return None
     return Template(fills, 2 * equal / (len(key_words) + len(new_words)))
+
+
+def _stems(key_words: list[str], new_words: list[str]) -> tuple[str, str]:
+    """The stems the words of a gap are built on in key and input, when each pair of words
+    ends alike after the same separator ("guestpart_aa"/"verse_aa" -> "guestpart_",
+    "verse_") and every pair has the same stems; else empty strings."""
+    if len(key_words) != len(new_words):
+        return "", ""
+    stems = set()
+    for old, new in zip(key_words, new_words, strict=True):
+        old, new = old.rstrip(_EDGE), new.rstrip(_EDGE)
+        cuts = [
+            k
+            for k in range(3, len(old))  # a stem of two characters or more before its separator
+            if old[k - 1] in _SEPARATORS
+            and len(new) > len(old) - k + 1
+            and new.endswith(old[k - 1 :])
+        ]
+        if not cuts:
+            return "", ""
+        tail = len(old) - cuts[0]
+        stems.add((old[: len(old) - tail], new[: len(new) - tail]))
+    if len(stems) != 1:
+        return "", ""
+    return stems.pop()
+
+
+_SEPARATORS = "_-."
 
 
 def _bare(word: str) -> str:

@@ -23,6 +23,7 @@ _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.IGNORECASE)
 _ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth"
 ORDINAL_WORDS = {word: str(n) for n, word in enumerate(_ORDINALS.split(), start=1)}
 _RANGE = re.compile(r"\d+(?:[-:]\d+)+")
+_COUNTED = re.compile(r"(\d+)-([A-Za-z][A-Za-z-]*)")  # "5-line pieces": 5, then "line"
 _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
 # A span as a whole word of a value (a number also inside a flag or format: `-f2`, `%05d`).
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
@@ -66,9 +67,10 @@ def kind_of(text: str) -> str:
 def tokenize(text: str) -> list[Token]:
     """Tokens in order; sentence punctuation at a word's end is not part of it, and a range
     date or time of numbers (`2-5`, `2019-08-27`, `09:30`) is its numbers, an ordinal
-    (`4th`) its number, and a flag with numbers (`-k3,3nr`, `-n5`) the flag, then its
-    numbers. A fresh list each call; the tokens of a recent text are remembered (a forward
-    pass adapts the same retrieved rows to input after input)."""
+    (`4th`) its number, a counted noun (`5-line`) its number and its noun, and a flag with
+    numbers (`-k3,3nr`, `-n5`) the flag, then its numbers. A fresh list each call; the
+    tokens of a recent text are remembered (a forward pass adapts the same retrieved rows to
+    input after input)."""
     return list(_tokens(text))
 
 
@@ -84,6 +86,9 @@ def _tokens(text: str) -> tuple[Token, ...]:
         word = match.group(0).rstrip(EDGE_PUNCT)
         if _RANGE.fullmatch(word):  # "lines 2-5", a date, a time: each number is a parameter
             out.extend(Token(n, "num", part=True) for n in re.split("[-:]", word))
+        elif counted := _COUNTED.fullmatch(word):  # "5-line pieces": the number 5 of lines
+            out.append(Token(counted[1], "num"))
+            out.append(Token(counted[2], kind_of(counted[2])))
         elif _ORDINAL.fullmatch(word):  # "the 4th column": the number 4
             out.append(Token(word[:-2], "num"))
         elif word.lower() in ORDINAL_WORDS:
