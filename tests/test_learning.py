@@ -66,6 +66,14 @@ from tests.test_kernels_meaning import example
          "cut -d, -f3 --complement users.csv > slim.csv",
          "Remove the first column from ledger.csv into rest.csv",
          "cut -d, -f1 --complement ledger.csv > rest.csv"),
+        # A word's place takes a number; a long extension is a file's; a dot the sentence
+        # goes on after belongs to the word.
+        ("Write the lines of a.txt that are exactly ok to b.txt", "grep -x 'ok' a.txt > b.txt",
+         "Write the lines of c.txt that are exactly 80 to d.txt", "grep -x '80' c.txt > d.txt"),
+        ("Print the setting port in app.conf", "sed -n 's/^port=//p' app.conf",
+         "Print the setting font in theme.properties", "sed -n 's/^font=//p' theme.properties"),
+        ("Add web- to the start of every line of a.txt", "sed 's/^/web-/' a.txt",
+         "Add tmp. to the start of every line of b.txt", "sed 's/^/tmp./' b.txt"),
     ],
 )  # fmt: skip
 def test_slots_are_filled_from_the_aligned_spans(key, value, new_input, adapted) -> None:

@@ -204,5 +204,5 @@ def opposite(a: str, b: str) -> bool:
 
 # Persisted indexes hold canonical terms and typed placeholders: one built under another
 # vocabulary is stale. The suffix counts changes to how tokens are typed (-2: versions are
-# numbers).
+# numbers, and file extensions of up to 10 characters).
 VOCABULARY = f"{zlib.crc32((_STOP_WORDS_TEXT + _SYNONYMS_TEXT + _OPPOSITES_TEXT).encode()):08x}-2"

@@ -17,6 +17,7 @@ TOKEN = re.compile(
     r"|->|→"  # an arrow says where the result goes ("a.txt -> b.txt"), as "to" does
 )
 EDGE_PUNCT = ".,:;=!?"
+_MID_SENTENCE = re.compile(r" [a-z]")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)*")  # 3, -2.5, a version 1.5.0, an address 10.0.0.1
 _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.IGNORECASE)
 # Ordinals said in words are numbers too ("the third column" is column 3).
@@ -24,7 +25,7 @@ _ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth el
 ORDINAL_WORDS = {word: str(n) for n, word in enumerate(_ORDINALS.split(), start=1)}
 _RANGE = re.compile(r"\d+(?:[-:]\d+)+")
 _COUNTED = re.compile(r"(\d+)-([A-Za-z][A-Za-z-]*)")  # "5-line pieces": 5, then "line"
-_FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,8}|\.\w[\w.\-]*")
+_FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,10}|\.\w[\w.\-]*")  # theme.properties
 # A span as a whole word of a value (a number also inside a flag or format: `-f2`, `%05d`).
 _BOUNDARY = r"(?<![A-Za-z0-9_]){}(?![A-Za-z0-9_])"
 _FLAG_WITH_NUMBERS = re.compile(r"-{1,2}[A-Za-z][\w,.=:-]*\d[\w,.=:-]*")
@@ -33,8 +34,8 @@ _NUMBER_BOUNDARY = r"(?:(?<=-[A-Za-z])|(?<=%0)|(?<![A-Za-z0-9_.])){}(?![0-9])"
 DISTINCTIVE = frozenset({"file", "path", "num", "str"})
 NAME = "name"  # a word slot that sibling rows fill with other words: a parameter (`siblings`)
 COMPATIBLE = {
-    "word": {"word", "path", "file", "str"},
-    NAME: {"word", "path", "file", "str"},
+    "word": {"word", "path", "file", "str", "num"},
+    NAME: {"word", "path", "file", "str", "num"},
     "path": {"path", "file", "word"},
     "file": {"file", "path"},
     "num": {"num"},
@@ -84,6 +85,8 @@ def _tokens(text: str) -> tuple[Token, ...]:
                 out.append(Token(match.group(inner), "str"))
             continue
         word = match.group(0).rstrip(EDGE_PUNCT)
+        if match.group(0) == word + "." and _MID_SENTENCE.match(text, match.end()):
+            word += "."  # "Add tmp. to the start": a dot the sentence goes on after is the word's
         if _RANGE.fullmatch(word):  # "lines 2-5", a date, a time: each number is a parameter
             out.extend(Token(n, "num", part=True) for n in re.split("[-:]", word))
         elif counted := _COUNTED.fullmatch(word):  # "5-line pieces": the number 5 of lines
