@@ -74,6 +74,11 @@ from tests.test_kernels_meaning import example
          "Print the setting font in theme.properties", "sed -n 's/^font=//p' theme.properties"),
         ("Add web- to the start of every line of a.txt", "sed 's/^/web-/' a.txt",
          "Add tmp. to the start of every line of b.txt", "sed 's/^/tmp./' b.txt"),
+        # A path's place takes a number too, and a separator of spaces is one.
+        ("Print field 1 of the lines of a.txt whose field 7 is /bin/bash (separator ':')",
+         "awk -F: '$7 == \"/bin/bash\" {print $1}' a.txt",
+         "Print field 2 of the lines of b.txt whose field 3 is 401 (separator ' ')",
+         "awk -F' ' '$3 == \"401\" {print $2}' b.txt"),
     ],
 )  # fmt: skip
 def test_slots_are_filled_from_the_aligned_spans(key, value, new_input, adapted) -> None:

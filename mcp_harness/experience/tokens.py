@@ -36,7 +36,7 @@ NAME = "name"  # a word slot that sibling rows fill with other words: a paramete
 COMPATIBLE = {
     "word": {"word", "path", "file", "str", "num"},
     NAME: {"word", "path", "file", "str", "num"},
-    "path": {"path", "file", "word"},
+    "path": {"path", "file", "word", "num"},
     "file": {"file", "path"},
     "num": {"num"},
     "str": {"str", "word"},
@@ -81,7 +81,7 @@ def _tokens(text: str) -> tuple[Token, ...]:
     for match in TOKEN.finditer(text):
         inner = next((g for g in ("sq", "dq", "bq") if match.group(g) is not None), None)
         if inner is not None:
-            if match.group(inner).strip():
+            if match.group(inner):  # ' ' too: a separator of spaces is a parameter
                 out.append(Token(match.group(inner), "str"))
             continue
         word = match.group(0).rstrip(EDGE_PUNCT)
