@@ -228,6 +228,33 @@ SIBLINGS = [
     (r"^TZ=\S+ date ", "date -u "),
     (r"^(awk -F, -v OFS=, '\{print \$0, \$\d+) \* ", r"\1 + "),
     (r"^grep (\S+) (\S+) \| grep (\S+) ", r"grep -E '\1|\3' \2 "),
+    (r"^grep -rn --include='[^']*' ", "grep -rn "),
+    (r"^awk -v RS= ", "awk "),
+    (r"\+%u\) - 1 \)\)", "+%w) ))"),
+    (r'^for d in (\S+)/\*/; do cp (\S+) "\$d"; done$', r"cp \2 \1/"),
+    (r"^(awk -F, 'NR == FNR \{s \+= \$\d+; next\} [^']*') (\S+) \2 > ", r"\1 \2 > "),
+    (r"\| tee -a ", "| tee "),
+    (r"^for d in (\S+)/\*/; do tar -czf [^;]*; done$", r"tar -czf \1.tar.gz \1"),
+    (
+        r"^git config -f (\S+) --get \S+\.([\w-]+) > (\S+)$",
+        r"sed -n 's/^[[:space:]]*\2 *= *//p' \1 | head -n 1 > \3",
+    ),
+    (r"^diff -u (\S+) (\S+) ", r"diff -u \2 \1 "),
+    (r"^jq -r '\.\[\] \| \[\.(\w+), \.(\w+)\] \| @tsv' ", r"jq -r '.[] | [.\2, .\1] | @tsv' "),
+    (r"max_by\(", "min_by("),
+    (r"^(jq 'map\(\.\w+ = \.\w+) \| del\(\.\w+\)\)' ", r"\1)' "),
+    (
+        r"^(awk -F, -v OFS=, 'NR == FNR \{m\[\$1\] = \$2; next\} [^']*') (\S+) (\S+) > ",
+        r"\1 \3 \2 > ",
+    ),
+    (
+        r"^(awk -F, -v OFS=' \| ' '\{\$1 = \$1; print \"\| \" \$0 \" \|\"\}) NR == 1 \{[^']*\}' ",
+        r"\1' ",
+    ),
+    (r"^git config -f (\S+) \w+\.([\w-]+) (\S+)$", r"sed -i 's/^\2 = .*/\2 = \3/' \1"),
+    (r"^cut -d\. -f2 ", "cut -d. -f1 "),
+    (r'(jq empty "\$f" 2>/dev/null) \|\| echo', r"\1 && echo"),
+    (r"git ls-files -o -i ", "git ls-files -o "),
 ]
 
 
