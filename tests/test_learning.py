@@ -178,6 +178,22 @@ def test_names_built_on_a_stem_and_counted_nouns_are_parameters() -> None:
     assert adapt(key, value, find_slots(key, value), new).text == "split -l 5 chorus.txt verse_"
 
 
+def test_the_one_slot_left_takes_the_one_parameter_left() -> None:
+    """A reworded request moves its parameters where no alignment finds them: the one slot
+    left takes the one span left that reads as a parameter, and only then."""
+    key, value = "Create an empty file called .env", "touch .env"
+    new = "I need an empty file LICENSE in this folder"
+    assert adapt(key, value, find_slots(key, value), new).text == "touch LICENSE"
+    key = "Save the first line of server.log that contains ERROR to first_error.txt"
+    value = "grep -m 1 ERROR server.log > first_error.txt"
+    new = "The first matching line only: search audit.log for DENIED, store it in denied.txt"
+    assert adapt(key, value, find_slots(key, value), new).text == (
+        "grep -m 1 DENIED audit.log > denied.txt"
+    )
+    new = "The first matching line only: search audit.log for DENIED or WARN, into denied.txt"
+    assert adapt(key, value, find_slots(key, value), new).unfilled[0] == "ERROR"
+
+
 def test_a_version_number_is_a_number_not_a_file() -> None:
     """ "1.5.0" takes a number, never the input's file name in its place."""
     key = "Load a.json with json, set its version key to the string 1.5.0, write it back to a.json"
@@ -357,9 +373,13 @@ def test_a_name_is_placed_by_the_words_around_it_or_not_at_all() -> None:
     placed = adapt(key, value, slots, "every *.run under installers (any depth) -> executable")
     assert placed.text == "Make every .run file under installers executable"
     unplaced = adapt(
+        key, value, slots, "Please add execute permission to each .rb file found in tasks"
+    )
+    assert unplaced.unfilled == ["scripts"]  # no guess: any word could say where
+    leftover = adapt(
         key, value, slots, "Please add execute permission to each .rb file found in rake_tasks"
     )
-    assert unplaced.unfilled == ["scripts"]  # no guess: the input must say where
+    assert leftover.text == "Make every .rb file under rake_tasks executable"  # the one name
 
 
 def test_file_slots_follow_extension_and_derivation_not_order() -> None:

@@ -231,6 +231,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             used.add(j)
             unfilled.remove(slot)
     _place_by_context(key_tokens, input_tokens, unfilled, fills, used, (key_all, input_all))
+    _place_the_leftover(key_tokens, input_tokens, unfilled, fills, used)
     # A word slot no sibling row showed to be a parameter, filled with the same word in
     # another form or with a synonym ("lines" for "line", "field" for "column"), is the key's
     # word said again: the value keeps its own.
@@ -327,6 +328,46 @@ def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
         if text not in fills and j not in used:
             fills[text] = fill
             used.add(j)
+
+
+def _place_the_leftover(key, new, unfilled, fills, used) -> None:
+    """One slot left without a counterpart takes the one span of the input left that reads as a
+    parameter (a name in code, a quoted string; `LICENSE` for `.env`, `DENIED` for `ERROR`,
+    `max_conn` for `workers`), when it is the only one of each: reworded sentences move
+    parameters where no alignment finds them, and nothing else could fill that place."""
+    left = [
+        s
+        for s in unfilled
+        if s["text"] not in fills
+        and s["kind"] != "num"
+        and (is_distinctive(s) or is_identifier(s["text"]))
+    ]
+    if len(left) != 1:
+        return
+    said = {_plain(t.lower) for t in key}
+    spans = [
+        j
+        for j, t in enumerate(new)
+        if j not in used
+        and _plain(t.lower) not in said
+        and t.text not in fills.values()
+        and (t.kind == "str" or (t.kind == "word" and is_identifier(t.text)))
+    ]
+    # A file's place takes a name in capitals (LICENSE, SHA256SUMS), not any name in code.
+    if left[0]["kind"] in ("file", "path"):
+        spans = [j for j in spans if new[j].kind == "str" or _capitals(new[j].text)]
+    if len(spans) == 1:
+        fills[left[0]["text"]] = new[spans[0]].text
+        used.add(spans[0])
+
+
+def _capitals(word: str) -> bool:
+    return word[:1].isalpha() and word.upper() == word
+
+
+def _plain(word: str) -> str:
+    """A word without its hyphens and underscores: "sha-256" says the key's "sha256"."""
+    return word.replace("-", "").replace("_", "")
 
 
 def _roles(tokens: list[Token]) -> dict[str, str]:
