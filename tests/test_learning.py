@@ -194,6 +194,16 @@ def test_the_one_slot_left_takes_the_one_parameter_left() -> None:
     assert adapt(key, value, find_slots(key, value), new).unfilled[0] == "ERROR"
 
 
+def test_a_stem_that_starts_several_names_is_not_their_source() -> None:
+    """config.patch is named like config_old.yaml and config_new.yaml, not made from one."""
+    key = "Create a unified diff from config_old.yaml to config_new.yaml, save it as config.patch"
+    value = "diff -u config_old.yaml config_new.yaml > config.patch"
+    new = "compare draft.md (before) with final.md (after), save the unified diff as edits.diff"
+    assert adapt(key, value, find_slots(key, value), new).text == (
+        "diff -u draft.md final.md > edits.diff"
+    )
+
+
 def test_a_version_number_is_a_number_not_a_file() -> None:
     """ "1.5.0" takes a number, never the input's file name in its place."""
     key = "Load a.json with json, set its version key to the string 1.5.0, write it back to a.json"

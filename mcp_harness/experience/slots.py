@@ -371,17 +371,21 @@ def _plain(word: str) -> str:
 
 
 def _roles(tokens: list[Token]) -> dict[str, str]:
-    """How the file names of a text relate: one whose stem starts another's is its `source`
+    """How the file names of a text relate: one whose stem starts one other's is its `source`
     (response.json for response_pretty.json), that other the `derived` one; failing that, a
     file after "into"/"to"/"as"/"->" is where the result goes (`derived`) and one after "from"/"of"
     what it is made from (`source`). `tokens` are all words, stop words too."""
     stems = {t.lower: t.lower.rsplit(".", 1)[0] for t in tokens if t.kind == "file"}
     roles: dict[str, str] = {}
     for a, stem in stems.items():
-        for b, other in stems.items():
-            if a != b and stem and other != stem and other.startswith(stem):
-                roles.setdefault(a, "source")
-                roles[b] = "derived"
+        starts = [
+            b for b, other in stems.items() if stem and other != stem and other.startswith(stem)
+        ]
+        # A stem that starts several names is their common prefix, not what they are made
+        # from (config.patch of config_old.yaml and config_new.yaml).
+        if len(starts) == 1:
+            roles.setdefault(a, "source")
+            roles[starts[0]] = "derived"
     if roles:
         return roles
     for before, token in itertools.pairwise(tokens):
