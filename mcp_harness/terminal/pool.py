@@ -30,6 +30,7 @@ from mcp_harness.terminal.tmux import TmuxError, socket_path
 SESSION = "pool"
 MAX_PANES = 64
 SPAWN_TIMEOUT_S = 5.0
+SPAWN_ATTEMPTS = 3
 CONF = """set -g history-limit 10000
 set -g default-size 200x50
 set -g status off
@@ -196,20 +197,25 @@ def spawn(directory: Path) -> str:
             channel,
         ]
     )
-    pane = tmux.open_window(root, SESSION, f"pane{directory.name}", f"exec {command}")
-    try:
-        waited = tmux.run("wait-for", channel, root=root)
-    except TmuxError:
-        raise TmuxError(
-            f"runner in {directory} did not start within {SPAWN_TIMEOUT_S} s",
-            "check the load of this machine, then try again",
-        ) from None
-    if waited.returncode != 0:
-        raise TmuxError(
-            f"runner in {directory} did not start: {waited.stderr.strip()}",
-            "check that this Python runs `-m mcp_harness.terminal.runner`",
-        )
-    return pane
+    for _ in range(SPAWN_ATTEMPTS):
+        pane = tmux.open_window(root, SESSION, f"pane{directory.name}", f"exec {command}")
+        try:
+            waited = tmux.run("wait-for", channel, root=root)
+        except TmuxError:
+            raise TmuxError(
+                f"runner in {directory} did not start within {SPAWN_TIMEOUT_S} s",
+                "check the load of this machine, then try again",
+            ) from None
+        if waited.returncode == 0:
+            return pane
+        if "server exited" not in waited.stderr:
+            break
+        # the last pane of another run closed as ours opened, and the emptied server took
+        # ours down with it: open it again on a new server
+    raise TmuxError(
+        f"runner in {directory} did not start: {waited.stderr.strip()}",
+        "check that this Python runs `-m mcp_harness.terminal.runner`",
+    )
 
 
 def shutdown(root: Path | None = None) -> None:
