@@ -255,6 +255,29 @@ SIBLINGS = [
     (r"^cut -d\. -f2 ", "cut -d. -f1 "),
     (r'(jq empty "\$f" 2>/dev/null) \|\| echo', r"\1 && echo"),
     (r"git ls-files -o -i ", "git ls-files -o "),
+    (r"^cut -d/ -f3 (\S+) \| cut -d: -f1 ", r"cut -d/ -f3 \1 "),
+    (r"^sed -E 's#\^\[a-z\]\+://\[\^/\]\+##; s#\[\?\]\.\*##' ", "sed -E 's#^[a-z]+://[^/]+##' "),
+    (r"^sed -E 's/\[\^A-Za-z0-9\._-\]\.\*//' ", "sed -E 's/[=<>~!].*//' "),
+    (r"^sed -n 's/\^## //p' ", "sed -n 's/^##* //p' "),
+    (r"^grep -c '\^## ' ", "grep -c '^##' "),
+    (
+        r"^awk -F, -v OFS=, '\{for \(i = 1; i <= NF; i\+\+\) "
+        r"if \(\$i == \"\"\) \$i = \"([^\"]*)\"; print\}' (\S+) ",
+        r"sed 's/,,/,\1,/g' \2 ",
+    ),
+    (r"\|\| \$2 > m\[\$1\] ", "|| $2 < m[$1] "),
+    (r"\|\| \$2 < m\[\$1\] ", "|| $2 > m[$1] "),
+    (r"^LC_ALL=C diff -rq (\S+) (\S+) ", r"LC_ALL=C diff -rq \2 \1 "),
+    (r"^(.* envsubst) '[^']*' ", r"\1 "),
+    (
+        r"^jq -r 'group_by\(\.(\w+)\)\[\] \| \"\\\(\.\[0\]\.\w+\),\\\(length\)\"' (\S+) ",
+        r"jq -r '.[].\1' \2 | sort | uniq -c ",
+    ),
+    (r"^jq -c 'sort_by\((\.\w+)\)' ", r"jq -c 'sort_by(\1) | reverse' "),
+    (r"^sed -e :a -e '/\\\\\$/N; s/\\\\\\n//; ta' ", r"sed 's/\\\\$//' "),
+    (r"^sed -i '/[^/']+/(s/[^/']*/[^/']*/)' ", r"sed -i '\1' "),
+    (r"^grep -cvE '\^\[\[:space:\]\]\*\(#\|\$\)' ", "grep -cE '^[[:space:]]*#' "),
+    (r"^grep -cE '\^\[\[:space:\]\]\*#' ", "grep -cvE '^[[:space:]]*(#|$)' "),
 ]
 
 
