@@ -232,6 +232,7 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             unfilled.remove(slot)
     _place_by_context(key_tokens, input_tokens, unfilled, fills, used, (key_all, input_all))
     _place_the_leftover(key_tokens, input_tokens, unfilled, fills, used)
+    _follow_roles(fills, key_all, input_all)
     # A word slot no sibling row showed to be a parameter, filled with the same word in
     # another form or with a synonym ("lines" for "line", "field" for "column"), is the key's
     # word said again: the value keeps its own.
@@ -371,12 +372,15 @@ def _plain(word: str) -> str:
 
 
 def _roles(tokens: list[Token]) -> dict[str, str]:
-    """How the file names of a text relate: one whose stem starts one other's is its `source`
-    (response.json for response_pretty.json), that other the `derived` one; failing that, a
-    file after "into"/"to"/"as"/"->" is where the result goes (`derived`) and one after "from"/"of"
-    what it is made from (`source`). `tokens` are all words, stop words too."""
-    stems = {t.lower: t.lower.rsplit(".", 1)[0] for t in tokens if t.kind == "file"}
-    roles: dict[str, str] = {}
+    """How the file names of a text relate: where the result goes (`derived`) and what it is
+    made from (`source`). What the sentence says decides first (`_cued`: "into b.txt",
+    "save it as b.txt", "a.txt -> b.txt", "from a.txt", "b.txt should list"); of two names
+    left where one stem starts the other's, the shorter is the source (response.json for
+    response_pretty.json); of two files of which one has a role, the other has the other.
+    `tokens` are all words, stop words too."""
+    roles = _cued(tokens)
+    names = list(dict.fromkeys(t.lower for t in tokens if t.kind == "file"))
+    stems = {name: name.rsplit(".", 1)[0] for name in names if name not in roles}
     for a, stem in stems.items():
         starts = [
             b for b, other in stems.items() if stem and other != stem and other.startswith(stem)
@@ -385,20 +389,75 @@ def _roles(tokens: list[Token]) -> dict[str, str]:
         # from (config.patch of config_old.yaml and config_new.yaml).
         if len(starts) == 1:
             roles.setdefault(a, "source")
-            roles[starts[0]] = "derived"
-    if roles:
-        return roles
-    for before, token in itertools.pairwise(tokens):
-        role = _ROLE_AFTER.get(before.lower)
-        if token.kind == "file" and role:
-            roles.setdefault(token.lower, role)
+            roles.setdefault(starts[0], "derived")
+    if len(names) == 2 and len(roles) == 1:
+        role = next(iter(roles.values()))
+        other = next(n for n in names if n not in roles)
+        roles[other] = "source" if role == "derived" else "derived"
     return roles
 
 
-_ROLE_AFTER = {
-    **dict.fromkeys(("into", "to", "as", "->", "→"), "derived"),
-    **dict.fromkeys(("from", "of"), "source"),
-}
+def _cued(tokens: list[Token]) -> dict[str, str]:
+    """The roles a sentence gives its files in words: after "into", "to" or an arrow, after
+    "as", "in" or "at" following a verb of writing ("save it as", "store the diff in"),
+    after "make" or before "should" ("b.txt should list ..."), a file is where the result
+    goes; after "from" or "of", or before an arrow, what it is made from. The first cue
+    a file has counts."""
+    words = [t.lower for t in tokens]
+    roles: dict[str, str] = {}
+    for i, token in enumerate(tokens):
+        if token.kind != "file":
+            continue
+        before = words[i - 1] if i else ""
+        after = words[i + 1] if i + 1 < len(words) else ""
+        writing = any(canonical(w) in _WRITING for w in words[max(0, i - _WRITE_SPAN) : i - 1])
+        if before in _INTO or (before in _IN and writing) or before in _MADE or after in _DUTY:
+            roles.setdefault(token.lower, "derived")
+        elif before in _OUT_OF or after == "->":
+            roles.setdefault(token.lower, "source")
+    return roles
+
+
+_INTO = frozenset({"into", "to", "->"})
+_IN = frozenset({"as", "in", "at"})
+_MADE = frozenset({"make", "create", "produce", "generate", "build"})
+_DUTY = frozenset({"should", "must"})
+_OUT_OF = frozenset({"from", "of"})
+_WRITING = frozenset(
+    canonical(w)
+    for w in (
+        "save",
+        "store",
+        "write",
+        "put",
+        "output",
+        "dump",
+        "place",
+        "keep",
+        "record",
+        "go",
+        "goes",
+    )
+)
+_WRITE_SPAN = 5  # words before the preposition that may hold the verb of writing
+
+
+def _follow_roles(fills: dict[str, str], key_all: list[Token], input_all: list[Token]) -> None:
+    """Two file slots whose fills have each other's roles (`_roles`: the key's source filled
+    with the input's result, its result with the input's source) trade fills: "make b.json:
+    the same data as a.json but pretty printed" names the result first, and the command must
+    still read a.json and write b.json."""
+    key_roles, new_roles = _roles(key_all), _roles(input_all)
+
+    def role(slot: str, side: dict[str, str], text: str) -> str | None:
+        return side.get(text.lower()) if kind_of(slot) == "file" else None
+
+    for a, b in itertools.combinations(list(fills), 2):
+        if {role(a, key_roles, a), role(b, key_roles, b)} == {"source", "derived"} and (
+            role(a, new_roles, fills[a]) == role(b, key_roles, b)
+            and role(b, new_roles, fills[b]) == role(a, key_roles, a)
+        ):
+            fills[a], fills[b] = fills[b], fills[a]
 
 
 def _same_role(slot: Token, token: Token, key_roles: dict, new_roles: dict) -> int:

@@ -14,15 +14,22 @@ from mcp_harness.experience.keywords import STOP_WORDS, canonical
 TOKEN = re.compile(
     r"'(?P<sq>[^'\n]*)'|\"(?P<dq>[^\"\n]*)\"|`(?P<bq>[^`\n]*)`"  # quoted strings
     r"|[$~./]*[\w$@%+=:,.\-/~]*\w[\w$@%+=:,.\-/~]*"  # words, paths, flags, identifiers
-    r"|->|→"  # an arrow says where the result goes ("a.txt -> b.txt"), as "to" does
+    r"|->|=>|→"  # an arrow says where the result goes ("a.txt -> b.txt"), as "to" does
 )
 EDGE_PUNCT = ".,:;=!?"
+ARROWS = frozenset({"->", "=>", "→"})
 _MID_SENTENCE = re.compile(r" [a-z]")
 _NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)*")  # 3, -2.5, a version 1.5.0, an address 10.0.0.1
 _ORDINAL = re.compile(r"\d+(?:st|nd|rd|th)", re.IGNORECASE)
 # Ordinals said in words are numbers too ("the third column" is column 3).
 _ORDINALS = "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth"
 ORDINAL_WORDS = {word: str(n) for n, word in enumerate(_ORDINALS.split(), start=1)}
+# So are counts from two up ("indent by four spaces"); "one" is as often a pronoun.
+_CARDINALS = "two three four five six seven eight nine ten eleven twelve"
+NUMBER_WORDS = {
+    **ORDINAL_WORDS,
+    **{word: str(n) for n, word in enumerate(_CARDINALS.split(), start=2)},
+}
 _RANGE = re.compile(r"\d+(?:[-:]\d+)+")
 _COUNTED = re.compile(r"(\d+)-([A-Za-z][A-Za-z-]*)")  # "5-line pieces": 5, then "line"
 _FILE = re.compile(r"(?:[\w\-]+\.)+[A-Za-z0-9]{1,10}|\.\w[\w.\-]*")  # theme.properties
@@ -85,6 +92,9 @@ def _tokens(text: str) -> tuple[Token, ...]:
                 out.append(Token(match.group(inner), "str"))
             continue
         word = match.group(0).rstrip(EDGE_PUNCT)
+        if match.group(0) in ARROWS:
+            out.append(Token("->", "word"))  # every arrow says one thing
+            continue
         if match.group(0) == word + "." and _MID_SENTENCE.match(text, match.end()):
             word += "."  # "Add tmp. to the start": a dot the sentence goes on after is the word's
         if _RANGE.fullmatch(word):  # "lines 2-5", a date, a time: each number is a parameter
@@ -94,8 +104,8 @@ def _tokens(text: str) -> tuple[Token, ...]:
             out.append(Token(counted[2], kind_of(counted[2])))
         elif _ORDINAL.fullmatch(word):  # "the 4th column": the number 4
             out.append(Token(word[:-2], "num"))
-        elif word.lower() in ORDINAL_WORDS:
-            out.append(Token(ORDINAL_WORDS[word.lower()], "num"))
+        elif word.lower() in NUMBER_WORDS:
+            out.append(Token(NUMBER_WORDS[word.lower()], "num"))
         elif word:
             kind = kind_of(word)
             if kind == "word" and word.endswith("/") and len(word) > 1:  # "in images/": a name
