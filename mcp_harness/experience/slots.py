@@ -373,13 +373,16 @@ def _plain(word: str) -> str:
 
 def _roles(tokens: list[Token]) -> dict[str, str]:
     """How the file names of a text relate: where the result goes (`derived`) and what it is
-    made from (`source`). What the sentence says decides first (`_cued`: "into b.txt",
-    "save it as b.txt", "a.txt -> b.txt", "from a.txt", "b.txt should list"); of two names
-    left where one stem starts the other's, the shorter is the source (response.json for
-    response_pretty.json); of two files of which one has a role, the other has the other.
+    made from (`source`). What the sentence says plainly decides first (`_cued`: "into b.txt",
+    "write it to b.txt", "save it as b.txt", "a.txt -> b.txt", "from a.txt", "b.txt should
+    list"); then, of two names where one stem starts the other's, the shorter is the source
+    (response.json for response_pretty.json); then, in a text of two files, "to b.txt" and
+    "of a.txt" ("a hard link x to y" says nothing of which is made from which, so they come
+    last). Of two files of which one has a role, the other has the other; of more, the
+    sources need a word each ("Combine a.log and b.log into c.log" says only c.log's role).
     `tokens` are all words, stop words too."""
-    roles = _cued(tokens)
     names = list(dict.fromkeys(t.lower for t in tokens if t.kind == "file"))
+    roles = _cued(tokens)
     stems = {name: name.rsplit(".", 1)[0] for name in names if name not in roles}
     for a, stem in stems.items():
         starts = [
@@ -390,7 +393,13 @@ def _roles(tokens: list[Token]) -> dict[str, str]:
         if len(starts) == 1:
             roles.setdefault(a, "source")
             roles.setdefault(starts[0], "derived")
-    if len(names) == 2 and len(roles) == 1:
+    if len(names) != 2:
+        return roles
+    if not roles:
+        for before, token in itertools.pairwise(tokens):
+            if token.kind == "file" and before.lower in _WEAK:
+                roles.setdefault(token.lower, _WEAK[before.lower])
+    if len(roles) == 1:
         role = next(iter(roles.values()))
         other = next(n for n in names if n not in roles)
         roles[other] = "source" if role == "derived" else "derived"
@@ -398,11 +407,11 @@ def _roles(tokens: list[Token]) -> dict[str, str]:
 
 
 def _cued(tokens: list[Token]) -> dict[str, str]:
-    """The roles a sentence gives its files in words: after "into", "to" or an arrow, after
-    "as", "in" or "at" following a verb of writing ("save it as", "store the diff in"),
-    after "make" or before "should" ("b.txt should list ..."), a file is where the result
-    goes; after "from" or "of", or before an arrow, what it is made from. The first cue
-    a file has counts."""
+    """The roles a sentence gives its files plainly: after "into" or an arrow, after "to",
+    "as", "in" or "at" following a verb of writing ("write the number to", "save it as",
+    "store the diff in"), right after "make" or before "should" ("b.txt should list ..."), a
+    file is where the result goes; after "from", what it is made from. The first cue a file
+    has counts."""
     words = [t.lower for t in tokens]
     roles: dict[str, str] = {}
     for i, token in enumerate(tokens):
@@ -410,19 +419,19 @@ def _cued(tokens: list[Token]) -> dict[str, str]:
             continue
         before = words[i - 1] if i else ""
         after = words[i + 1] if i + 1 < len(words) else ""
-        writing = any(canonical(w) in _WRITING for w in words[max(0, i - _WRITE_SPAN) : i - 1])
-        if before in _INTO or (before in _IN and writing) or before in _MADE or after in _DUTY:
+        writing = any(canonical(w) in _WRITING for w in words[max(0, i - 1 - _WRITE_SPAN) : i - 1])
+        if before in _INTO or (before in _AT and writing) or before in _MADE or after in _DUTY:
             roles.setdefault(token.lower, "derived")
-        elif before in _OUT_OF or after == "->":
+        elif before == "from":
             roles.setdefault(token.lower, "source")
     return roles
 
 
-_INTO = frozenset({"into", "to", "->"})
-_IN = frozenset({"as", "in", "at"})
+_INTO = frozenset({"into", "->"})
+_AT = frozenset({"to", "as", "in", "at"})
 _MADE = frozenset({"make", "create", "produce", "generate", "build"})
 _DUTY = frozenset({"should", "must"})
-_OUT_OF = frozenset({"from", "of"})
+_WEAK = {"to": "derived", "of": "source"}
 _WRITING = frozenset(
     canonical(w)
     for w in (
@@ -439,7 +448,7 @@ _WRITING = frozenset(
         "goes",
     )
 )
-_WRITE_SPAN = 5  # words before the preposition that may hold the verb of writing
+_WRITE_SPAN = 8  # words before the preposition that may hold the verb of writing
 
 
 def _follow_roles(fills: dict[str, str], key_all: list[Token], input_all: list[Token]) -> None:

@@ -42,20 +42,29 @@ def meaning(request: KernelRequest) -> list[float]:
     encoder = sentences.encoder()
     if encoder is None or not any(e.rescue > 0 for e in request.examples):
         return [0.0] * len(request.examples)
-    alike = []
+    said, sides = [], []
     for e in request.examples:
         # The words the row's slots were filled with are parameters too ("oldLogger" in place
         # of "getUser"): said as their kind on both sides (a judge of meaning reads names in
         # code as noise), they do not hide the operation.
         named = [(k, v) for k, v in e.fills if is_identifier(k) and is_identifier(v)]
-        said = operation(request.input, frozenset(v.lower() for _, v in named))
+        said.append(encoder.embed(operation(request.input, frozenset(v.lower() for _, v in named))))
         slots = frozenset(k.lower() for k, _ in named)
-        alike.append(
-            max(
-                encoder.similarity(said, operation(e.key, slots)),
-                encoder.similarity(said, operation(e.value, slots)),
-            )
+        sides.append(
+            [encoder.embed(operation(e.key, slots)), encoder.embed(operation(e.value, slots))]
         )
+    alike = [max(float(q @ side) for side in both) for q, both in zip(said, sides, strict=True)]
+    # An answer is as alike the input as the mean of the sentences of every row that gives
+    # it: rows taught in other words say what their operation is more surely together than
+    # the nearest of them alone, and a stray likeness to one sentence counts less.
+    groups: dict[str, list[int]] = {}
+    for i, example in enumerate(request.examples):
+        groups.setdefault(example.answer, []).append(i)
+    answer_alike = {}
+    for answer, members in groups.items():
+        centre = sum(v for i in members for v in sides[i]) / (2 * len(members))
+        first = said[members[0]]
+        answer_alike[answer] = float(first @ centre) / max(float(centre.norm()), 1e-12)
     # Rows of one operation (values alike but for their parameters) that fill the input's
     # parameters differently ("into b" read as the source by one of them) are not rivals of
     # the fill more of them give; on a tie nobody knows which fill is right, and they are.
@@ -84,19 +93,20 @@ def meaning(request: KernelRequest) -> list[float]:
             example.rescue <= 0
             or example.unfilled
             or speaker.contradicted
-            or alike[i] < MEANING_FLOOR
+            or answer_alike[example.answer] < MEANING_FLOOR
         ):
             out.append(0.0)
             continue
+        mine = answer_alike[example.answer]
         rival = max(
             [MEANING_BASE]
             + [
-                c
-                for c, e, o in zip(alike, request.examples, ops, strict=True)
+                answer_alike[e.answer]
+                for e, o in zip(request.examples, ops, strict=True)
                 if e.answer != example.answer and (o != ops[i] or not majority[i])
             ]
         )
-        out.append(example.rescue * alike[i] * min(1.0, max(0.0, alike[i] - rival) / MARGIN))
+        out.append(example.rescue * mine * min(1.0, max(0.0, mine - rival) / MARGIN))
     return out
 
 
