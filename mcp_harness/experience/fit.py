@@ -19,7 +19,7 @@ from mcp_harness.experience.tokens import (
     with_parts,
 )
 
-MISSING, SUBSTITUTED, NEGATED, UNFILLED = 0.75, 0.5, 0.1, 0.25
+MISSING, SUBSTITUTED, NEGATED, UNFILLED, UNUSED = 0.75, 0.5, 0.1, 0.25, 0.25
 SUBSTITUTED_IN_FRAME = 0.3  # the one word that differs in an input sharing most of the key's
 NEGATIONS = frozenset(
     {"not", "no", "nor", "never", "without", "cannot", "none", "neither", "except"}
@@ -139,6 +139,13 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
     for j, token in enumerate(new):
         if _technical(token) and j not in fill_at and not set(parts_of(new_forms[j])) <= known:
             vetoes *= SUBSTITUTED
+    # A parameter the input gives that the row has no place for (no slot takes it, the key
+    # does not say it: "resetting the patch number to 0" for a row that only bumps the
+    # patch) is part of the request the row's command would ignore.
+    key_lowers = {t.lower for t in key} | {_derived(t, fills) for t in key}
+    for j, token in enumerate(new):
+        if token.kind in DISTINCTIVE and j not in fill_at and token.lower not in key_lowers:
+            wording *= UNUSED
     union = len(key) + len(new) - matched
     overlap = matched / union if union else 0.0
     words = sum(t.kind == "word" for t in key) + sum(t.kind == "word" for t in new) - kin

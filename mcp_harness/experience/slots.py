@@ -453,18 +453,24 @@ _WRITE_SPAN = 8  # words before the preposition that may hold the verb of writin
 
 def _follow_roles(fills: dict[str, str], key_all: list[Token], input_all: list[Token]) -> None:
     """Two file slots whose fills have each other's roles (`_roles`: the key's source filled
-    with the input's result, its result with the input's source) trade fills: "make b.json:
-    the same data as a.json but pretty printed" names the result first, and the command must
-    still read a.json and write b.json."""
+    with the input's result, its result with the input's source) trade fills, when both
+    texts say one of those roles in words (`_cued`): "make b.json: the same data as a.json but
+    pretty printed" names the result first, and the command must still read a.json and write
+    b.json. Roles read from names alone ("Rename report-v2.txt to report.txt") do not move
+    what the alignment placed."""
     key_roles, new_roles = _roles(key_all), _roles(input_all)
+    key_plain, new_plain = set(_cued(key_all)), set(_cued(input_all))
 
     def role(slot: str, side: dict[str, str], text: str) -> str | None:
         return side.get(text.lower()) if kind_of(slot) == "file" else None
 
     for a, b in itertools.combinations(list(fills), 2):
-        if {role(a, key_roles, a), role(b, key_roles, b)} == {"source", "derived"} and (
-            role(a, new_roles, fills[a]) == role(b, key_roles, b)
+        if (
+            {role(a, key_roles, a), role(b, key_roles, b)} == {"source", "derived"}
+            and role(a, new_roles, fills[a]) == role(b, key_roles, b)
             and role(b, new_roles, fills[b]) == role(a, key_roles, a)
+            and {a.lower(), b.lower()} & key_plain
+            and {fills[a].lower(), fills[b].lower()} & new_plain
         ):
             fills[a], fills[b] = fills[b], fills[a]
 
