@@ -29,7 +29,6 @@ from mcp_harness.kernels import sentences
 from mcp_harness.kernels.base import Example, KernelReply, KernelRequest, successive
 
 DEFAULT_THRESHOLD = 0.2
-NEAR_MISS_TRUST = 0.4  # the trust a near miss's answer needs (`OfflineKernel.answer`)
 UNFILLED_FACTOR = 0.5
 # Meaning: a reworded key counts when its sentence is at least MEANING_FLOOR alike and beats
 # every row with another answer (or an unrelated request's typical MEANING_BASE: parameters
@@ -181,18 +180,10 @@ class OfflineKernel:
         near = max((e for e in ranked if e.near_miss), key=lambda e: e.kinship, default=None)
         if near is not None and near.answer.strip() in tried:
             near = None
-        if near is not None:
-            # The near miss's own answer stays when some row vouches for it surely (a
-            # rewording detected as a near miss is still its operation); a weak vouch is a
-            # guess at an operation no row was taught.
-            fresh = [
-                e
-                for e in fresh
-                if e.kinship > near.kinship
-                or (e.answer == near.answer and trust(e) >= NEAR_MISS_TRUST)
-            ]
-        best = fresh[0] if fresh else near
-        sure = trust(best) if fresh else 0.0
+        if near is not None:  # the near miss itself stays (its answer was not tried)
+            fresh = [e for e in fresh if e.kinship > near.kinship or e.answer == near.answer]
+        best = fresh[0]
+        sure = trust(best)
         if sure >= self.threshold:
             return KernelReply(text=best.answer, ok=True, confidence=sure, row=best.row)
         row = f" (row {best.row})" if best.row is not None else ""
