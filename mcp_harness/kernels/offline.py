@@ -5,10 +5,11 @@ input's aligned spans, see `experience.slots`), with confidence = how well the r
 the input token by token (`slots.adapt`: aligned Jaccard, lowered for every key word or
 parameter the input has no counterpart for) x the row's weight (at most 1). When the input
 rewords a key (few shared words, no veto: see `fit.Fit.rescue`) and the sentence model is
-installed (`kernels.sentences`), meaning speaks too: the cosine of the input and the row's key
-or value, whichever is closer (a decision row's value says its operation plainly), with their
-parameters said as their kind (`slots.operation`), scaled by how far it beats every row with
-another answer (but rows of its operation outvoted on how to fill the input's parameters), so
+installed (`kernels.sentences`), meaning speaks too: the cosine of the input and the mean of
+the key and value sentences of every row giving the row's answer (a decision row's value says
+its operation plainly; rows taught in other words say it together), with their parameters
+said as their kind (`slots.operation`), scaled by how far it beats every other answer (but
+rows of its operation outvoted on how to fill the input's parameters), so
 "Set up the folder tree x/y/z" can use the row learned from "Make directories a/b/c, including
 missing parents" (never a row with a parameter the input gives nothing for: its answer would
 act on the row's own file). When the input is a row's sentence saying another thing (a near miss,
