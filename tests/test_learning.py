@@ -204,6 +204,30 @@ def test_a_stem_that_starts_several_names_is_not_their_source() -> None:
     )
 
 
+def test_the_sentence_says_which_file_is_read_and_which_written() -> None:
+    """ "into openapi.json" says the result, whatever the names' stems; "Rename a to b" keeps
+    its order (names alone never move what the alignment placed)."""
+    key = "Pretty-print response.json with 4-space indentation and save it as response_pretty.json"
+    value = "Pretty-print response.json with 4-space indent into response_pretty.json"
+    new = "Format the JSON in openapi_raw.json nicely (indent 4) into openapi.json"
+    assert adapt(key, value, find_slots(key, value), new).text == (
+        "Pretty-print openapi_raw.json with 4-space indent into openapi.json"
+    )
+    key, value = "Rename notes.txt to notes_old.txt", "mv notes.txt notes_old.txt"
+    new = "Rename report-v2.txt to report.txt"
+    assert adapt(key, value, find_slots(key, value), new).text == "mv report-v2.txt report.txt"
+
+
+def test_a_parameter_the_row_has_no_place_for_lowers_its_fit() -> None:
+    """ "then set the build number to 0" asks for more than a row that only bumps the patch."""
+    key = "Bump the patch number of the version in version.txt"
+    value = "Add one to the third dot-separated field of version.txt and write it back"
+    plain = adapt(key, value, find_slots(key, value), key.replace("version.txt", "chart.txt"))
+    new = "Bump the patch number of the version in chart.txt, then set the build number to 0"
+    more = adapt(key, value, find_slots(key, value), new)
+    assert more.fit < DEFAULT_THRESHOLD < plain.fit
+
+
 def test_a_version_number_is_a_number_not_a_file() -> None:
     """ "1.5.0" takes a number, never the input's file name in its place."""
     key = "Load a.json with json, set its version key to the string 1.5.0, write it back to a.json"
