@@ -142,7 +142,7 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
     # A parameter the input gives that the row has no place for (no slot takes it, the key
     # does not say it: "resetting the patch number to 0" for a row that only bumps the
     # patch) is part of the request the row's command would ignore.
-    key_lowers = {t.lower for t in key} | {_derived(t, fills) for t in key}
+    key_lowers = {t.lower for t in key} | {d for t in key if (d := _derived(t, fills))}
     for j, token in enumerate(new):
         if token.kind in DISTINCTIVE and j not in fill_at and token.lower not in key_lowers:
             wording *= UNUSED

@@ -230,9 +230,10 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
             fills[slot["text"]] = input_tokens[j].text
             used.add(j)
             unfilled.remove(slot)
-    _place_by_context(key_tokens, input_tokens, unfilled, fills, used, (key_all, input_all))
+    roles = (_roles(key_all), _roles(input_all))
+    _place_by_context(key_tokens, input_tokens, unfilled, fills, used, (key_all, input_all), roles)
     _place_the_leftover(key_tokens, input_tokens, unfilled, fills, used)
-    _follow_roles(fills, key_all, input_all)
+    _follow_roles(fills, (key_all, input_all), roles)
     # A word slot no sibling row showed to be a parameter, filled with the same word in
     # another form or with a synonym ("lines" for "line", "field" for "column"), is the key's
     # word said again: the value keeps its own.
@@ -276,17 +277,17 @@ def _trade(fills: dict[str, str]) -> bool:
     return any(v != k and lowered.get(v) == k for k, v in lowered.items())
 
 
-def _place_by_context(key, new, unfilled, fills, used, streams) -> None:
+def _place_by_context(key, new, unfilled, fills, used, streams, roles) -> None:
     """Distinctive slots the alignment could not place take the input's unused spans of their
     kind that the key does not have, best context first: a span whose neighbours are the
     slot's neighbours among the content words (`lines in notes.txt` ~ `lines of words.txt`),
     or for a file its extension and role (`_same_role`), wins, then input order. A name goes by
     its neighbours among all words alone (`under scripts` ~ `under tools`; the word before
     counts twice: it says the role), since any word could stand in its place. `streams` are
-    the key's and the input's tokens with their stop words."""
+    the key's and the input's tokens with their stop words, `roles` their files' (`_roles`)."""
     key_forms, new_forms = ["^", *forms_of(key), "$"], ["^", *forms_of(new), "$"]
     key_near, new_near = (_neighbours(tokens) for tokens in streams)
-    key_roles, new_roles = (_roles(tokens) for tokens in streams)
+    key_roles, new_roles = roles
     key_words = {t.lower for t in key}
     pairs = []
     for slot in unfilled:
@@ -451,15 +452,15 @@ _WRITING = frozenset(
 _WRITE_SPAN = 8  # words before the preposition that may hold the verb of writing
 
 
-def _follow_roles(fills: dict[str, str], key_all: list[Token], input_all: list[Token]) -> None:
+def _follow_roles(fills: dict[str, str], streams, roles) -> None:
     """Two file slots whose fills have each other's roles (`_roles`: the key's source filled
     with the input's result, its result with the input's source) trade fills, when both
     texts say one of those roles in words (`_cued`): "make b.json: the same data as a.json but
     pretty printed" names the result first, and the command must still read a.json and write
     b.json. Roles read from names alone ("Rename report-v2.txt to report.txt") do not move
-    what the alignment placed."""
-    key_roles, new_roles = _roles(key_all), _roles(input_all)
-    key_plain, new_plain = set(_cued(key_all)), set(_cued(input_all))
+    what the alignment placed. `streams` and `roles` as `_place_by_context` takes them."""
+    key_roles, new_roles = roles
+    key_plain, new_plain = (set(_cued(tokens)) for tokens in streams)
 
     def role(slot: str, side: dict[str, str], text: str) -> str | None:
         return side.get(text.lower()) if kind_of(slot) == "file" else None
