@@ -228,6 +228,31 @@ def test_a_parameter_the_row_has_no_place_for_lowers_its_fit() -> None:
     assert more.fit < DEFAULT_THRESHOLD < plain.fit
 
 
+def test_a_parameter_the_row_has_no_place_for_stops_meaning_too() -> None:
+    """A reworded input giving a parameter the row would ignore ("... to 0") may not be
+    answered by that row through meaning; a string the value holds (':') or a standard's
+    number ("ISO 8601") is no such parameter."""
+    key = "Bump the patch number of the version in version.txt"
+    value = "Add one to the third dot-separated field of version.txt with awk and write it back"
+    slots = find_slots(key, value)
+    plain = adapt(key, value, slots, "Increment the last part of the version kept in chart.txt")
+    more = "Increment the minor part of the version kept in chart.txt, resetting the patch to 0"
+    assert adapt(key, value, slots, more).rescue < 0.5 <= plain.rescue
+    key, value = (
+        "Prefix each line of a.txt with its file name",
+        "awk '{print FILENAME \":\" $0}' a.txt",
+    )
+    new = "Put the lines of b.txt, each one preceded by its file name and ':', on screen"
+    assert adapt(key, value, find_slots(key, value), new).rescue == 1.0
+    key = "Write the date 30 days after 2024-01-10 to due.txt"
+    value = "date -u -d '2024-01-10 +30 days' +%F > due.txt"
+    new = "Write the date 90 days after 2024-11-05 to exp.txt in {} form"
+    iso, bare = (
+        adapt(key, value, find_slots(key, value), new.format(f)) for f in ("ISO 8601", "8601")
+    )
+    assert iso.fit > DEFAULT_THRESHOLD > bare.fit
+
+
 def test_a_version_number_is_a_number_not_a_file() -> None:
     """ "1.5.0" takes a number, never the input's file name in its place."""
     key = "Load a.json with json, set its version key to the string 1.5.0, write it back to a.json"

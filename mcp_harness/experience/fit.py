@@ -16,6 +16,7 @@ from mcp_harness.experience.tokens import (
     is_content,
     is_distinctive,
     parts_of,
+    tokenize,
     with_parts,
 )
 
@@ -80,7 +81,7 @@ REMOVALS = frozenset(canonical(w) for w in ("remove", "strip", "kill", "omit", "
 REMOVED_SPAN = 2  # "Delete all empty lines": the removed words follow the verb
 
 
-def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
+def measure(key, new, aligned, slots, fills, negated: bool, streams, value: str = "") -> Fit:
     """How well the row fits the input: the aligned Jaccard of their content tokens (a key
     token counts as matched when the input has it, or half when it is a slot the input
     filled with another value); x 0.75 for every key token the input has no counterpart for
@@ -91,8 +92,9 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
     `tr` row), x 0.1 when one side is negated and the other is not ("files that do
     not contain", "non-executable") or says the opposite ("lowercase" for "uppercase", "from
     LF to CRLF" for "from CRLF to LF") or, sharing most words, says two of them in the other
-    order ("tab-separated ... to comma-separated"). `streams` are the key's and the input's
-    tokens with their stop words."""
+    order ("tab-separated ... to comma-separated"), x 0.25 for a file, path, number or
+    string the input gives that neither the key nor `value` (the row's value) has and no slot
+    takes. `streams` are the key's and the input's tokens with their stop words."""
     slot_words = {s["text"].lower() for s in slots or ()}
     distinctive = {s["text"].lower() for s in slots or () if is_distinctive(s)}
     filled = {k.lower() for k in fills}
@@ -140,12 +142,20 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
         if _technical(token) and j not in fill_at and not set(parts_of(new_forms[j])) <= known:
             vetoes *= SUBSTITUTED
     # A parameter the input gives that the row has no place for (no slot takes it, the key
-    # does not say it: "resetting the patch number to 0" for a row that only bumps the
-    # patch) is part of the request the row's command would ignore.
+    # does not say it, the value does not hold it: "resetting the patch number to 0" for a
+    # row that only bumps the patch) is part of the request the row's command would ignore:
+    # a veto, so no judge of meaning may overrule it either. A number naming a standard
+    # after its acronym ("ISO 8601") is a name, not a parameter.
     key_lowers = {t.lower for t in key} | {d for t in key if (d := _derived(t, fills))}
+    key_lowers |= {t.lower for t in tokenize(value)}
+    new_all = streams[1]
     for j, token in enumerate(new):
-        if token.kind in DISTINCTIVE and j not in fill_at and token.lower not in key_lowers:
-            wording *= UNUSED
+        held = token.lower in key_lowers or (token.kind == "str" and token.text in value)
+        if token.kind in DISTINCTIVE and j not in fill_at and not held:
+            at = next((i for i, t in enumerate(new_all) if t is token), 0)
+            named = token.kind == "num" and at > 0 and _acronym(new_all[at - 1])
+            if not named:
+                vetoes *= UNUSED
     union = len(key) + len(new) - matched
     overlap = matched / union if union else 0.0
     words = sum(t.kind == "word" for t in key) + sum(t.kind == "word" for t in new) - kin
@@ -157,6 +167,15 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams) -> Fit:
             vetoes *= NEGATED
             turned = True
     return Fit(overlap, vetoes, wording, swaps, in_frame, turned, kinship)
+
+
+def _acronym(token: Token) -> bool:
+    return (
+        token.kind == "word"
+        and len(token.text) > 1
+        and token.text.isalpha()
+        and token.text.isupper()
+    )
 
 
 def _built_in(token: Token, j: int | None, new: list[Token], slot_words: set[str]) -> bool:

@@ -258,7 +258,9 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
         or opposed(key_tokens, input_tokens, key_all, input_all)
         or _trade(fills)
     )
-    fit = measure(key_tokens, input_tokens, aligned, slots, fills, turned, (key_all, input_all))
+    fit = measure(
+        key_tokens, input_tokens, aligned, slots, fills, turned, (key_all, input_all), value
+    )
     framed = template.fill(key, value, new_input)
     if framed is not None and framed.share > fit.value and not _trade(framed.fills):
         return Adaptation(
