@@ -253,6 +253,24 @@ def test_a_parameter_the_row_has_no_place_for_stops_meaning_too() -> None:
     assert iso.fit > DEFAULT_THRESHOLD > bare.fit
 
 
+def test_a_field_the_value_reads_is_a_parameter_the_input_must_give() -> None:
+    """`sort_by(.age)` reads the field "age": a request naming another field fills it, and
+    one naming none is told the row's field has no counterpart (no silent `.age`)."""
+    key = "Sort the array in people.json by the age field into people_sorted.json"
+    value = "jq -c 'sort_by(.age)' people.json > people_sorted.json"
+    slots = find_slots(key, value)
+    new = "Sort the array in jobs.json by the weight field into jobs_sorted.json"
+    assert (
+        adapt(key, value, slots, new).text
+        == "jq -c 'sort_by(.weight)' jobs.json > jobs_sorted.json"
+    )
+    assert adapt(
+        key, value, slots, "Sort the array in jobs.json into jobs_sorted.json"
+    ).unfilled == ["age"]
+    key, value = "Add up the qty of cart.json", "python3 -c \"print(sum(i['qty'] for i in x))\""
+    assert adapt(key, value, find_slots(key, value), "Add up cart.json").unfilled == ["qty"]
+
+
 def test_a_version_number_is_a_number_not_a_file() -> None:
     """ "1.5.0" takes a number, never the input's file name in its place."""
     key = "Load a.json with json, set its version key to the string 1.5.0, write it back to a.json"

@@ -188,10 +188,11 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     key_tokens = [t for t in key_all if is_content(t)]
     input_tokens = [t for t in input_all if is_content(t)]
     aligned = _align(key_tokens, input_tokens)
+    slots = [_field_named(slot, value) for slot in slots or ()]
     fills: dict[str, str] = {}
     used: set[int] = set()
     unfilled: list[dict[str, Any]] = []
-    for slot in slots or ():
+    for slot in slots:
         lowered = slot["text"].lower()
         target = None
         # The slot's own spelling where the key has it: "VERSION", not the word before it,
@@ -269,6 +270,17 @@ def adapt(key: str, value: str, slots: list[dict[str, Any]] | None, new_input: s
     return Adaptation(
         text, fills, still, fit.value, fit.rescue, fit.contradicted, fit.kinship, fit.near_miss
     )
+
+
+def _field_named(slot: dict[str, Any], value: str) -> dict[str, Any]:
+    """A word slot the value uses as a field's name (`.size` in jq, `item['qty']` in Python)
+    is a parameter the input must give, as a sibling row would show (kind `name`): the
+    command reads that field, and another request names its own."""
+    if slot["kind"] != "word":
+        return slot
+    word = re.escape(slot["text"])
+    field_use = rf"(?<![\w.])\.{word}(?![\w(])|\[\s*['\"]{word}['\"]\s*\]"
+    return {**slot, "kind": NAME} if re.search(field_use, value) else slot
 
 
 def _trade(fills: dict[str, str]) -> bool:
