@@ -216,6 +216,12 @@ def test_the_sentence_says_which_file_is_read_and_which_written() -> None:
     key, value = "Rename notes.txt to notes_old.txt", "mv notes.txt notes_old.txt"
     new = "Rename report-v2.txt to report.txt"
     assert adapt(key, value, find_slots(key, value), new).text == "mv report-v2.txt report.txt"
+    # One verb of writing, one destination: the last file it reaches ("in scores.json" is
+    # where the player is found, "to top_player.txt" where it goes).
+    key = "Write the player with the highest score in scores.json to top_player.txt"
+    value = "jq -r 'max_by(.score) | .player' scores.json > top_player.txt"
+    new = "Which entry in hills.json has the highest score? Its name should go into best.txt"
+    assert adapt(key, value, find_slots(key, value), new).text.endswith("hills.json > best.txt")
 
 
 def test_a_parameter_the_row_has_no_place_for_lowers_its_fit() -> None:

@@ -426,19 +426,28 @@ def _cued(tokens: list[Token]) -> dict[str, str]:
     "as", "in" or "at" following a verb of writing ("write the number to", "save it as",
     "store the diff in"), right after "make" or before "should" ("b.txt should list ..."), a
     file is where the result goes; after "from", what it is made from. The first cue a file
-    has counts."""
+    has counts; a verb of writing gives that place to the last file it reaches."""
     words = [t.lower for t in tokens]
     roles: dict[str, str] = {}
+    # One verb of writing has one destination, the last file it reaches: "Write the player
+    # with the highest score in scores.json to top.txt" writes top.txt, not scores.json.
+    by_verb: dict[int, str] = {}
     for i, token in enumerate(tokens):
         if token.kind != "file":
             continue
         before = words[i - 1] if i else ""
         after = words[i + 1] if i + 1 < len(words) else ""
-        writing = any(canonical(w) in _WRITING for w in words[max(0, i - 1 - _WRITE_SPAN) : i - 1])
-        if before in _INTO or (before in _AT and writing) or before in _MADE or after in _DUTY:
+        verb = next((k for k in range(i - 2, -1, -1) if canonical(words[k]) in _WRITING), None)
+        if verb is not None and verb < i - 1 - _WRITE_SPAN and verb not in by_verb:
+            verb = None  # too far, unless the verb already reached a file nearer to it
+        if before in _INTO or before in _MADE or after in _DUTY:
             roles.setdefault(token.lower, "derived")
+        elif before in _AT and verb is not None:
+            by_verb[verb] = token.lower
         elif before == "from":
             roles.setdefault(token.lower, "source")
+    for name in by_verb.values():
+        roles.setdefault(name, "derived")
     return roles
 
 
