@@ -93,7 +93,7 @@ def test_one_number_of_a_date_does_not_fill_a_lone_number() -> None:
     key = "Write the UTC date of Unix timestamp 1700000000 to day.txt"
     value = "date -u -d @1700000000 +%F > day.txt"
     new = "Write the Unix timestamp of UTC midnight on 2024-01-01 to epoch.txt"
-    adapted = adapt(key, value, find_slots(key, value), new)
+    adapted = _adapted(key, value, new)
     assert adapted.unfilled == ["1700000000"] and adapted.fit < 0.2
     same = adapt(
         key, value, find_slots(key, value), "Write the UTC date of Unix timestamp 5 to a.txt"
@@ -135,9 +135,7 @@ def test_the_numbers_of_a_flag_are_parameters() -> None:
     key = "Sort a.csv with sort -t, on key -k1,1 first and then on key -k3,3nr, into b.csv"
     value = "sort -t, -k1,1 -k3,3nr a.csv > b.csv"
     new = "Sort c.csv with sort -t, on key -k6,6 first and then on key -k5,5nr, into d.csv"
-    assert adapt(key, value, find_slots(key, value), new).text == (
-        "sort -t, -k6,6 -k5,5nr c.csv > d.csv"
-    )
+    assert _adapted(key, value, new).text == ("sort -t, -k6,6 -k5,5nr c.csv > d.csv")
 
 
 def test_a_fill_in_a_sed_substitution_is_escaped_for_its_place() -> None:
@@ -146,12 +144,10 @@ def test_a_fill_in_a_sed_substitution_is_escaped_for_its_place() -> None:
     key = "On each line of a.csv, replace occurrence number 2 of ',' with ';' into b.csv"
     value = "sed 's/,/;/2' a.csv > b.csv"
     new = "On each line of c.txt, replace occurrence number 2 of '.' with '&/' into d.txt"
-    assert adapt(key, value, find_slots(key, value), new).text == (
-        r"sed 's/\./\&\//2' c.txt > d.txt"
-    )
+    assert _adapted(key, value, new).text == (r"sed 's/\./\&\//2' c.txt > d.txt")
     key, value = "Delete the lines of a.txt matching '^#'", "sed -i '/x/d; s/^#//' a.txt"
     new = "Delete the lines of b.txt matching '^;'"
-    assert adapt(key, value, find_slots(key, value), new).text == "sed -i '/x/d; s/^;//' b.txt"
+    assert _adapted(key, value, new).text == "sed -i '/x/d; s/^;//' b.txt"
 
 
 def test_a_short_flags_argument_is_a_slot_quoted_as_the_shell_needs() -> None:
@@ -159,9 +155,7 @@ def test_a_short_flags_argument_is_a_slot_quoted_as_the_shell_needs() -> None:
     key = "Split a.txt on ':' with awk -F and print $1 of the lines where $7 == \"bash\", to b.txt"
     value = "awk -F: '$7 == \"bash\" {print $1}' a.txt > b.txt"
     new = "Split c.psv on '|' with awk -F and print $3 of the lines where $2 == \"Lyon\", to d.txt"
-    assert adapt(key, value, find_slots(key, value), new).text == (
-        "awk -F'|' '$2 == \"Lyon\" {print $3}' c.psv > d.txt"
-    )
+    assert _adapted(key, value, new).text == ("awk -F'|' '$2 == \"Lyon\" {print $3}' c.psv > d.txt")
 
 
 def test_names_built_on_a_stem_and_counted_nouns_are_parameters() -> None:
@@ -170,12 +164,12 @@ def test_names_built_on_a_stem_and_counted_nouns_are_parameters() -> None:
     key = "Split guests.txt into pieces of 2 lines each, named guestpart_aa, guestpart_ab"
     value = "Split guests.txt into 2-line pieces with prefix guestpart_"
     new = "Split chorus.txt into pieces of 5 lines each, named verse_aa, verse_ab"
-    assert adapt(key, value, find_slots(key, value), new).text == (
+    assert _adapted(key, value, new).text == (
         "Split chorus.txt into 5-line pieces with prefix verse_"
     )
     key, value = value, "split -l 2 guests.txt guestpart_"
     new = "Split chorus.txt into 5-line pieces with prefix verse_"
-    assert adapt(key, value, find_slots(key, value), new).text == "split -l 5 chorus.txt verse_"
+    assert _adapted(key, value, new).text == "split -l 5 chorus.txt verse_"
 
 
 def test_the_one_slot_left_takes_the_one_parameter_left() -> None:
@@ -183,15 +177,13 @@ def test_the_one_slot_left_takes_the_one_parameter_left() -> None:
     left takes the one span left that reads as a parameter, and only then."""
     key, value = "Create an empty file called .env", "touch .env"
     new = "I need an empty file LICENSE in this folder"
-    assert adapt(key, value, find_slots(key, value), new).text == "touch LICENSE"
+    assert _adapted(key, value, new).text == "touch LICENSE"
     key = "Save the first line of server.log that contains ERROR to first_error.txt"
     value = "grep -m 1 ERROR server.log > first_error.txt"
     new = "The first matching line only: search audit.log for DENIED, store it in denied.txt"
-    assert adapt(key, value, find_slots(key, value), new).text == (
-        "grep -m 1 DENIED audit.log > denied.txt"
-    )
+    assert _adapted(key, value, new).text == ("grep -m 1 DENIED audit.log > denied.txt")
     new = "The first matching line only: search audit.log for DENIED or WARN, into denied.txt"
-    assert adapt(key, value, find_slots(key, value), new).unfilled[0] == "ERROR"
+    assert _adapted(key, value, new).unfilled[0] == "ERROR"
 
 
 def test_a_stem_that_starts_several_names_is_not_their_source() -> None:
@@ -199,9 +191,7 @@ def test_a_stem_that_starts_several_names_is_not_their_source() -> None:
     key = "Create a unified diff from config_old.yaml to config_new.yaml, save it as config.patch"
     value = "diff -u config_old.yaml config_new.yaml > config.patch"
     new = "compare draft.md (before) with final.md (after), save the unified diff as edits.diff"
-    assert adapt(key, value, find_slots(key, value), new).text == (
-        "diff -u draft.md final.md > edits.diff"
-    )
+    assert _adapted(key, value, new).text == ("diff -u draft.md final.md > edits.diff")
 
 
 def test_the_sentence_says_which_file_is_read_and_which_written() -> None:
@@ -210,27 +200,27 @@ def test_the_sentence_says_which_file_is_read_and_which_written() -> None:
     key = "Pretty-print response.json with 4-space indentation and save it as response_pretty.json"
     value = "Pretty-print response.json with 4-space indent into response_pretty.json"
     new = "Format the JSON in openapi_raw.json nicely (indent 4) into openapi.json"
-    assert adapt(key, value, find_slots(key, value), new).text == (
+    assert _adapted(key, value, new).text == (
         "Pretty-print openapi_raw.json with 4-space indent into openapi.json"
     )
     key, value = "Rename notes.txt to notes_old.txt", "mv notes.txt notes_old.txt"
     new = "Rename report-v2.txt to report.txt"
-    assert adapt(key, value, find_slots(key, value), new).text == "mv report-v2.txt report.txt"
+    assert _adapted(key, value, new).text == "mv report-v2.txt report.txt"
     # One verb of writing, one destination: the last file it reaches ("in scores.json" is
     # where the player is found, "to top_player.txt" where it goes).
     key = "Write the player with the highest score in scores.json to top_player.txt"
     value = "jq -r 'max_by(.score) | .player' scores.json > top_player.txt"
     new = "Which entry in hills.json has the highest score? Its name should go into best.txt"
-    assert adapt(key, value, find_slots(key, value), new).text.endswith("hills.json > best.txt")
+    assert _adapted(key, value, new).text.endswith("hills.json > best.txt")
 
 
 def test_a_parameter_the_row_has_no_place_for_lowers_its_fit() -> None:
     """ "then set the build number to 0" asks for more than a row that only bumps the patch."""
     key = "Bump the patch number of the version in version.txt"
     value = "Add one to the third dot-separated field of version.txt and write it back"
-    plain = adapt(key, value, find_slots(key, value), key.replace("version.txt", "chart.txt"))
+    plain = _adapted(key, value, key.replace("version.txt", "chart.txt"))
     new = "Bump the patch number of the version in chart.txt, then set the build number to 0"
-    more = adapt(key, value, find_slots(key, value), new)
+    more = _adapted(key, value, new)
     assert more.fit < DEFAULT_THRESHOLD < plain.fit
 
 
@@ -249,13 +239,11 @@ def test_a_parameter_the_row_has_no_place_for_stops_meaning_too() -> None:
         "awk '{print FILENAME \":\" $0}' a.txt",
     )
     new = "Put the lines of b.txt, each one preceded by its file name and ':', on screen"
-    assert adapt(key, value, find_slots(key, value), new).rescue == 1.0
+    assert _adapted(key, value, new).rescue == 1.0
     key = "Write the date 30 days after 2024-01-10 to due.txt"
     value = "date -u -d '2024-01-10 +30 days' +%F > due.txt"
     new = "Write the date 90 days after 2024-11-05 to exp.txt in {} form"
-    iso, bare = (
-        adapt(key, value, find_slots(key, value), new.format(f)) for f in ("ISO 8601", "8601")
-    )
+    iso, bare = (_adapted(key, value, new.format(f)) for f in ("ISO 8601", "8601"))
     assert iso.fit > DEFAULT_THRESHOLD > bare.fit
 
 
@@ -274,7 +262,7 @@ def test_a_field_the_value_reads_is_a_parameter_the_input_must_give() -> None:
         key, value, slots, "Sort the array in jobs.json into jobs_sorted.json"
     ).unfilled == ["age"]
     key, value = "Add up the qty of cart.json", "python3 -c \"print(sum(i['qty'] for i in x))\""
-    assert adapt(key, value, find_slots(key, value), "Add up cart.json").unfilled == ["qty"]
+    assert _adapted(key, value, "Add up cart.json").unfilled == ["qty"]
 
 
 def test_a_version_number_is_a_number_not_a_file() -> None:
@@ -282,15 +270,15 @@ def test_a_version_number_is_a_number_not_a_file() -> None:
     key = "Load a.json with json, set its version key to the string 1.5.0, write it back to a.json"
     value = "python3 -c \"import json; d = json.load(open('a.json')); d['version'] = '1.5.0'\""
     new = "Load t.json with json, set its accent key to the string teal, write it back to t.json"
-    result = adapt(key, value, find_slots(key, value), new)
+    result = _adapted(key, value, new)
     assert "'1.5.0'" in result.text and result.unfilled == ["1.5.0"]
     new = "Load b.json with json, set its version key to the string 2.10.3, write it back to b.json"
-    assert "'2.10.3'" in adapt(key, value, find_slots(key, value), new).text
+    assert "'2.10.3'" in _adapted(key, value, new).text
 
 
 def test_a_parameter_without_counterpart_is_reported() -> None:
     key, value = "Make run.sh executable", "chmod +x run.sh"
-    result = adapt(key, value, find_slots(key, value), "Make it executable")
+    result = _adapted(key, value, "Make it executable")
     assert result.text == value and result.unfilled == ["run.sh"]
 
 
@@ -398,7 +386,7 @@ def test_a_near_miss_leaves_no_row_to_guess_from() -> None:
 def test_inflections_synonyms_and_compounds_meet(key, value, reworded) -> None:
     """Other inflections (`converted`), synonyms (`digest` for `hash`), `sha-256` for `sha256`
     and the parts of `base64-encode` count as the key's words."""
-    assert adapt(key, value, find_slots(key, value), reworded).fit >= DEFAULT_THRESHOLD
+    assert _adapted(key, value, reworded).fit >= DEFAULT_THRESHOLD
 
 
 def test_a_tool_name_the_key_does_not_say_lowers_the_fit() -> None:
@@ -444,7 +432,7 @@ def test_sibling_rows_tell_a_name_from_a_word_of_the_operation() -> None:
     assert (
         adapt(key, value, found[2], reworded).text == "Strip trailing whitespace from Makefile.am"
     )
-    assert "kill" in adapt(key, value, find_slots(key, value), reworded).text
+    assert "kill" in _adapted(key, value, reworded).text
 
 
 def test_a_name_is_placed_by_the_words_around_it_or_not_at_all() -> None:
@@ -469,44 +457,34 @@ def test_file_slots_follow_extension_and_derivation_not_order() -> None:
     key = "Pretty-print response.json with 4-space indentation and save it as response_pretty.json"
     value = "python3 -m json.tool response.json > response_pretty.json"
     new = "make event_readable.json: the same data as event.json but pretty printed"
-    assert adapt(key, value, find_slots(key, value), new).text.endswith(
-        "event.json > event_readable.json"
-    )
+    assert _adapted(key, value, new).text.endswith("event.json > event_readable.json")
     key, value = (
         "Join the lines of tags.txt into one line in tags.csv",
         "paste -sd, tags.txt > tags.csv",
     )
     new = "header_row.csv <- column_names.txt lines joined"
-    assert (
-        adapt(key, value, find_slots(key, value), new).text
-        == "paste -sd, column_names.txt > header_row.csv"
-    )
+    assert _adapted(key, value, new).text == "paste -sd, column_names.txt > header_row.csv"
 
 
 def test_slots_with_equal_evidence_pair_in_order() -> None:
     key = "Concatenate intro.md body.md outro.md into article.md"
     value = "cat intro.md body.md outro.md > article.md"
     new = "Concatenate cover.txt contents.txt epilogue.txt into booklet.txt"
-    assert (
-        adapt(key, value, find_slots(key, value), new).text
-        == "cat cover.txt contents.txt epilogue.txt > booklet.txt"
-    )
+    assert _adapted(key, value, new).text == "cat cover.txt contents.txt epilogue.txt > booklet.txt"
     key, value = "Write the integers from 1 to 20, one per line, into ids.txt", "seq 1 20 > ids.txt"
     new = "fill ports.txt with the port numbers 8080 through 8090 inclusive, one per line"
-    assert adapt(key, value, find_slots(key, value), new).text == "seq 8080 8090 > ports.txt"
+    assert _adapted(key, value, new).text == "seq 8080 8090 > ports.txt"
     # "up to 100" ~ "up to 275": a shared stop word before a number says which it is.
     key = "need a file steps.lst listing 10, 20, 30 and so on up to 100, each on its own line"
     value = "seq 10 10 100 > steps.lst"
     new = "Could you list the multiples of 25 from 25 up to 275 in quarters.txt?"
-    assert adapt(key, value, find_slots(key, value), new).text == "seq 25 25 275 > quarters.txt"
+    assert _adapted(key, value, new).text == "seq 25 25 275 > quarters.txt"
 
 
 def test_a_file_after_into_is_where_a_derived_name_goes() -> None:
     key, value = "Base64-encode secret.txt into secret.b64", "base64 secret.txt > secret.b64"
     new = "Produce cert.der.base64 holding the base64 encoding of cert.der"
-    assert (
-        adapt(key, value, find_slots(key, value), new).text == "base64 cert.der > cert.der.base64"
-    )
+    assert _adapted(key, value, new).text == "base64 cert.der > cert.der.base64"
 
 
 def test_words_trading_places_around_others_turn_the_operation_around() -> None:
@@ -519,11 +497,11 @@ def test_words_trading_places_around_others_turn_the_operation_around() -> None:
         "mounts.txt has one file path per line; write only the directory part of each path "
         "(strip the final file name) to dirs.txt"
     )
-    turned = adapt(key, value, find_slots(key, value), new)
+    turned = _adapted(key, value, new)
     assert turned.fit < DEFAULT_THRESHOLD and turned.contradicted
     # A clause moved to the front is the same request in other words.
     key, value = "Delete every file listed in stale.txt", "xargs rm -f < stale.txt"
-    moved = adapt(key, value, find_slots(key, value), "Using the list in old.txt, delete each file")
+    moved = _adapted(key, value, "Using the list in old.txt, delete each file")
     assert not moved.contradicted
 
 
@@ -545,17 +523,17 @@ def test_a_negation_of_what_the_key_does_not_say_adds_a_detail() -> None:
     key = "Create a git repository in the ledger folder and set its user.name to Grace Hopper"
     value = "git init ledger && git -C ledger config user.name 'Grace Hopper'"
     new = "Make blogsite a repository whose git user.name is Linus Torvalds (local, not global)"
-    assert not adapt(key, value, find_slots(key, value), new).contradicted
+    assert not _adapted(key, value, new).contradicted
     key, value = "Write the lines of a.txt that contain ERROR to b.txt", "grep ERROR a.txt > b.txt"
     new = "Write the lines of c.txt that do not contain WARN to d.txt"
-    assert adapt(key, value, find_slots(key, value), new).contradicted
+    assert _adapted(key, value, new).contradicted
 
 
 def test_a_removal_verb_is_the_opposite_of_append() -> None:
     key = "secret.txt must not end with a newline character, so strip the last one"
     value = "truncate -s -1 secret.txt"
     new = "ledger.txt has no line break after its last line; append one"
-    assert adapt(key, value, find_slots(key, value), new).contradicted
+    assert _adapted(key, value, new).contradicted
 
 
 def test_a_word_said_in_another_form_keeps_the_value_spelling() -> None:
@@ -564,7 +542,7 @@ def test_a_word_said_in_another_form_keeps_the_value_spelling() -> None:
     key = "Delete all empty lines from config.ini"
     value = "Remove blank lines from config.ini in place"
     new = "Remove every blank line in queries.sql, modifying the file directly"
-    adapted = adapt(key, value, find_slots(key, value), new)
+    adapted = _adapted(key, value, new)
     assert adapted.text == "Remove blank lines from queries.sql in place"
 
 
@@ -572,7 +550,7 @@ def test_everything_except_a_thing_negates_it() -> None:
     key = "Remove all digits from labels.txt and write the result to labels_clean.txt"
     value = "tr -d '[:digit:]' < labels.txt > labels_clean.txt"
     new = "Remove everything except the digits from refs.txt and write the result to nums.txt"
-    assert adapt(key, value, find_slots(key, value), new).fit < DEFAULT_THRESHOLD
+    assert _adapted(key, value, new).fit < DEFAULT_THRESHOLD
 
 
 def test_other_words_in_the_same_frame_are_another_operation() -> None:
@@ -629,6 +607,11 @@ def test_the_loss_grades_outcomes() -> None:
 
 
 # ---- the real coder --------------------------------------------------------------------------
+def _adapted(key: str, value: str, new: str):
+    """The row (key, value), its slots found as at its creation, adapted to `new`."""
+    return adapt(key, value, find_slots(key, value), new)
+
+
 def _coder(root: Path, rows: dict[str, list[tuple[str, str]]] | None = None) -> Trainer:
     """A fresh copy of the built-in coder (seed experience), optionally with extra rows."""
     directory = modules.new("c", template="coder", target=root / "module")
@@ -814,10 +797,7 @@ def test_the_key_as_a_template_moves_a_parameter_of_several_words_whole() -> Non
     new = (
         "Delete the lines from the one matching <!-- a --> through the one matching #end in x.html"
     )
-    assert (
-        adapt(key, value, find_slots(key, value), new).text
-        == "sed -i '/<!-- a -->/,/#end/d' x.html"
-    )
+    assert _adapted(key, value, new).text == "sed -i '/<!-- a -->/,/#end/d' x.html"
     key, value = "Replace the file a.json with a symbolic link to b.json", "ln -sf b.json a.json"
     new = "Replace the file Caddyfile with a symbolic link to Caddyfile.staging"
     assert adapt(key, value, [], new).text == "ln -sf Caddyfile.staging Caddyfile"
@@ -827,10 +807,10 @@ def test_a_template_gap_is_a_parameter_the_value_repeats() -> None:
     # Words added around a one-word parameter are not the parameter: the value stays as is.
     key, value = "Count the lines of notes.txt into count.txt", "wc -l < notes.txt > count.txt"
     new = "Count the lines of auth.log containing denied into n.txt"
-    assert "containing" not in adapt(key, value, find_slots(key, value), new).text
+    assert "containing" not in _adapted(key, value, new).text
     # Another word of the operation ("last" for "first") is not a parameter.
     key, value = "Write the first 3 lines of a.txt to b.txt", "head -n 3 a.txt > b.txt"
-    other = adapt(key, value, find_slots(key, value), "Write the last 3 lines of c.txt to d.txt")
+    other = _adapted(key, value, "Write the last 3 lines of c.txt to d.txt")
     assert other.fit < DEFAULT_THRESHOLD
 
 
@@ -839,7 +819,7 @@ def test_prior_to_is_not_after() -> None:
     key = "Write the date 30 days after 2024-03-01 to due.txt"
     value = "date -u -d '2024-03-01 +30 days' +%F > due.txt"
     new = "Write the date 60 days prior to 2024-04-15 into notice.txt"
-    assert adapt(key, value, find_slots(key, value), new).contradicted
+    assert _adapted(key, value, new).contradicted
 
 
 def test_b_instead_of_a_converts_from_a_to_b() -> None:
@@ -848,11 +828,11 @@ def test_b_instead_of_a_converts_from_a_to_b() -> None:
     key = "data.csv has Windows line endings; change them to Unix ones in place"
     value = "Convert CRLF to LF in data.csv"
     new = "export.csv needs Windows (CRLF) line endings instead of Unix ones; change it in place"
-    assert adapt(key, value, find_slots(key, value), new).contradicted
+    assert _adapted(key, value, new).contradicted
     key, value = "Convert script.sh from CRLF to LF line endings", "Convert CRLF to LF in script.sh"
     new = "Fix deploy.py so it uses LF newlines instead of CRLF"
-    assert not adapt(key, value, find_slots(key, value), new).contradicted
-    assert adapt(key, value, find_slots(key, value), "Convert a.cmd from LF to CRLF").contradicted
+    assert not _adapted(key, value, new).contradicted
+    assert _adapted(key, value, "Convert a.cmd from LF to CRLF").contradicted
 
 
 def test_two_words_that_trade_places_turn_the_row_around() -> None:
@@ -879,7 +859,7 @@ def test_a_negated_parameter_is_compared_as_the_input_fills_it() -> None:
     key = "Create the tarball site.tar.gz from inside public, so its entries are not public/"
     value = "tar -czf site.tar.gz -C public ."
     new = "Create the tarball out.tgz from inside build_out, so its entries are not build_out/"
-    adapted = adapt(key, value, find_slots(key, value), new)
+    adapted = _adapted(key, value, new)
     assert not adapted.contradicted and adapted.text == "tar -czf out.tgz -C build_out ."
 
 
@@ -888,5 +868,5 @@ def test_a_file_named_after_a_parameter_follows_its_fill() -> None:
     key = "Replace colour with color in readme.txt, saving the original as readme.txt.bak"
     value = "sed -i.bak 's/colour/color/g' readme.txt"
     new = "Replace Bob with Alice in chapter1.md, saving the original as chapter1.md.bak"
-    adapted = adapt(key, value, find_slots(key, value), new)
+    adapted = _adapted(key, value, new)
     assert adapted.text == "sed -i.bak 's/Bob/Alice/g' chapter1.md" and adapted.fit > 0.5

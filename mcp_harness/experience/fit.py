@@ -6,6 +6,7 @@ frame). `slots.adapt` measures it after filling the row's slots."""
 from __future__ import annotations
 
 import difflib
+import itertools
 from dataclasses import dataclass
 
 from mcp_harness.experience.keywords import canonical, opposite
@@ -148,14 +149,11 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams, value: str 
     # after its acronym ("ISO 8601") is a name, not a parameter.
     key_lowers = {t.lower for t in key} | {d for t in key if (d := _derived(t, fills))}
     key_lowers |= {t.lower for t in tokenize(value)}
-    new_all = streams[1]
+    named = {id(b) for a, b in itertools.pairwise(streams[1]) if b.kind == "num" and _acronym(a)}
     for j, token in enumerate(new):
         held = token.lower in key_lowers or (token.kind == "str" and token.text in value)
-        if token.kind in DISTINCTIVE and j not in fill_at and not held:
-            at = next((i for i, t in enumerate(new_all) if t is token), 0)
-            named = token.kind == "num" and at > 0 and _acronym(new_all[at - 1])
-            if not named:
-                vetoes *= UNUSED
+        if token.kind in DISTINCTIVE and j not in fill_at and not held and id(token) not in named:
+            vetoes *= UNUSED
     union = len(key) + len(new) - matched
     overlap = matched / union if union else 0.0
     words = sum(t.kind == "word" for t in key) + sum(t.kind == "word" for t in new) - kin
@@ -170,6 +168,7 @@ def measure(key, new, aligned, slots, fills, negated: bool, streams, value: str 
 
 
 def _acronym(token: Token) -> bool:
+    """Whether a word is an acronym in capitals (ISO, RFC): what a standard's number follows."""
     return (
         token.kind == "word"
         and len(token.text) > 1
